@@ -1,0 +1,39 @@
+"""VibeMUSE: the real-time communication server of a text game world."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="vibemuse",
+    version="0.1.0",
+    description="Real-time, federated communication server for MUSE/MUSH-style games",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["vibemuse", "vibemuse.*"]) + ["vibemuse.spec"],
+    # spec/ is the single source of truth for the wire format; the server
+    # loads its schemas at start, so the files ship inside the package.
+    package_dir={"vibemuse.spec": "spec"},
+    package_data={
+        "vibemuse.spec": ["*.md", "*.json", "v1/*.md", "v1/*.json", "v1/**/*.json"],
+        "vibemuse.storage": ["migrations/*.py", "migrations/versions/*.py"],
+    },
+    include_package_data=True,
+    install_requires=[
+        "tornado>=6.4,<7",
+        "sqlalchemy>=2.0,<3",
+        "psycopg2-binary>=2.9",
+        "cryptography>=42",
+        "marshmallow>=3.20",
+        "alembic>=1.13",
+        "jsonschema>=4.18",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-tornado>=0.8.1",
+            "hypothesis>=6.100",
+            "signedjson>=1.1.4",
+        ],
+    },
+    entry_points={"console_scripts": ["vibemuse = vibemuse.cli:main"]},
+)

@@ -1,0 +1,5 @@
+import sys
+
+from vibemuse.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""The composition root: builds one VibeMUSE server from a ``Config``.
+
+``VibeMuseServer.create`` opens the database (checking the schema), makes
+sure the default room exists, wires the services, and ``make_application``
+builds the Tornado route table. Tests build exactly the same object with a
+test config; ``vibemuse serve`` adds signal handling around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from vibemuse.clock import Clock, system_clock_ms
+from vibemuse.config import Config
+from vibemuse.context import ServerContext
+from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, RegisterHandler
+from vibemuse.handlers.base import NotFoundHandler
+from vibemuse.handlers.rooms import RoomHandler, RoomsHandler
+from vibemuse.handlers.versions import VersionsHandler
+from vibemuse.handlers.websocket import ClientSocketHandler
+from vibemuse.protocol.errors import CloseCode
+from vibemuse.realtime.connections import ConnectionRegistry
+from vibemuse.realtime.heartbeat import Heartbeat
+from vibemuse.realtime.ids import IdSource
+from vibemuse.services.accounts import AccountService
+from vibemuse.services.passwords import PasswordHasher
+from vibemuse.services.rooms import RoomService
+from vibemuse.specfiles import load_schema_set
+from vibemuse.storage import Storage, create_database_engine, ensure_schema
+
+log = logging.getLogger(__name__)
+
+ROUTES = (
+    (r"/api/versions", VersionsHandler),
+    (r"/api/auth/register", RegisterHandler),
+    (r"/api/auth/login", LoginHandler),
+    (r"/api/auth/logout", LogoutHandler),
+    (r"/api/users/me", MeHandler),
+    (r"/api/rooms", RoomsHandler),
+    (r"/api/rooms/([^/]+)", RoomHandler),
+    (r"/api/ws", ClientSocketHandler),
+)
+
+
+def make_application(context: ServerContext) -> tornado.web.Application:
+    handlers = [(pattern, handler, {"context": context}) for pattern, handler in ROUTES]
+    return tornado.web.Application(
+        handlers,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"context": context},
+        websocket_max_message_size=context.config.max_frame_bytes,
+        compress_response=False,
+    )
+
+
+def _close_sockets_of_token(registry: ConnectionRegistry, token_hash: str) -> None:
+    registry.close_token(token_hash, CloseCode.LOGGED_OUT, "logged out")
+
+
+@dataclass
+class VibeMuseServer:
+    context: ServerContext
+    application: tornado.web.Application
+    heartbeat: Heartbeat
+    http_server: tornado.httpserver.HTTPServer | None = None
+
+    @classmethod
+    async def create(
+        cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None
+    ) -> "VibeMuseServer":
+        engine = create_database_engine(config.resolved_database_url, pool_size=config.database_threads)
+        await asyncio.to_thread(ensure_schema, engine, auto_migrate=config.auto_migrate)
+        storage = Storage(engine, threads=config.database_threads)
+        registry = ConnectionRegistry()
+        rooms = RoomService(storage, server_name=config.server_name, clock=clock, online_users=registry.online_user_ids)
+        default_room = await rooms.ensure_default_room(config.default_room_name, config.default_room_description)
+        accounts = AccountService(
+            storage,
+            server_name=config.server_name,
+            default_room_id=default_room.room_id,
+            token_lifetime_ms=config.token_lifetime_seconds * 1000,
+            password_min_length=config.password_min_length,
+            hasher=hasher or PasswordHasher(),
+            clock=clock,
+            on_token_revoked=lambda token_hash: _close_sockets_of_token(registry, token_hash),
+        )
+        context = ServerContext(
+            config=config,
+            storage=storage,
+            schemas=load_schema_set("v1"),
+            registry=registry,
+            accounts=accounts,
+            rooms=rooms,
+            clock=clock,
+            frame_ids=IdSource("f"),
+        )
+        heartbeat = Heartbeat(
+            registry, interval=config.heartbeat_interval_seconds, timeout=config.heartbeat_timeout_seconds
+        )
+        return cls(context=context, application=make_application(context), heartbeat=heartbeat)
+
+    def listen(self, port: int | None = None, address: str | None = None) -> int:
+        """Start serving; returns the bound port (useful with port 0)."""
+        config = self.context.config
+        self.http_server = tornado.httpserver.HTTPServer(
+            self.application, max_body_size=config.max_http_body_bytes + 1024, xheaders=False
+        )
+        sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host)
+        self.http_server.add_sockets(sockets)
+        self.heartbeat.start()
+        return sockets[0].getsockname()[1]
+
+    async def shutdown(self) -> None:
+        """Stop accepting, close every socket with 1001, let writes drain, close the database."""
+        if self.http_server is not None:
+            self.http_server.stop()
+        self.heartbeat.stop()
+        registry = self.context.registry
+        closing = registry.close_all(CloseCode.GOING_AWAY, "server shutting down")
+        deadline = asyncio.get_running_loop().time() + self.context.config.shutdown_grace_seconds
+        while len(registry) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        if self.http_server is not None:
+            await self.http_server.close_all_connections()
+        await asyncio.to_thread(self.context.storage.close)
+        log.info("shut down: %d sockets closed", closing)

@@ -1,0 +1,179 @@
+"""The ``vibemuse`` command: serve, migrate, and look after users.
+
+Every subcommand reads the same configuration (defaults < config file <
+``VIBEMUSE_*`` environment < flags), so ``vibemuse user create`` run beside a
+server with the same ``--data-dir`` talks to that server's database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from vibemuse import SOFTWARE_NAME, __version__
+from vibemuse.config import Config, ConfigError, load_config, write_initial_config
+
+log = logging.getLogger("vibemuse")
+
+EPILOG = """\
+configuration: defaults < config file (<data-dir>/vibemuse.toml or --config)
+               < VIBEMUSE_<SETTING> environment variables < flags.
+examples:
+  vibemuse serve                          # ./data, SQLite, http://127.0.0.1:4201
+  vibemuse serve --port 4202 --data-dir data2 --server-name muse2.localhost
+  vibemuse user create wizard --admin     # asks for the password
+  vibemuse migrate --database-url postgresql://postgres@127.0.0.1/vibemuse
+"""
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration")
+    group.add_argument("--config", metavar="FILE", help="config file (default: <data-dir>/vibemuse.toml)")
+    group.add_argument("--data-dir", metavar="DIR", help="folder for the database, key and config (default: ./data)")
+    group.add_argument("--database-url", metavar="URL",
+                       help="SQLAlchemy URL (default: SQLite file <data-dir>/vibemuse.db)")
+    group.add_argument("--server-name", metavar="NAME",
+                       help="this server's name, part of every user id (default: localhost)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vibemuse",
+        description=f"{SOFTWARE_NAME} {__version__}: real-time communication server for text game worlds.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the server", description="Run the server until SIGTERM or SIGINT.")
+    _common_options(serve)
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: 4201)")
+    serve.add_argument("--migrate", dest="auto_migrate", action="store_const", const=True,
+                       help="upgrade an out-of-date database schema instead of refusing to start")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema to this version's")
+    _common_options(migrate)
+
+    user = commands.add_parser("user", help="manage user accounts")
+    user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    create = user_commands.add_parser(
+        "create", help="create an account", description="Create an account. The password is asked for "
+        "on a terminal, or read as one line from standard input.")
+    _common_options(create)
+    create.add_argument("username")
+    role = create.add_mutually_exclusive_group()
+    role.add_argument("--admin", dest="role", action="store_const", const="admin", help="make an admin")
+    role.add_argument("--builder", dest="role", action="store_const", const="builder", help="make a builder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {key: value for key, value in vars(args).items() if value is not None}
+    try:
+        config, config_path = load_config(flags)
+    except ConfigError as error:
+        print(f"vibemuse: {error}", file=sys.stderr)
+        return 2
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    handler = {"serve": _serve, "migrate": _migrate, "user": _user}[args.command]
+    try:
+        return handler(args, config, config_path)
+    except (ConfigError, OSError) as error:
+        print(f"vibemuse: {error}", file=sys.stderr)
+        return 1
+
+
+def _prepare_data_dir(config: Config, config_path: Path) -> None:
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    if not config_path.exists():
+        write_initial_config(config_path, config)
+        log.info("wrote %s", config_path)
+
+
+def _serve(args: argparse.Namespace, config: Config, config_path: Path) -> int:
+    from vibemuse.app import VibeMuseServer
+    from vibemuse.storage import SchemaOutOfDate
+
+    _prepare_data_dir(config, config_path)
+
+    async def run() -> int:
+        try:
+            server = await VibeMuseServer.create(config)
+        except SchemaOutOfDate as error:
+            print(f"vibemuse: {error}", file=sys.stderr)
+            return 3
+        port = server.listen()
+        log.info("%s %s serving %s on http://%s:%d (ws: /api/ws)",
+                 SOFTWARE_NAME, __version__, config.server_name, config.host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        await server.shutdown()
+        return 0
+
+    return asyncio.run(run())
+
+
+def _migrate(args: argparse.Namespace, config: Config, config_path: Path) -> int:
+    from vibemuse.storage import create_database_engine, schema_status, upgrade
+
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    engine = create_database_engine(config.resolved_database_url, pool_size=1)
+    before = schema_status(engine)
+    upgrade(engine)
+    after = schema_status(engine)
+    engine.dispose()
+    print(f"database schema: {before.current or 'empty'} -> {after.current}")
+    return 0
+
+
+def _read_password(username: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"password for {username}: ")
+        if first != getpass.getpass("again: "):
+            raise ConfigError("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _user(args: argparse.Namespace, config: Config, config_path: Path) -> int:
+    from vibemuse.app import VibeMuseServer
+    from vibemuse.protocol.errors import ProtocolError
+
+    _prepare_data_dir(config, config_path)
+    password = _read_password(args.username)
+
+    async def create() -> Any:
+        server = await VibeMuseServer.create(config)
+        try:
+            return await server.context.accounts.create_user(args.username, password, role=args.role or "player")
+        finally:
+            await server.shutdown()
+
+    try:
+        user = asyncio.run(create())
+    except ProtocolError as error:
+        print(f"vibemuse: {error.message} ({error.code})", file=sys.stderr)
+        return 1
+    print(f"created {user.role} {user.user_id}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

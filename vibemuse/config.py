@@ -1,0 +1,168 @@
+"""Configuration: defaults < config file < environment < command-line flags.
+
+The config file is TOML (``<data_dir>/vibemuse.toml`` unless ``--config``
+names another); it is written with the effective server name and port the
+first time a server starts with an empty data folder. Each setting can also
+come from an environment variable ``VIBEMUSE_<NAME>`` (upper case), and the
+most used ones from flags of ``vibemuse serve``. marshmallow checks the merged
+result, so a typo or an out-of-range value stops the server with a message
+that names the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
+
+from vibemuse.protocol.ids import is_valid_server_name
+
+CONFIG_FILE_NAME = "vibemuse.toml"
+ENV_PREFIX = "VIBEMUSE_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+@dataclass(frozen=True)
+class Config:
+    server_name: str = "localhost"
+    host: str = "127.0.0.1"
+    port: int = 4201
+    data_dir: str = "data"
+    database_url: str = ""  # empty: SQLite file <data_dir>/vibemuse.db
+    signing_key_path: str = ""  # empty: <data_dir>/signing.key
+    auto_migrate: bool = False
+    default_room_name: str = "Town Square"
+    default_room_description: str = "The heart of town, where every newcomer arrives."
+    token_lifetime_seconds: int = 30 * 24 * 3600
+    auth_timeout_seconds: float = 10.0
+    heartbeat_interval_seconds: float = 25.0
+    heartbeat_timeout_seconds: float = 60.0
+    max_frame_bytes: int = 64 * 1024
+    max_http_body_bytes: int = 256 * 1024
+    max_connections_per_user: int = 10
+    password_min_length: int = 8
+    database_threads: int = 4
+    shutdown_grace_seconds: float = 5.0
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return "sqlite:///" + str(Path(self.data_dir).resolve() / "vibemuse.db")
+
+    @property
+    def resolved_signing_key_path(self) -> Path:
+        return Path(self.signing_key_path) if self.signing_key_path else Path(self.data_dir) / "signing.key"
+
+
+def _server_name_ok(value: str) -> bool:
+    if not is_valid_server_name(value):
+        raise ValidationError("must be a host name or IP literal, with an optional :port")
+    return True
+
+
+class ConfigSchema(Schema):
+    """Types and ranges of every setting; unknown settings are errors."""
+
+    class Meta:
+        unknown = RAISE
+
+    server_name = fields.String(validate=_server_name_ok)
+    host = fields.String(validate=validate.Length(min=1))
+    port = fields.Integer(validate=validate.Range(0, 65535))
+    data_dir = fields.String(validate=validate.Length(min=1))
+    database_url = fields.String()
+    signing_key_path = fields.String()
+    auto_migrate = fields.Boolean()
+    default_room_name = fields.String(validate=validate.Length(min=1, max=100))
+    default_room_description = fields.String(validate=validate.Length(max=4000))
+    token_lifetime_seconds = fields.Integer(validate=validate.Range(60, 10 * 365 * 24 * 3600))
+    auth_timeout_seconds = fields.Float(validate=validate.Range(0.05, 600))
+    heartbeat_interval_seconds = fields.Float(validate=validate.Range(0.05, 3600))
+    heartbeat_timeout_seconds = fields.Float(validate=validate.Range(0.1, 7200))
+    max_frame_bytes = fields.Integer(validate=validate.Range(1024, 16 * 1024 * 1024))
+    max_http_body_bytes = fields.Integer(validate=validate.Range(1024, 64 * 1024 * 1024))
+    max_connections_per_user = fields.Integer(validate=validate.Range(1, 1000))
+    password_min_length = fields.Integer(validate=validate.Range(8, 1024))
+    database_threads = fields.Integer(validate=validate.Range(1, 64))
+    shutdown_grace_seconds = fields.Float(validate=validate.Range(0, 300))
+    log_level = fields.String(validate=validate.OneOf(["debug", "info", "warning", "error"]))
+
+    @post_load
+    def _make(self, values: dict[str, Any], **_: Any) -> Config:
+        config = Config(**values)
+        if config.heartbeat_timeout_seconds <= config.heartbeat_interval_seconds:
+            raise ValidationError("must be longer than heartbeat_interval_seconds", "heartbeat_timeout_seconds")
+        return config
+
+
+SETTINGS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(Config))
+
+
+def settings_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings given as ``VIBEMUSE_<NAME>`` variables (other variables are ignored)."""
+    return {name: environ[ENV_PREFIX + name.upper()] for name in SETTINGS if ENV_PREFIX + name.upper() in environ}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+
+
+def config_file_path(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Path:
+    explicit = flags.get("config") or environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        return Path(explicit)
+    data_dir = flags.get("data_dir") or environ.get(ENV_PREFIX + "DATA_DIR") or Config.data_dir
+    return Path(data_dir) / CONFIG_FILE_NAME
+
+
+def load_config(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> tuple[Config, Path]:
+    """Merge the layers and validate them. Returns the config and its file's path
+    (which may not exist yet)."""
+    environ = os.environ if environ is None else environ
+    path = config_file_path(flags, environ)
+    if flags.get("config") and not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    merged: dict[str, Any] = read_config_file(path) if path.exists() else {}
+    merged.update(settings_from_env(environ))
+    merged.update({name: value for name, value in flags.items() if name in SETTINGS and value is not None})
+    try:
+        return ConfigSchema().load(merged), path
+    except ValidationError as error:
+        problems = "; ".join(f"{name}: {' '.join(map(str, why))}" for name, why in sorted(error.messages.items()))
+        raise ConfigError(f"invalid configuration ({problems})") from None
+
+
+def write_initial_config(path: Path, config: Config) -> None:
+    """Write a commented config file holding the identity of this server."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# VibeMUSE configuration, written on first start.",
+        "# Every setting may also be set by VIBEMUSE_<NAME> or a flag of `vibemuse serve`.",
+        "# The server name is part of every user id: do not change it once users exist.",
+        f"server_name = {json.dumps(config.server_name)}",
+        f"host = {json.dumps(config.host)}",
+        f"port = {config.port}",
+        "",
+        "# Defaults of the other settings, for reference:",
+    ]
+    for field in dataclasses.fields(Config):
+        if field.name not in {"server_name", "host", "port", "data_dir"}:
+            lines.append(f"# {field.name} = {json.dumps(field.default)}")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,34 @@
+"""``/api/auth/*`` and ``/api/users/me``: accounts and sessions."""
+
+from __future__ import annotations
+
+from vibemuse.handlers.base import ApiHandler
+from vibemuse.handlers.wire import session_to_wire, user_to_wire
+
+
+class RegisterHandler(ApiHandler):
+    async def post(self) -> None:
+        body = self.json_body("register-request")
+        session = await self.context.accounts.register(body["username"], body["password"])
+        self.send_json(session_to_wire(session), status=201)
+
+
+class LoginHandler(ApiHandler):
+    async def post(self) -> None:
+        body = self.json_body("login-request")
+        session = await self.context.accounts.login(body["username"], body["password"])
+        self.send_json(session_to_wire(session))
+
+
+class LogoutHandler(ApiHandler):
+    async def post(self) -> None:
+        principal = await self.principal()
+        await self.context.accounts.logout(principal)
+        self.set_status(204)
+        self.finish()
+
+
+class MeHandler(ApiHandler):
+    async def get(self) -> None:
+        principal = await self.principal()
+        self.send_json({"user": user_to_wire(principal.user), "location": principal.user.location_room_id})

@@ -1,0 +1,119 @@
+"""``ApiHandler``: the base of every HTTP handler.
+
+It parses and validates JSON bodies against spec/, authenticates bearer
+tokens, writes JSON, and maps every failure to the one error body of the
+protocol, ``{"error": {"code", "message", "details"?}}``: a ``ProtocolError``
+keeps its code and status, Tornado's own 404/405 become ``not_found`` and
+``method_not_allowed``, anything else is an ``internal_error`` (logged).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import tornado.web
+
+from vibemuse.context import ServerContext
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.frames import decode_json_object
+from vibemuse.services.accounts import Principal
+
+_STATUS_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED, 413: ErrorCode.PAYLOAD_TOO_LARGE}
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ProtocolError(ErrorCode.INVALID_TOKEN, "The Authorization header must be 'Bearer <token>'.")
+    return token.strip()
+
+
+class ApiHandler(tornado.web.RequestHandler):
+    context: ServerContext
+
+    def initialize(self, context: ServerContext) -> None:
+        self.context = context
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > self.context.config.max_http_body_bytes:
+            raise ProtocolError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"Bodies are at most {self.context.config.max_http_body_bytes} bytes.",
+            )
+
+    def json_body(self, schema: str) -> dict[str, Any]:
+        """The request body, parsed and checked against ``spec/v1/schemas/http/<schema>.json``."""
+        body = decode_json_object(self.request.body or b"", "body")
+        violation = self.context.schemas.body_violation(schema, body)
+        if violation is not None:
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST,
+                f"The body does not match {schema} at {violation.path}: {violation.reason}",
+                details={"path": violation.path},
+            )
+        return body
+
+    def int_argument(self, name: str, default: int, lowest: int, highest: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        if not raw.isdigit() or not lowest <= int(raw) <= highest:
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST, f"'{name}' must be a whole number from {lowest} to {highest}."
+            )
+        return int(raw)
+
+    async def principal(self) -> Principal:
+        token = bearer_token(self.request.headers.get("Authorization"))
+        if token is None:
+            raise ProtocolError(ErrorCode.NOT_AUTHENTICATED, "This endpoint needs 'Authorization: Bearer <token>'.")
+        return await self.context.accounts.authenticate(token)
+
+    def send_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
+
+    # -- errors -----------------------------------------------------------
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, ProtocolError):
+            status_code = error.http_status
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, ProtocolError):
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if not isinstance(error, ProtocolError):
+            code = _STATUS_CODES.get(status_code, ErrorCode.INTERNAL_ERROR)
+            if code is ErrorCode.INTERNAL_ERROR:
+                self.set_status(500)
+            error = ProtocolError(code, _default_message(code))
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": error.to_wire()}, separators=(",", ":")))
+
+
+def _default_message(code: ErrorCode) -> str:
+    return {
+        ErrorCode.NOT_FOUND: "No such endpoint.",
+        ErrorCode.METHOD_NOT_ALLOWED: "This endpoint does not take that method.",
+        ErrorCode.PAYLOAD_TOO_LARGE: "The body is too large.",
+    }.get(code, "The server failed; nothing was changed.")
+
+
+class NotFoundHandler(ApiHandler):
+    """The default handler: every unknown path is a JSON ``not_found``."""
+
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404)

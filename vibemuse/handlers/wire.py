@@ -1,0 +1,44 @@
+"""Records to wire objects (the shapes in spec/v1/schemas/common.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vibemuse.config import Config
+from vibemuse.protocol.frames import format_timestamp
+from vibemuse.services.accounts import Session
+from vibemuse.storage import RoomRecord, UserRecord
+
+
+def user_to_wire(user: UserRecord) -> dict[str, Any]:
+    return {"id": user.user_id, "username": user.username, "role": user.role}
+
+
+def room_to_wire(room: RoomRecord) -> dict[str, Any]:
+    return {
+        "id": room.room_id,
+        "name": room.name,
+        "description": room.description,
+        "createdBy": room.created_by,
+        "createdAt": format_timestamp(room.created_ts),
+    }
+
+
+def session_to_wire(session: Session) -> dict[str, Any]:
+    return {
+        "user": user_to_wire(session.user),
+        "location": session.user.location_room_id,
+        "accessToken": session.access_token,
+        "expiresAt": format_timestamp(session.expires_ts),
+    }
+
+
+def limits_to_wire(config: Config) -> dict[str, int]:
+    return {
+        "maxFrameBytes": config.max_frame_bytes,
+        "maxHttpBodyBytes": config.max_http_body_bytes,
+        "authTimeoutMs": int(config.auth_timeout_seconds * 1000),
+        "heartbeatIntervalMs": int(config.heartbeat_interval_seconds * 1000),
+        "heartbeatTimeoutMs": int(config.heartbeat_timeout_seconds * 1000),
+        "maxConnectionsPerUser": config.max_connections_per_user,
+    }

@@ -1,0 +1,135 @@
+"""The stable error codes of protocol v1, and the exception that carries one.
+
+Every refusal the server makes, over HTTP or WebSocket, names one of these
+codes. The catalogue below is published as ``spec/v1/errors.json``; a test
+fails if the two drift. Codes are part of the wire: they are only ever added,
+never renamed or reused with another meaning.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ErrorCode(enum.StrEnum):
+    BAD_JSON = "bad_json"
+    INVALID_FRAME = "invalid_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_REQUEST = "invalid_request"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    NOT_AUTHENTICATED = "not_authenticated"
+    ALREADY_AUTHENTICATED = "already_authenticated"
+    INVALID_TOKEN = "invalid_token"
+    TOKEN_EXPIRED = "token_expired"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    INVALID_USERNAME = "invalid_username"
+    USERNAME_TAKEN = "username_taken"
+    WEAK_PASSWORD = "weak_password"
+    FORBIDDEN = "forbidden"
+    INVALID_ROOM_ID = "invalid_room_id"
+    ROOM_NOT_FOUND = "room_not_found"
+    INVALID_ROOM_NAME = "invalid_room_name"
+    ROOM_NAME_TAKEN = "room_name_taken"
+    INVALID_CURSOR = "invalid_cursor"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    """What one code means: its HTTP status (for HTTP answers) and when it is used."""
+
+    code: ErrorCode
+    http_status: int
+    description: str
+
+
+ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
+    spec.code: spec
+    for spec in (
+        ErrorSpec(ErrorCode.BAD_JSON, 400, "The body or frame is not valid UTF-8 JSON."),
+        ErrorSpec(ErrorCode.INVALID_FRAME, 400,
+                  "The frame is JSON but does not match the schema of its type."),
+        ErrorSpec(ErrorCode.UNKNOWN_TYPE, 400,
+                  "The frame's type is not a client frame type of this protocol version."),
+        ErrorSpec(ErrorCode.INVALID_REQUEST, 400,
+                  "The HTTP body or query does not match the endpoint's schema."),
+        ErrorSpec(ErrorCode.PAYLOAD_TOO_LARGE, 413, "The HTTP body is larger than the server accepts."),
+        ErrorSpec(ErrorCode.NOT_AUTHENTICATED, 401,
+                  "The request needs an access token and none was given (or, on a socket, "
+                  "the auth frame has not been sent yet)."),
+        ErrorSpec(ErrorCode.ALREADY_AUTHENTICATED, 400, "An auth frame on a socket that is already authenticated."),
+        ErrorSpec(ErrorCode.INVALID_TOKEN, 401, "The access token is unknown, malformed or revoked."),
+        ErrorSpec(ErrorCode.TOKEN_EXPIRED, 401, "The access token was valid but has expired; log in again."),
+        ErrorSpec(ErrorCode.INVALID_CREDENTIALS, 401, "Wrong username or password."),
+        ErrorSpec(ErrorCode.INVALID_USERNAME, 400, "The username breaks the username rules."),
+        ErrorSpec(ErrorCode.USERNAME_TAKEN, 409, "The username is taken (names are unique case-insensitively)."),
+        ErrorSpec(ErrorCode.WEAK_PASSWORD, 400, "The password is empty, too short or too easy to guess."),
+        ErrorSpec(ErrorCode.FORBIDDEN, 403, "The user's role or membership does not allow this."),
+        ErrorSpec(ErrorCode.INVALID_ROOM_ID, 400, "The room id is not a well-formed room id."),
+        ErrorSpec(ErrorCode.ROOM_NOT_FOUND, 404, "No room has this id."),
+        ErrorSpec(ErrorCode.INVALID_ROOM_NAME, 400, "The room name is empty, too long or holds control characters."),
+        ErrorSpec(ErrorCode.ROOM_NAME_TAKEN, 409, "Another room has this name (case-insensitively)."),
+        ErrorSpec(ErrorCode.INVALID_CURSOR, 400, "The pagination cursor is malformed."),
+        ErrorSpec(ErrorCode.UNSUPPORTED_VERSION, 400,
+                  "The client asked only for protocol versions this server does not speak."),
+        ErrorSpec(ErrorCode.TOO_MANY_CONNECTIONS, 429, "The user has as many open sockets as the server allows."),
+        ErrorSpec(ErrorCode.NOT_FOUND, 404, "No such endpoint or resource."),
+        ErrorSpec(ErrorCode.METHOD_NOT_ALLOWED, 405, "The endpoint exists but not with this HTTP method."),
+        ErrorSpec(ErrorCode.INTERNAL_ERROR, 500, "The server failed; nothing was changed. Retry later."),
+    )
+}
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the server uses (RFC 6455 ones and 4000-4999 of ours)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    MESSAGE_TOO_BIG = 1009
+    AUTH_TIMEOUT = 4001
+    AUTH_FAILED = 4002
+    LOGGED_OUT = 4003
+    HEARTBEAT_TIMEOUT = 4004
+    TOO_MANY_CONNECTIONS = 4005
+
+
+CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
+    CloseCode.NORMAL: "The client or server ended the session normally.",
+    CloseCode.GOING_AWAY: "The server is shutting down; reconnect later.",
+    CloseCode.MESSAGE_TOO_BIG: "A frame was larger than limits.maxFrameBytes.",
+    CloseCode.AUTH_TIMEOUT: "No auth frame arrived within limits.authTimeoutMs.",
+    CloseCode.AUTH_FAILED: "The token in the auth frame or header was refused (an error frame says why).",
+    CloseCode.LOGGED_OUT: "The access token this socket used was revoked (logout).",
+    CloseCode.HEARTBEAT_TIMEOUT: "The client answered no ping within limits.heartbeatTimeoutMs.",
+    CloseCode.TOO_MANY_CONNECTIONS: "The user already has limits.maxConnectionsPerUser open sockets.",
+}
+
+
+@dataclass
+class ProtocolError(Exception):
+    """A refusal with a stable code; ``in_reply_to`` names the client frame it answers."""
+
+    code: ErrorCode
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    in_reply_to: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(f"{self.code}: {self.message}")
+
+    @property
+    def http_status(self) -> int:
+        return ERROR_CATALOGUE[self.code].http_status
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``error`` object as it appears in HTTP bodies and error frames."""
+        wire: dict[str, Any] = {"code": str(self.code), "message": self.message}
+        if self.details:
+            wire["details"] = self.details
+        return wire

@@ -1,0 +1,54 @@
+"""Protocol versions as records of feature flags.
+
+Code asks a version what it can do (``version.resume``), never compares
+version strings. A client picks a version with the WebSocket subprotocol
+``vibemuse.<name>``; ``GET /api/versions`` lists what this server speaks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+
+SUBPROTOCOL_PREFIX = "vibemuse."
+
+
+@dataclass(frozen=True)
+class ProtocolVersion:
+    name: str
+    # Feature flags: later minor revisions of v1 switch these on as they land.
+    signed_events: bool = True
+    header_auth: bool = True
+    frame_auth: bool = True
+
+    @property
+    def subprotocol(self) -> str:
+        return SUBPROTOCOL_PREFIX + self.name
+
+
+V1 = ProtocolVersion(name="v1")
+SUPPORTED_VERSIONS: tuple[ProtocolVersion, ...] = (V1,)
+DEFAULT_VERSION = V1
+
+
+def negotiate(offered: Iterable[str]) -> ProtocolVersion:
+    """Pick the version for a socket from the subprotocols the client offered.
+
+    No subprotocol offered means the default version. Offered subprotocols
+    that name none of ours are refused with ``unsupported_version``; the
+    client's own order of preference is honoured.
+    """
+    offered = [item.strip() for item in offered if item.strip()]
+    if not offered:
+        return DEFAULT_VERSION
+    by_subprotocol = {version.subprotocol: version for version in SUPPORTED_VERSIONS}
+    for item in offered:
+        if item in by_subprotocol:
+            return by_subprotocol[item]
+    raise ProtocolError(
+        ErrorCode.UNSUPPORTED_VERSION,
+        "None of the offered subprotocols is spoken here.",
+        details={"offered": offered, "supported": sorted(by_subprotocol)},
+    )

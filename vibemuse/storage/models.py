@@ -1,0 +1,58 @@
+"""The tables, as SQLAlchemy 2.x declarative models.
+
+Alembic migrations in ``migrations/versions`` create and change these tables;
+the models are what queries are written against. Times are integers of
+milliseconds since the epoch (UTC), the same unit the protocol uses.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Room(Base):
+    __tablename__ = "rooms"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(String(300), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_folded: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_ts: Mapped[int] = mapped_column(BigInteger)
+    location_room_id: Mapped[str] = mapped_column(ForeignKey("rooms.room_id"), index=True)
+
+
+class AccessToken(Base):
+    __tablename__ = "access_tokens"
+    __table_args__ = (Index("ix_access_tokens_user_id", "user_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"))
+    created_ts: Mapped[int] = mapped_column(BigInteger)
+    expires_ts: Mapped[int] = mapped_column(BigInteger)
+    revoked_ts: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ServerState(Base):
+    """Small facts about this server that must survive restarts (e.g. the default room)."""
+
+    __tablename__ = "server_state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

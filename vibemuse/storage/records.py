@@ -1,0 +1,50 @@
+"""The records storage hands out: frozen, detached from any session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: str
+    username: str
+    role: str
+    password_hash: str
+    created_ts: int
+    location_room_id: str
+
+
+@dataclass(frozen=True)
+class RoomRecord:
+    seq: int
+    room_id: str
+    name: str
+    description: str
+    created_by: str | None
+    created_ts: int
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_hash: str
+    user_id: str
+    created_ts: int
+    expires_ts: int
+    revoked_ts: int | None
+
+
+class StorageError(Exception):
+    """Base of the domain errors storage raises."""
+
+
+class Conflict(StorageError):
+    """A uniqueness rule would be broken (``what`` names which)."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
+class NotFound(StorageError):
+    pass

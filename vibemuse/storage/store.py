@@ -1,0 +1,283 @@
+"""``Storage``: the one narrow interface the rest of VibeMUSE has to its database.
+
+Theory of operation. Each public method is a domain verb (``create_user``,
+``set_location`` ...) and a coroutine. It runs one ``_txn`` function inside
+one transaction on a worker thread, so database work never blocks the Tornado
+event loop. Writes go to their own executor: one thread on SQLite (a single
+writer, which is all SQLite allows anyway, taking ``BEGIN IMMEDIATE``), a pool
+on PostgreSQL; reads go to a pool on both. The ``_txn`` functions take a
+SQLAlchemy ``Connection`` and return frozen records, never live rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from vibemuse.storage.engine import WRITE
+from vibemuse.storage.models import AccessToken, Room, ServerState, User
+from vibemuse.storage.records import Conflict, NotFound, RoomRecord, TokenRecord, UserRecord
+
+T = TypeVar("T")
+
+rooms = Room.__table__
+users = User.__table__
+access_tokens = AccessToken.__table__
+server_state = ServerState.__table__
+
+
+def fold_name(name: str) -> str:
+    """The form in which names are compared for uniqueness."""
+    return name.casefold()
+
+
+class Storage:
+    def __init__(self, engine: Engine, *, threads: int = 4):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._readers = ThreadPoolExecutor(threads, thread_name_prefix="db-read")
+        writers = 1 if self.dialect == "sqlite" else threads
+        self._writers = ThreadPoolExecutor(writers, thread_name_prefix="db-write")
+
+    # -- plumbing -------------------------------------------------------
+
+    async def _read(self, txn: Callable[..., T], *args: Any) -> T:
+        return await self._submit(self._readers, False, txn, args)
+
+    async def _write(self, txn: Callable[..., T], *args: Any) -> T:
+        return await self._submit(self._writers, True, txn, args)
+
+    async def _submit(self, executor: ThreadPoolExecutor, write: bool, txn: Callable[..., T], args: tuple) -> T:
+        call = functools.partial(self._run, write, txn, args)
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+    def _run(self, write: bool, txn: Callable[..., T], args: tuple) -> T:
+        with self.engine.connect() as connection:
+            if write:
+                connection = connection.execution_options(**WRITE)
+            with connection.begin():
+                return txn(connection, *args)
+
+    def close(self) -> None:
+        """Finish queued work, then release every connection."""
+        self._writers.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+
+    # -- server state ---------------------------------------------------
+
+    async def get_state(self, key: str) -> str | None:
+        return await self._read(_get_state_txn, key)
+
+    async def ensure_default_room(self, room_id: str, name: str, description: str, now_ms: int) -> RoomRecord:
+        """The room new characters start in: made on the first start, the same ever after."""
+        return await self._write(_ensure_default_room_txn, room_id, name, description, now_ms)
+
+    # -- rooms ----------------------------------------------------------
+
+    async def create_room(
+        self, room_id: str, name: str, description: str, created_by: str | None, now_ms: int
+    ) -> RoomRecord:
+        return await self._write(_create_room_txn, room_id, name, description, created_by, now_ms)
+
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        return await self._read(_get_room_txn, room_id)
+
+    async def list_rooms(self, after_seq: int, limit: int) -> list[RoomRecord]:
+        return await self._read(_list_rooms_txn, after_seq, limit)
+
+    # -- users and locations --------------------------------------------
+
+    async def create_user(
+        self, user_id: str, username: str, role: str, password_hash: str, location_room_id: str, now_ms: int
+    ) -> UserRecord:
+        return await self._write(_create_user_txn, user_id, username, role, password_hash, location_room_id, now_ms)
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        return await self._read(_get_user_txn, user_id)
+
+    async def set_role(self, user_id: str, role: str) -> UserRecord:
+        return await self._write(_set_role_txn, user_id, role)
+
+    async def set_location(self, user_id: str, room_id: str) -> None:
+        await self._write(_set_location_txn, user_id, room_id)
+
+    async def users_located_in(self, room_id: str) -> list[UserRecord]:
+        return await self._read(_users_located_in_txn, room_id)
+
+    # -- access tokens --------------------------------------------------
+
+    async def create_access_token(self, token_hash: str, user_id: str, now_ms: int, expires_ms: int) -> TokenRecord:
+        return await self._write(_create_access_token_txn, token_hash, user_id, now_ms, expires_ms)
+
+    async def get_access_token(self, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
+        return await self._read(_get_access_token_txn, token_hash)
+
+    async def revoke_access_token(self, token_hash: str, now_ms: int) -> bool:
+        return await self._write(_revoke_access_token_txn, token_hash, now_ms)
+
+    async def purge_expired_tokens(self, now_ms: int) -> int:
+        return await self._write(_purge_expired_tokens_txn, now_ms)
+
+
+# -- transactions ------------------------------------------------------------
+
+
+def _room(row: Any) -> RoomRecord:
+    return RoomRecord(row.seq, row.room_id, row.name, row.description, row.created_by, row.created_ts)
+
+
+def _user(row: Any) -> UserRecord:
+    return UserRecord(row.user_id, row.username, row.role, row.password_hash, row.created_ts, row.location_room_id)
+
+
+def _token(row: Any) -> TokenRecord:
+    return TokenRecord(row.token_hash, row.user_id, row.created_ts, row.expires_ts, row.revoked_ts)
+
+
+def _get_state_txn(connection: Connection, key: str) -> str | None:
+    return connection.execute(select(server_state.c.value).where(server_state.c.key == key)).scalar()
+
+
+DEFAULT_ROOM_KEY = "default_room_id"
+
+
+def _ensure_default_room_txn(
+    connection: Connection, room_id: str, name: str, description: str, now_ms: int
+) -> RoomRecord:
+    existing = _get_state_txn(connection, DEFAULT_ROOM_KEY)
+    if existing is not None:
+        room = _get_room_txn(connection, existing)
+        if room is None:
+            raise NotFound(f"default room {existing} is recorded but missing")
+        return room
+    taken = connection.execute(select(rooms).where(rooms.c.name_folded == fold_name(name))).first()
+    room = _room(taken) if taken else _create_room_txn(connection, room_id, name, description, None, now_ms)
+    connection.execute(insert(server_state).values(key=DEFAULT_ROOM_KEY, value=room.room_id))
+    return room
+
+
+def _create_room_txn(
+    connection: Connection, room_id: str, name: str, description: str, created_by: str | None, now_ms: int
+) -> RoomRecord:
+    if connection.execute(select(rooms.c.seq).where(rooms.c.name_folded == fold_name(name))).first():
+        raise Conflict("room_name")
+    try:
+        with connection.begin_nested():
+            seq = connection.execute(
+                insert(rooms)
+                .values(
+                    room_id=room_id,
+                    name=name,
+                    name_folded=fold_name(name),
+                    description=description,
+                    created_by=created_by,
+                    created_ts=now_ms,
+                )
+                .returning(rooms.c.seq)
+            ).scalar_one()
+    except IntegrityError:
+        raise Conflict("room_name") from None
+    return RoomRecord(seq, room_id, name, description, created_by, now_ms)
+
+
+def _get_room_txn(connection: Connection, room_id: str) -> RoomRecord | None:
+    row = connection.execute(select(rooms).where(rooms.c.room_id == room_id)).first()
+    return _room(row) if row else None
+
+
+def _list_rooms_txn(connection: Connection, after_seq: int, limit: int) -> list[RoomRecord]:
+    query = select(rooms).where(rooms.c.seq > after_seq).order_by(rooms.c.seq).limit(limit)
+    return [_room(row) for row in connection.execute(query)]
+
+
+def _create_user_txn(
+    connection: Connection,
+    user_id: str,
+    username: str,
+    role: str,
+    password_hash: str,
+    location_room_id: str,
+    now_ms: int,
+) -> UserRecord:
+    if connection.execute(select(users.c.user_id).where(users.c.user_id == user_id)).first():
+        raise Conflict("username")
+    try:
+        with connection.begin_nested():
+            connection.execute(
+                insert(users).values(
+                    user_id=user_id,
+                    username=username,
+                    role=role,
+                    password_hash=password_hash,
+                    created_ts=now_ms,
+                    location_room_id=location_room_id,
+                )
+            )
+    except IntegrityError:
+        raise Conflict("username") from None
+    return UserRecord(user_id, username, role, password_hash, now_ms, location_room_id)
+
+
+def _get_user_txn(connection: Connection, user_id: str) -> UserRecord | None:
+    row = connection.execute(select(users).where(users.c.user_id == user_id)).first()
+    return _user(row) if row else None
+
+
+def _set_role_txn(connection: Connection, user_id: str, role: str) -> UserRecord:
+    if connection.execute(update(users).where(users.c.user_id == user_id).values(role=role)).rowcount != 1:
+        raise NotFound(user_id)
+    return _get_user_txn(connection, user_id)  # type: ignore[return-value]
+
+
+def _set_location_txn(connection: Connection, user_id: str, room_id: str) -> None:
+    if _get_room_txn(connection, room_id) is None:
+        raise NotFound(room_id)
+    if connection.execute(update(users).where(users.c.user_id == user_id).values(location_room_id=room_id)).rowcount != 1:
+        raise NotFound(user_id)
+
+
+def _users_located_in_txn(connection: Connection, room_id: str) -> list[UserRecord]:
+    query = select(users).where(users.c.location_room_id == room_id).order_by(users.c.user_id)
+    return [_user(row) for row in connection.execute(query)]
+
+
+def _create_access_token_txn(
+    connection: Connection, token_hash: str, user_id: str, now_ms: int, expires_ms: int
+) -> TokenRecord:
+    connection.execute(
+        insert(access_tokens).values(token_hash=token_hash, user_id=user_id, created_ts=now_ms, expires_ts=expires_ms)
+    )
+    return TokenRecord(token_hash, user_id, now_ms, expires_ms, None)
+
+
+def _get_access_token_txn(connection: Connection, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
+    row = connection.execute(select(access_tokens).where(access_tokens.c.token_hash == token_hash)).first()
+    if row is None:
+        return None
+    user = _get_user_txn(connection, row.user_id)
+    return (_token(row), user) if user else None
+
+
+def _revoke_access_token_txn(connection: Connection, token_hash: str, now_ms: int) -> bool:
+    query = (
+        update(access_tokens)
+        .where(access_tokens.c.token_hash == token_hash, access_tokens.c.revoked_ts.is_(None))
+        .values(revoked_ts=now_ms)
+    )
+    return connection.execute(query).rowcount == 1
+
+
+def _purge_expired_tokens_txn(connection: Connection, now_ms: int) -> int:
+    return connection.execute(delete(access_tokens).where(access_tokens.c.expires_ts < now_ms)).rowcount
+
+
+def count_rows(connection: Connection, table_name: str) -> int:
+    """Rows in one table (used by tests and the CLI to show that nothing changed)."""
+    table = {t.name: t for t in (rooms, users, access_tokens, server_state)}[table_name]
+    return connection.execute(select(func.count()).select_from(table)).scalar_one()
