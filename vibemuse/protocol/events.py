@@ -344,6 +344,12 @@ class ServerKeys:
             key = self.old_verify_keys[key_id].verify_key
         return key
 
+    def all_verify_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Current and old keys by key id: the mapping verify_event wants."""
+        keys = {key_id: old.verify_key for key_id, old in self.old_verify_keys.items()}
+        keys.update(self.verify_keys)
+        return keys
+
 
 def build_server_keys_response(
     server_name: str,

@@ -21,9 +21,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE = {"sqlite_begin": "IMMEDIATE"}
 
 
-def create_database_engine(url: str, *, pool_size: int = 4, **options: Any) -> Engine:
+def normalize_database_url(url: str) -> str:
+    """Pin PostgreSQL URLs without a driver to psycopg2 (SQLAlchemy 2.1 would pick psycopg 3)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_database_engine(url: str, *, pool_size: int = 4, **options: Any) -> Engine:
+    url = normalize_database_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, pool_size, options)
     return create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True, **options

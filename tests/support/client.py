@@ -1,0 +1,125 @@
+"""Clients that talk to a live server over real sockets and check every
+answer against spec/."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from tests.support.spec import SpecValidator
+
+PASSWORD = "correct horse battery"
+
+
+class Api:
+    """JSON over HTTP. Error bodies are always checked against http/error.json."""
+
+    def __init__(self, base_url: str, spec: SpecValidator):
+        self.base_url = base_url
+        self.spec = spec
+        self.http = AsyncHTTPClient()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        schema: str | None = None,
+    ) -> tuple[int, Any]:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if payload is None and method in ("POST", "PUT"):
+            payload = b""
+        request = HTTPRequest(self.base_url + path, method=method, headers=all_headers, body=payload)
+        response = await self.http.fetch(request, raise_error=False)
+        decoded = json.loads(response.body) if response.body else None
+        if response.code >= 400:
+            self.spec.check_body("error", decoded)
+        elif schema is not None:
+            self.spec.check_body(schema, decoded)
+        return response.code, decoded
+
+    async def register(self, username: str, password: str = PASSWORD) -> dict[str, Any]:
+        status, body = await self.call(
+            "POST", "/api/auth/register", {"username": username, "password": password}, schema="session"
+        )
+        assert status == 201, body
+        return body
+
+
+class WsClient:
+    """One socket; every frame received is validated against spec/."""
+
+    _message_ids = itertools.count(1)
+
+    def __init__(self, connection: WebSocketClientConnection, spec: SpecValidator):
+        self.connection = connection
+        self.spec = spec
+        self.received: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(
+        cls,
+        ws_url: str,
+        spec: SpecValidator,
+        *,
+        token: str | None = None,
+        subprotocols: list[str] | None = ("vibemuse.v1",),  # type: ignore[assignment]
+        headers: dict[str, str] | None = None,
+    ) -> "WsClient":
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        request = HTTPRequest(ws_url, headers=all_headers)
+        connection = await websocket_connect(request, subprotocols=list(subprotocols) if subprotocols else None)
+        return cls(connection, spec)
+
+    @classmethod
+    async def logged_in(cls, ws_url: str, spec: SpecValidator, token: str) -> "WsClient":
+        """A socket authenticated by header, with its welcome frame already read."""
+        client = await cls.open(ws_url, spec, token=token)
+        welcome = await client.receive()
+        assert welcome["type"] == "welcome", welcome
+        return client
+
+    def next_id(self) -> str:
+        return f"m{next(self._message_ids)}"
+
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        text = frame if isinstance(frame, (str, bytes)) else json.dumps(frame)
+        await self.connection.write_message(text, binary=isinstance(text, bytes))
+
+    async def send_frame(self, frame_type: str, data: dict[str, Any] | None = None, **extra: Any) -> str:
+        message_id = extra.pop("messageId", None) or self.next_id()
+        await self.send({"type": frame_type, "messageId": message_id, "data": data or {}, **extra})
+        return message_id
+
+    async def receive(self, timeout: float = 5.0) -> dict[str, Any] | None:
+        """The next frame, or None once the server has closed the socket."""
+        message = await asyncio.wait_for(self.connection.read_message(), timeout)
+        if message is None:
+            return None
+        frame = json.loads(message)
+        self.spec.check_server_frame(frame)
+        self.received.append(frame)
+        return frame
+
+    async def closed(self, timeout: float = 5.0) -> tuple[int | None, str | None]:
+        """Wait for the server to close; frames still arriving are kept in ``received``."""
+        while await self.receive(timeout) is not None:
+            pass
+        return self.connection.close_code, self.connection.close_reason
+
+    def close(self) -> None:
+        self.connection.close()
