@@ -95,7 +95,12 @@ def server_config(config):
 
 @pytest.fixture
 def server(io_loop, server_config, clock):
-    server = io_loop.run_sync(lambda: VibeMuseServer.create(server_config, clock=clock, hasher=FAST_HASHER))
+    async def start():
+        server = await VibeMuseServer.create(server_config, clock=clock, hasher=FAST_HASHER)
+        server.start_background_tasks()
+        return server
+
+    server = io_loop.run_sync(start)
     yield server
     io_loop.run_sync(server.shutdown)
 

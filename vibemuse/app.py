@@ -113,8 +113,12 @@ class VibeMuseServer:
         )
         sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host)
         self.http_server.add_sockets(sockets)
-        self.heartbeat.start()
+        self.start_background_tasks()
         return sockets[0].getsockname()[1]
+
+    def start_background_tasks(self) -> None:
+        """Timers that run while the server serves (tests serving the app themselves call this)."""
+        self.heartbeat.start()
 
     async def shutdown(self) -> None:
         """Stop accepting, close every socket with 1001, let writes drain, close the database."""
