@@ -33,6 +33,7 @@ setup(
             "pytest-tornado>=0.8.1",
             "hypothesis>=6.100",
             "signedjson>=1.1.4",
+            "canonicaljson>=2.0",
         ],
     },
     entry_points={"console_scripts": ["vibemuse = vibemuse.cli:main"]},

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from collections.abc import Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -48,8 +48,8 @@ from .errors import ProtocolError
 from .ids import is_valid_server_name, parse_room_id, parse_user_id
 from .signing import (
     KeyFormatError, OldVerifyKey, SignatureError, SigningKey, VerifyKeyLike,
-    decode_verify_key_base64, decode_verify_key_bytes, parse_key_id, sign_json, verify_key_base64,
-    verify_signed_json,
+    decode_verify_key_base64, decode_verify_key_bytes, parse_key_id, sign_json,
+    verify_key_base64, verify_signed_json,
 )
 
 __all__ = [
@@ -140,7 +140,8 @@ def redact_event(event: Mapping[str, Any]) -> dict[str, Any]:
         raise EventError("an event must be a JSON object")
     redacted = {k: event[k] for k in REDACTION_KEPT_TOP_LEVEL_KEYS if k in event}
     content = event.get("content")
-    kept = REDACTION_KEPT_CONTENT_KEYS.get(event.get("type"), ())
+    event_type = event.get("type")
+    kept = REDACTION_KEPT_CONTENT_KEYS.get(event_type, ()) if isinstance(event_type, str) else ()
     if isinstance(content, Mapping):
         redacted["content"] = {k: content[k] for k in kept if k in content}
     else:

@@ -14,6 +14,7 @@ the rest of its own frames. Parsing is pure: bytes in, a ``ClientFrame`` or a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -22,6 +23,8 @@ from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.schemas import SchemaSet
 
 MAX_MESSAGE_ID_LENGTH = 64
+# common.json#/$defs/messageId: only such ids are echoed in inReplyTo.
+_MESSAGE_ID = re.compile(rf"[A-Za-z0-9._:~-]{{1,{MAX_MESSAGE_ID_LENGTH}}}")
 
 
 @dataclass(frozen=True)
@@ -124,4 +127,4 @@ def parse_client_frame(raw: str | bytes, schemas: SchemaSet) -> ClientFrame:
 
 
 def _usable_message_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_MESSAGE_ID_LENGTH
+    return isinstance(value, str) and _MESSAGE_ID.fullmatch(value) is not None
