@@ -69,7 +69,7 @@ class ServerProcess:
 def test_help_reads_well():
     result = vibemuse("--help")
     assert result.returncode == 0
-    for word in ("serve", "migrate", "user", "VIBEMUSE_", "vibemuse.toml"):
+    for word in ("serve", "migrate", "user", "keys", "VIBEMUSE_", "vibemuse.toml"):
         assert word in result.stdout
     serve = vibemuse("serve", "--help")
     for flag in ("--port", "--host", "--data-dir", "--server-name", "--database-url", "--config", "--migrate"):
@@ -96,6 +96,19 @@ def test_migrate_then_create_an_admin(tmp_path, database_url):
     assert weak.returncode == 1 and "weak_password" in weak.stderr
 
 
+def test_keys_rotate_keeps_the_old_key_published(tmp_path):
+    from vibemuse.federation.server_keys import load_signing_keys
+
+    result = vibemuse("keys", "rotate", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    ring = load_signing_keys(str(tmp_path / "signing.key"))
+    assert ring.current.version.startswith("2_") and len(ring.old_verify_keys) == 1
+    assert "signing key rotated: ed25519:1_" in result.stdout
+    assert vibemuse("keys", "rotate", "--data-dir", str(tmp_path)).returncode == 0
+    ring = load_signing_keys(str(tmp_path / "signing.key"))
+    assert ring.current.version.startswith("3_") and len(ring.old_verify_keys) == 2
+
+
 def test_serve_refuses_an_out_of_date_schema(tmp_path):
     assert vibemuse("migrate", "--data-dir", str(tmp_path)).returncode == 0
     import sqlite3
@@ -118,6 +131,10 @@ def test_two_servers_side_by_side_and_graceful_shutdown(tmp_path, spec):
         for name in ("one", "two"):
             assert (tmp_path / name / "vibemuse.toml").exists()
             assert (tmp_path / name / "vibemuse.db").exists()
+            assert (tmp_path / name / "signing.key").stat().st_mode & 0o777 == 0o600
+        keys = [get_json(server.base + "/federation/v1/keys") for server in (first, second)]
+        assert [body["server_name"] for body in keys] == ["one.localhost", "two.localhost"]
+        assert keys[0]["verify_keys"] != keys[1]["verify_keys"]
 
         async def connect_then_stop() -> int | None:
             client = await WsClient.logged_in(

@@ -19,8 +19,10 @@ import tornado.web
 from vibemuse.clock import Clock, system_clock_ms
 from vibemuse.config import Config
 from vibemuse.context import ServerContext
+from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
+from vibemuse.handlers.federation import ServerKeysHandler
 from vibemuse.handlers.rooms import RoomHandler, RoomsHandler
 from vibemuse.handlers.versions import VersionsHandler
 from vibemuse.handlers.websocket import ClientSocketHandler
@@ -45,6 +47,7 @@ ROUTES = (
     (r"/api/rooms", RoomsHandler),
     (r"/api/rooms/([^/]+)", RoomHandler),
     (r"/api/ws", ClientSocketHandler),
+    (r"/federation/v1/keys", ServerKeysHandler),
 )
 
 
@@ -74,6 +77,7 @@ class VibeMuseServer:
     async def create(
         cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None
     ) -> "VibeMuseServer":
+        keyring = await asyncio.to_thread(load_or_create_signing_keys, str(config.resolved_signing_key_path))
         engine = create_database_engine(config.resolved_database_url, pool_size=config.database_threads)
         await asyncio.to_thread(ensure_schema, engine, auto_migrate=config.auto_migrate)
         storage = Storage(engine, threads=config.database_threads)
@@ -99,6 +103,7 @@ class VibeMuseServer:
             rooms=rooms,
             clock=clock,
             frame_ids=IdSource("f"),
+            keyring=keyring,
         )
         heartbeat = Heartbeat(
             registry, interval=config.heartbeat_interval_seconds, timeout=config.heartbeat_timeout_seconds
@@ -119,6 +124,11 @@ class VibeMuseServer:
     def start_background_tasks(self) -> None:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
         self.heartbeat.start()
+
+    def reload_signing_keys(self) -> None:
+        """Pick up keys rotated by ``vibemuse keys rotate`` while running (SIGHUP)."""
+        self.context.keyring = load_signing_keys(str(self.context.config.resolved_signing_key_path))
+        log.info("signing key now %s", self.context.keyring.current.key_id)
 
     async def shutdown(self) -> None:
         """Stop accepting, close every socket with 1001, let writes drain, close the database."""

@@ -28,6 +28,7 @@ examples:
   vibemuse serve                          # ./data, SQLite, http://127.0.0.1:4201
   vibemuse serve --port 4202 --data-dir data2 --server-name muse2.localhost
   vibemuse user create wizard --admin     # asks for the password
+  vibemuse keys rotate                    # new signing key; old one still verifies
   vibemuse migrate --database-url postgresql://postgres@127.0.0.1/vibemuse
 """
 
@@ -63,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="upgrade the database schema to this version's")
     _common_options(migrate)
 
+    keys = commands.add_parser("keys", help="manage the server's signing keys")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    rotate = key_commands.add_parser(
+        "rotate", help="make a new signing key; the old one stays published under old_verify_keys",
+        description="Make a new signing key. The old key's public half stays published under "
+        "old_verify_keys, so events it signed keep verifying. A running server picks the new key "
+        "up on SIGHUP or restart.")
+    _common_options(rotate)
+
     user = commands.add_parser("user", help="manage user accounts")
     user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     create = user_commands.add_parser(
@@ -88,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    handler = {"serve": _serve, "migrate": _migrate, "user": _user}[args.command]
+    handler = {"serve": _serve, "migrate": _migrate, "user": _user, "keys": _keys}[args.command]
     try:
         return handler(args, config, config_path)
     except (ConfigError, OSError) as error:
@@ -122,6 +132,7 @@ def _serve(args: argparse.Namespace, config: Config, config_path: Path) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, server.reload_signing_keys)
         await stop.wait()
         log.info("shutting down")
         await server.shutdown()
@@ -140,6 +151,18 @@ def _migrate(args: argparse.Namespace, config: Config, config_path: Path) -> int
     after = schema_status(engine)
     engine.dispose()
     print(f"database schema: {before.current or 'empty'} -> {after.current}")
+    return 0
+
+
+def _keys(args: argparse.Namespace, config: Config, config_path: Path) -> int:
+    from vibemuse.clock import system_clock_ms
+    from vibemuse.federation.server_keys import load_or_create_signing_keys, rotate_signing_key
+
+    path = str(config.resolved_signing_key_path)
+    before = load_or_create_signing_keys(path)
+    after = rotate_signing_key(path, system_clock_ms())
+    print(f"signing key rotated: {before.current.key_id} -> {after.current.key_id} "
+          f"({len(after.old_verify_keys)} old key(s) published)")
     return 0
 
 

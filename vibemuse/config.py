@@ -40,6 +40,7 @@ class Config:
     database_url: str = ""  # empty: SQLite file <data_dir>/vibemuse.db
     signing_key_path: str = ""  # empty: <data_dir>/signing.key
     auto_migrate: bool = False
+    key_validity_seconds: int = 24 * 3600
     default_room_name: str = "Town Square"
     default_room_description: str = "The heart of town, where every newcomer arrives."
     token_lifetime_seconds: int = 30 * 24 * 3600
@@ -84,6 +85,7 @@ class ConfigSchema(Schema):
     database_url = fields.String()
     signing_key_path = fields.String()
     auto_migrate = fields.Boolean()
+    key_validity_seconds = fields.Integer(validate=validate.Range(60, 7 * 24 * 3600))
     default_room_name = fields.String(validate=validate.Length(min=1, max=100))
     default_room_description = fields.String(validate=validate.Length(max=4000))
     token_lifetime_seconds = fields.Integer(validate=validate.Range(60, 10 * 365 * 24 * 3600))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from vibemuse.clock import Clock
 from vibemuse.config import Config
+from vibemuse.federation.server_keys import KeyRing
 from vibemuse.protocol.frames import ServerFrame
 from vibemuse.protocol.schemas import SchemaSet
 from vibemuse.realtime.connections import ConnectionRegistry
@@ -30,6 +31,7 @@ class ServerContext:
     rooms: RoomService
     clock: Clock
     frame_ids: IdSource
+    keyring: KeyRing
 
     @property
     def server_name(self) -> str:
