@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import count_rows
@@ -131,4 +133,26 @@ async def test_versions_is_public(api):
     status, body = await api.call("GET", "/api/versions", schema="versions")
     assert status == 200
     assert body["versions"] == ["v1"] and body["subprotocols"] == ["vibemuse.v1"]
+    assert "frame_auth" in body["features"]["v1"] and "signed_events" in body["features"]["v1"]
     assert body["server"]["name"] == "test.localhost"
+
+
+@pytest.mark.gen_test
+async def test_chunked_oversized_body_is_refused_too(api, server):
+    limit = server.context.config.max_http_body_bytes
+    payload = b'{"username": "Bob", "password": "' + b"x" * (limit + 10) + b'"}'
+
+    async def producer(write):
+        for start in range(0, len(payload), 4096):
+            await write(payload[start : start + 4096])
+
+    from tornado.httpclient import HTTPRequest
+
+    request = HTTPRequest(
+        api.base_url + "/api/auth/register", method="POST", body_producer=producer,
+        headers={"Content-Type": "application/json"},
+    )
+    response = await api.http.fetch(request, raise_error=False)
+    assert response.code == 413
+    assert json.loads(response.body)["error"]["code"] == "payload_too_large"
+    assert count_rows(server, "users") == 0

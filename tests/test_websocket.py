@@ -272,3 +272,18 @@ async def test_graceful_shutdown_closes_sockets_with_1001(api, ws_url, spec, ser
         assert reason == "server shutting down"
     await shutdown
     assert len(server.context.registry) == 0
+
+
+@pytest.mark.gen_test
+async def test_a_socket_is_closed_when_its_token_expires(api, ws_url, spec, clock, server):
+    session = await _user(api)
+    clock.advance(server.context.config.token_lifetime_seconds - 0.3)
+    client = await WsClient.logged_in(ws_url, spec, session["accessToken"])
+    code, _ = await client.closed(timeout=5)
+    assert code == 4006
+
+
+@pytest.mark.gen_test
+async def test_plain_http_to_the_socket_endpoint_gets_a_json_error(api, spec):
+    status, body = await api.call("GET", "/api/ws")
+    assert status == 400 and body["error"]["code"] == "invalid_request"

@@ -62,6 +62,16 @@ def make_application(context: ServerContext) -> tornado.web.Application:
     )
 
 
+def http_body_hard_limit(config: Config) -> int:
+    """Past this many bytes Tornado stops reading a body and drops the connection.
+
+    Bodies between ``max_http_body_bytes`` and this get a clean 413
+    ``payload_too_large``; the margin keeps that answer for honest mistakes
+    without letting anyone make the server buffer much more than the limit.
+    """
+    return 2 * config.max_http_body_bytes + 64 * 1024
+
+
 def _close_sockets_of_token(registry: ConnectionRegistry, token_hash: str) -> None:
     registry.close_token(token_hash, CloseCode.LOGGED_OUT, "logged out")
 
@@ -114,7 +124,7 @@ class VibeMuseServer:
         """Start serving; returns the bound port (useful with port 0)."""
         config = self.context.config
         self.http_server = tornado.httpserver.HTTPServer(
-            self.application, max_body_size=config.max_http_body_bytes + 1024, xheaders=False
+            self.application, max_body_size=http_body_hard_limit(config), xheaders=False
         )
         sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host)
         self.http_server.add_sockets(sockets)

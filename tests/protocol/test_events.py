@@ -375,7 +375,7 @@ def make_spec_examples() -> tuple[dict, dict]:
 
 def test_spec_examples_verify_and_are_reproducible():
     event = json.loads((SPEC / "examples" / "event-say.json").read_text(encoding="utf-8"))
-    keys = json.loads((SPEC / "examples" / "server-keys.json").read_text(encoding="utf-8"))
+    keys = json.loads((SPEC / "examples" / "http" / "server-keys.json").read_text(encoding="utf-8"))
     assert (event, keys) == make_spec_examples()
     parsed = parse_server_keys_response(keys, EXAMPLE_SERVER, EXAMPLE_TS)
     result = verify_event(event, {EXAMPLE_SERVER: parsed.all_verify_keys()})
@@ -394,14 +394,14 @@ def test_spec_python_snippet_verifies_the_example():
     namespace: dict = {}
     exec(re.findall(r"```python\n(.*?)```", text, re.S)[0], namespace)
     event = json.loads((SPEC / "examples" / "event-say.json").read_text(encoding="utf-8"))
-    keys = json.loads((SPEC / "examples" / "server-keys.json").read_text(encoding="utf-8"))
+    keys = json.loads((SPEC / "examples" / "http" / "server-keys.json").read_text(encoding="utf-8"))
     key_b64 = keys["verify_keys"]["ed25519:2_Spec"]["key"]
     assert namespace["verify"](event, key_b64, "ed25519:2_Spec") is True
     event["content"]["body"] = "Forged"
     assert namespace["verify"](event, key_b64, "ed25519:2_Spec") is False
 
 if __name__ == "__main__":
-    for name, value in zip(("event-say.json", "server-keys.json"), make_spec_examples()):
+    for name, value in zip(("event-say.json", "http/server-keys.json"), make_spec_examples()):
         path = SPEC / "examples" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -42,8 +42,11 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
 
     def prepare(self) -> None:
+        # Content-Length is checked first; a chunked body only once read (Tornado
+        # stops reading any body at HTTP_BODY_HARD_LIMIT and drops the connection).
         length = self.request.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > self.context.config.max_http_body_bytes:
+        limit = self.context.config.max_http_body_bytes
+        if (length and length.isdigit() and int(length) > limit) or len(self.request.body or b"") > limit:
             raise ProtocolError(
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"Bodies are at most {self.context.config.max_http_body_bytes} bytes.",

@@ -14,6 +14,7 @@ class VersionsHandler(ApiHandler):
             {
                 "versions": [version.name for version in SUPPORTED_VERSIONS],
                 "subprotocols": [version.subprotocol for version in SUPPORTED_VERSIONS],
+                "features": {version.name: version.features for version in SUPPORTED_VERSIONS},
                 "server": {"name": self.context.server_name, "software": SOFTWARE_NAME, "version": __version__},
                 "limits": limits_to_wire(self.context.config),
             }

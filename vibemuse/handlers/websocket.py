@@ -46,6 +46,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self.connection_id = context.registry.new_connection_id()
         self.last_seen = time.monotonic()
         self._auth_deadline: asyncio.TimerHandle | None = None
+        self._token_expiry: asyncio.TimerHandle | None = None
 
     # Connection interface of the registry.
     @property
@@ -60,6 +61,8 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         try:
+            if self.request.headers.get("Upgrade", "").lower() != "websocket":
+                raise ProtocolError(ErrorCode.INVALID_REQUEST, "/api/ws speaks WebSocket only (RFC 6455).")
             offered = self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")
             self.version = negotiate(offered)
             token = bearer_token(self.request.headers.get("Authorization"))
@@ -87,6 +90,10 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             loop = asyncio.get_running_loop()
             self._auth_deadline = loop.call_later(self.context.config.auth_timeout_seconds, self._auth_timed_out)
 
+    def _token_expired(self) -> None:
+        self._token_expiry = None
+        self.close(CloseCode.TOKEN_EXPIRED, "access token expired")
+
     def _auth_timed_out(self) -> None:
         self._auth_deadline = None
         if self.principal is None:
@@ -101,6 +108,8 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def _activate(self) -> None:
         assert self.principal is not None and self.version is not None
         self.context.registry.add(self)
+        remaining = (self.principal.expires_ts - self.context.clock()) / 1000
+        self._token_expiry = asyncio.get_running_loop().call_later(max(remaining, 0), self._token_expired)
         user = self.principal.user
         self.send_frame(
             self.context.frame(
@@ -158,7 +167,12 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, "fromUser must be your own user id.", in_reply_to=frame.message_id
             )
-        await FRAME_HANDLERS[frame.type](self, frame)
+        handler = FRAME_HANDLERS.get(frame.type)
+        if handler is None:  # in spec/ but not served here: never drop the socket for it
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_TYPE, f"{frame.type!r} is not handled by this server.", in_reply_to=frame.message_id
+            )
+        await handler(self, frame)
 
     async def _on_auth(self, frame: ClientFrame) -> None:
         raise ProtocolError(
@@ -172,9 +186,10 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self.last_seen = time.monotonic()
 
     def on_close(self) -> None:
-        if self._auth_deadline is not None:
-            self._auth_deadline.cancel()
-            self._auth_deadline = None
+        for timer in (self._auth_deadline, self._token_expiry):
+            if timer is not None:
+                timer.cancel()
+        self._auth_deadline = self._token_expiry = None
         self.context.registry.discard(self)
 
     # -- frames out -----------------------------------------------------

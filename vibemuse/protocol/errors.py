@@ -97,6 +97,7 @@ class CloseCode(enum.IntEnum):
     LOGGED_OUT = 4003
     HEARTBEAT_TIMEOUT = 4004
     TOO_MANY_CONNECTIONS = 4005
+    TOKEN_EXPIRED = 4006
 
 
 CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
@@ -104,10 +105,11 @@ CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.GOING_AWAY: "The server is shutting down; reconnect later.",
     CloseCode.MESSAGE_TOO_BIG: "A frame was larger than limits.maxFrameBytes.",
     CloseCode.AUTH_TIMEOUT: "No auth frame arrived within limits.authTimeoutMs.",
-    CloseCode.AUTH_FAILED: "The token in the auth frame or header was refused (an error frame says why).",
+    CloseCode.AUTH_FAILED: "The token in the auth frame was refused (the error frame before the close says why).",
     CloseCode.LOGGED_OUT: "The access token this socket used was revoked (logout).",
     CloseCode.HEARTBEAT_TIMEOUT: "The client answered no ping within limits.heartbeatTimeoutMs.",
     CloseCode.TOO_MANY_CONNECTIONS: "The user already has limits.maxConnectionsPerUser open sockets.",
+    CloseCode.TOKEN_EXPIRED: "The access token this socket used has expired; log in again and reconnect.",
 }
 
 

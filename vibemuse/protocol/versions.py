@@ -1,7 +1,8 @@
 """Protocol versions as records of feature flags.
 
-Code asks a version what it can do (``version.resume``), never compares
-version strings. A client picks a version with the WebSocket subprotocol
+Code asks a version what it can do (``version.frame_auth``), never compares
+version strings; ``GET /api/versions`` publishes the flags as ``features``,
+so a client can tell which minor revision of a version a server speaks. A client picks a version with the WebSocket subprotocol
 ``vibemuse.<name>``; ``GET /api/versions`` lists what this server speaks.
 """
 
@@ -26,6 +27,11 @@ class ProtocolVersion:
     @property
     def subprotocol(self) -> str:
         return SUBPROTOCOL_PREFIX + self.name
+
+    @property
+    def features(self) -> list[str]:
+        """The names of the flags that are on, sorted."""
+        return sorted(name for name, value in vars(self).items() if value is True)
 
 
 V1 = ProtocolVersion(name="v1")
