@@ -12,7 +12,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 
 from tests.support.client import PASSWORD, WsClient
 

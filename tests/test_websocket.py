@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
-from tornado.httpclient import HTTPClientError
 
 from tests.conftest import count_rows
-from tests.support.client import WsClient
+from tests.support.client import WsClient, refused_auth_frame, refused_handshake
 
 
 async def _user(api, name="Alice"):
@@ -66,48 +64,32 @@ async def test_no_auth_frame_closes_with_4001(ws_url, spec):
 
 @pytest.mark.gen_test
 async def test_wrong_token_in_frame_errors_and_closes_with_4002(api, ws_url, spec, server):
-    client = await WsClient.open(ws_url, spec)
-    message_id = await client.send_frame("auth", {"token": "vmt_not-a-real-token-at-all-xxxxxxxxxxxxxxx"})
-    code, _ = await client.closed()
-    assert code == 4002
-    assert client.received[0]["data"]["code"] == "invalid_token"
-    assert client.received[0]["data"]["inReplyTo"] == message_id
+    code, error = await refused_auth_frame(ws_url, spec, "vmt_not-a-real-token-at-all-xxxxxxxxxxxxxxx")
+    assert (code, error["code"]) == (4002, "invalid_token")
     assert len(server.context.registry) == 0
 
 
 @pytest.mark.gen_test
 async def test_wrong_token_in_header_is_refused_before_upgrade(ws_url, spec):
-    with pytest.raises(HTTPClientError) as caught:
-        await WsClient.open(ws_url, spec, token="vmt_wrong-token-xxxxxxxxxxxxxxxxxxxxxxxxxxxx")
-    assert caught.value.code == 401
-    body = json.loads(caught.value.response.body)
-    spec.check_body("error", body)
-    assert body["error"]["code"] == "invalid_token"
+    status, body = await refused_handshake(ws_url, spec, token="vmt_wrong-token-xxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+    assert (status, body["error"]["code"]) == (401, "invalid_token")
 
 
 @pytest.mark.gen_test
 async def test_expired_token_is_refused(api, ws_url, spec, clock, server):
     session = await _user(api)
     clock.advance(server.context.config.token_lifetime_seconds + 1)
-    with pytest.raises(HTTPClientError) as caught:
-        await WsClient.open(ws_url, spec, token=session["accessToken"])
-    assert caught.value.code == 401
-    assert json.loads(caught.value.response.body)["error"]["code"] == "token_expired"
-    client = await WsClient.open(ws_url, spec)
-    await client.send_frame("auth", {"token": session["accessToken"]})
-    code, _ = await client.closed()
-    assert code == 4002
-    assert client.received[0]["data"]["code"] == "token_expired"
+    status, body = await refused_handshake(ws_url, spec, token=session["accessToken"])
+    assert (status, body["error"]["code"]) == (401, "token_expired")
+    code, error = await refused_auth_frame(ws_url, spec, session["accessToken"])
+    assert (code, error["code"]) == (4002, "token_expired")
 
 
 @pytest.mark.gen_test
 async def test_unknown_subprotocol_is_refused_with_unsupported_version(api, ws_url, spec):
     session = await _user(api)
-    with pytest.raises(HTTPClientError) as caught:
-        await WsClient.open(ws_url, spec, token=session["accessToken"], subprotocols=["vibemuse.v9"])
-    assert caught.value.code == 400
-    body = json.loads(caught.value.response.body)
-    assert body["error"]["code"] == "unsupported_version"
+    status, body = await refused_handshake(ws_url, spec, token=session["accessToken"], subprotocols=["vibemuse.v9"])
+    assert (status, body["error"]["code"]) == (400, "unsupported_version")
     assert body["error"]["details"]["supported"] == ["vibemuse.v1"]
 
 
@@ -212,15 +194,10 @@ async def test_several_sockets_per_user_and_the_limit(api, ws_url, spec, server)
     assert registry.count_for(session["user"]["id"]) == limit
     ids = {frame["data"]["connectionId"] for client in clients for frame in client.received}
     assert len(ids) == limit
-    with pytest.raises(HTTPClientError) as caught:
-        await WsClient.open(ws_url, spec, token=session["accessToken"])
-    assert caught.value.code == 429
-    assert json.loads(caught.value.response.body)["error"]["code"] == "too_many_connections"
-    by_frame = await WsClient.open(ws_url, spec)
-    await by_frame.send_frame("auth", {"token": session["accessToken"]})
-    code, _ = await by_frame.closed()
-    assert code == 4005
-    assert by_frame.received[0]["data"]["code"] == "too_many_connections"
+    status, body = await refused_handshake(ws_url, spec, token=session["accessToken"])
+    assert (status, body["error"]["code"]) == (429, "too_many_connections")
+    code, error = await refused_auth_frame(ws_url, spec, session["accessToken"])
+    assert (code, error["code"]) == (4005, "too_many_connections")
     clients[0].close()
     await clients[0].closed()
     for _ in range(50):

@@ -123,3 +123,27 @@ class WsClient:
 
     def close(self) -> None:
         self.connection.close()
+
+
+async def refused_handshake(ws_url: str, spec: SpecValidator, **options: Any) -> tuple[int, dict[str, Any]]:
+    """Open a socket that the server must refuse before the upgrade: (HTTP status, error body)."""
+    from tornado.httpclient import HTTPClientError
+
+    try:
+        client = await WsClient.open(ws_url, spec, **options)
+    except HTTPClientError as refusal:
+        body = json.loads(refusal.response.body)
+        spec.check_body("error", body)
+        return refusal.code, body
+    client.close()
+    raise AssertionError("the handshake was accepted")
+
+
+async def refused_auth_frame(ws_url: str, spec: SpecValidator, token: str) -> tuple[int | None, dict[str, Any]]:
+    """Authenticate by frame where the server must refuse: (close code, error frame data)."""
+    client = await WsClient.open(ws_url, spec)
+    message_id = await client.send_frame("auth", {"token": token})
+    code, _ = await client.closed()
+    error = client.received[0]["data"]
+    assert error["inReplyTo"] == message_id
+    return code, error
