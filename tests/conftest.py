@@ -129,3 +129,12 @@ def count_rows(server, table: str) -> int:
     """Rows in one table of the server's database (to prove nothing was stored)."""
     with server.context.storage.engine.connect() as connection:
         return connection.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+
+
+@pytest.fixture
+def world(api, ws_url, spec, server):
+    from tests.support.world import World
+
+    world = World(api, ws_url, spec, server)
+    yield world
+    world.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 from tests.support.client import PASSWORD, WsClient
+from vibemuse.storage.schema import head_revision
 
 VIBEMUSE = str(Path(sys.executable).parent / "vibemuse")
 
@@ -82,7 +83,7 @@ def test_bad_configuration_is_reported_with_exit_code_2(tmp_path):
 
 def test_migrate_then_create_an_admin(tmp_path, database_url):
     result = vibemuse("migrate", "--data-dir", str(tmp_path), "--database-url", database_url)
-    assert result.returncode == 0 and "empty -> 0001" in result.stdout, result.stderr
+    assert result.returncode == 0 and f"empty -> {head_revision()}" in result.stdout, result.stderr
     result = vibemuse("user", "create", "Wizard", "--admin", "--data-dir", str(tmp_path),
                       "--database-url", database_url, "--server-name", "muse.test", stdin=PASSWORD + "\n")
     assert result.returncode == 0, result.stderr

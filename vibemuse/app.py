@@ -22,15 +22,24 @@ from vibemuse.context import ServerContext
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
+from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
 from vibemuse.handlers.federation import ServerKeysHandler
 from vibemuse.handlers.rooms import RoomHandler, RoomsHandler
 from vibemuse.handlers.versions import VersionsHandler
 from vibemuse.handlers.websocket import ClientSocketHandler
 from vibemuse.protocol.errors import CloseCode
+from vibemuse.realtime.broadcast import Broadcaster
+from vibemuse.realtime.bus import InProcessBus
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.realtime.heartbeat import Heartbeat
 from vibemuse.realtime.ids import IdSource
+from vibemuse.realtime.presence import PresenceTracker
+from vibemuse.realtime.subscriptions import Subscriptions
+from vibemuse.realtime.ticker import Ticker
+from vibemuse.realtime.typing_state import TypingState
 from vibemuse.services.accounts import AccountService
+from vibemuse.services.chat import RoomChat
+from vibemuse.services.presence import PresenceService
 from vibemuse.services.passwords import PasswordHasher
 from vibemuse.services.rooms import RoomService
 from vibemuse.specfiles import load_schema_set
@@ -46,6 +55,8 @@ ROUTES = (
     (r"/api/users/me", MeHandler),
     (r"/api/rooms", RoomsHandler),
     (r"/api/rooms/([^/]+)", RoomHandler),
+    (r"/api/who", WhoHandler),
+    (r"/api/announcements", AnnouncementsHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
 )
@@ -81,6 +92,7 @@ class VibeMuseServer:
     context: ServerContext
     application: tornado.web.Application
     heartbeat: Heartbeat
+    ticker: Ticker
     http_server: tornado.httpserver.HTTPServer | None = None
 
     @classmethod
@@ -104,6 +116,22 @@ class VibeMuseServer:
             clock=clock,
             on_token_revoked=lambda token_hash: _close_sockets_of_token(registry, token_hash),
         )
+        bus = InProcessBus()
+        subscriptions = Subscriptions(registry)
+        bus.attach(subscriptions.deliver)
+        broadcaster = Broadcaster(bus, server_name=config.server_name, clock=clock, frame_ids=IdSource("f"))
+        presence = PresenceService(
+            registry=registry,
+            subscriptions=subscriptions,
+            tracker=PresenceTracker(clock, idle_after_ms=config.idle_after_seconds * 1000),
+            typing=TypingState(
+                clock,
+                timeout_ms=int(config.typing_timeout_seconds * 1000),
+                refresh_ms=int(config.typing_refresh_seconds * 1000),
+            ),
+            broadcaster=broadcaster,
+            clock=clock,
+        )
         context = ServerContext(
             config=config,
             storage=storage,
@@ -112,13 +140,27 @@ class VibeMuseServer:
             accounts=accounts,
             rooms=rooms,
             clock=clock,
-            frame_ids=IdSource("f"),
             keyring=keyring,
+            broadcaster=broadcaster,
+            presence=presence,
+            chat=None,  # type: ignore[arg-type]  # needs the context's keyring, set below
+        )
+        context.chat = RoomChat(
+            storage,
+            presence=presence,
+            broadcaster=broadcaster,
+            keyring=lambda: context.keyring,
+            server_name=config.server_name,
+            default_room_id=default_room.room_id,
+            max_text_length=config.max_text_length,
+            recent_on_join=config.recent_messages_on_join,
+            clock=clock,
         )
         heartbeat = Heartbeat(
             registry, interval=config.heartbeat_interval_seconds, timeout=config.heartbeat_timeout_seconds
         )
-        return cls(context=context, application=make_application(context), heartbeat=heartbeat)
+        ticker = Ticker(1.0, [presence.expire_typing, presence.sweep_idle])
+        return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker)
 
     def listen(self, port: int | None = None, address: str | None = None) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -134,6 +176,7 @@ class VibeMuseServer:
     def start_background_tasks(self) -> None:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
         self.heartbeat.start()
+        self.ticker.start()
 
     def reload_signing_keys(self) -> None:
         """Pick up keys rotated by ``vibemuse keys rotate`` while running (SIGHUP)."""
@@ -145,6 +188,7 @@ class VibeMuseServer:
         if self.http_server is not None:
             self.http_server.stop()
         self.heartbeat.stop()
+        self.ticker.stop()
         registry = self.context.registry
         closing = registry.close_all(CloseCode.GOING_AWAY, "server shutting down")
         deadline = asyncio.get_running_loop().time() + self.context.config.shutdown_grace_seconds

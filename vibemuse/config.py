@@ -50,6 +50,12 @@ class Config:
     max_frame_bytes: int = 64 * 1024
     max_http_body_bytes: int = 256 * 1024
     max_connections_per_user: int = 10
+    max_text_length: int = 4000
+    outbound_queue_bytes: int = 512 * 1024
+    idle_after_seconds: int = 600
+    typing_timeout_seconds: float = 6.0
+    typing_refresh_seconds: float = 3.0
+    recent_messages_on_join: int = 20
     password_min_length: int = 8
     database_threads: int = 4
     shutdown_grace_seconds: float = 5.0
@@ -95,6 +101,12 @@ class ConfigSchema(Schema):
     max_frame_bytes = fields.Integer(validate=validate.Range(1024, 16 * 1024 * 1024))
     max_http_body_bytes = fields.Integer(validate=validate.Range(1024, 64 * 1024 * 1024))
     max_connections_per_user = fields.Integer(validate=validate.Range(1, 1000))
+    max_text_length = fields.Integer(validate=validate.Range(1, 60000))
+    outbound_queue_bytes = fields.Integer(validate=validate.Range(16 * 1024, 256 * 1024 * 1024))
+    idle_after_seconds = fields.Integer(validate=validate.Range(1, 7 * 24 * 3600))
+    typing_timeout_seconds = fields.Float(validate=validate.Range(0.5, 120))
+    typing_refresh_seconds = fields.Float(validate=validate.Range(0.1, 120))
+    recent_messages_on_join = fields.Integer(validate=validate.Range(0, 500))
     password_min_length = fields.Integer(validate=validate.Range(8, 1024))
     database_threads = fields.Integer(validate=validate.Range(1, 64))
     shutdown_grace_seconds = fields.Float(validate=validate.Range(0, 300))

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from vibemuse.clock import Clock
 from vibemuse.config import Config
 from vibemuse.federation.server_keys import KeyRing
-from vibemuse.protocol.frames import ServerFrame
 from vibemuse.protocol.schemas import SchemaSet
+from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
-from vibemuse.realtime.ids import IdSource
 from vibemuse.services.accounts import AccountService
+from vibemuse.services.chat import RoomChat
+from vibemuse.services.presence import PresenceService
 from vibemuse.services.rooms import RoomService
 from vibemuse.storage import Storage
 
@@ -30,20 +31,11 @@ class ServerContext:
     accounts: AccountService
     rooms: RoomService
     clock: Clock
-    frame_ids: IdSource
     keyring: KeyRing
+    broadcaster: Broadcaster
+    presence: PresenceService
+    chat: RoomChat
 
     @property
     def server_name(self) -> str:
         return self.config.server_name
-
-    def frame(self, frame_type: str, data: dict, *, from_user: str | None = None, **routing: str | None) -> ServerFrame:
-        """A server frame stamped with a fresh id and the current time."""
-        return ServerFrame(
-            type=frame_type,
-            data=data,
-            message_id=self.frame_ids.next(),
-            timestamp_ms=self.clock(),
-            from_user=from_user or self.server_name,
-            **routing,
-        )

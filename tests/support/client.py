@@ -66,7 +66,13 @@ class WsClient:
     def __init__(self, connection: WebSocketClientConnection, spec: SpecValidator):
         self.connection = connection
         self.spec = spec
+        # One reader task feeds a queue: a timed-out wait must not cancel a
+        # read of the socket (that would lose the frame it was reading).
+        self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._reader = asyncio.ensure_future(self._read_forever())
         self.received: list[dict[str, Any]] = []
+        self.welcome: dict[str, Any] = {}
+        self.roster: dict[str, Any] = {}
 
     @classmethod
     async def open(
@@ -87,17 +93,42 @@ class WsClient:
 
     @classmethod
     async def logged_in(cls, ws_url: str, spec: SpecValidator, token: str) -> "WsClient":
-        """A socket authenticated by header, with its welcome frame already read."""
+        """A socket authenticated by header, its welcome and first roster already read."""
         client = await cls.open(ws_url, spec, token=token)
         welcome = await client.receive()
         assert welcome["type"] == "welcome", welcome
+        client.welcome = welcome
+        client.roster = await client.receive_type("roster")
         return client
+
+    async def receive_type(self, frame_type: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next frame of one type; frames of other types before it stay in ``received``."""
+        while True:
+            frame = await self.receive(timeout)
+            assert frame is not None, f"socket closed while waiting for {frame_type}"
+            if frame["type"] == frame_type:
+                return frame
+
+    def of_type(self, frame_type: str) -> list[dict[str, Any]]:
+        return [frame for frame in self.received if frame["type"] == frame_type]
+
+    async def quiet(self, seconds: float = 0.2) -> list[dict[str, Any]]:
+        """Frames that arrive within ``seconds`` (to show that nothing else came)."""
+        frames = []
+        try:
+            while True:
+                frame = await self.receive(seconds)
+                if frame is None:
+                    return frames
+                frames.append(frame)
+        except asyncio.TimeoutError:
+            return frames
 
     def next_id(self) -> str:
         return f"m{next(self._message_ids)}"
 
     async def send(self, frame: dict[str, Any] | str | bytes) -> None:
-        text = frame if isinstance(frame, (str, bytes)) else json.dumps(frame)
+        text = frame if isinstance(frame, (str, bytes)) else json.dumps(frame, ensure_ascii=False)
         await self.connection.write_message(text, binary=isinstance(text, bytes))
 
     async def send_frame(self, frame_type: str, data: dict[str, Any] | None = None, **extra: Any) -> str:
@@ -105,10 +136,18 @@ class WsClient:
         await self.send({"type": frame_type, "messageId": message_id, "data": data or {}, **extra})
         return message_id
 
+    async def _read_forever(self) -> None:
+        while True:
+            message = await self.connection.read_message()
+            self._inbox.put_nowait(message)
+            if message is None:
+                return
+
     async def receive(self, timeout: float = 5.0) -> dict[str, Any] | None:
         """The next frame, or None once the server has closed the socket."""
-        message = await asyncio.wait_for(self.connection.read_message(), timeout)
+        message = await asyncio.wait_for(self._inbox.get(), timeout)
         if message is None:
+            self._inbox.put_nowait(None)  # stays closed for later calls
             return None
         frame = json.loads(message)
         self.spec.check_server_frame(frame)

@@ -18,19 +18,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import tornado.escape
+import tornado.iostream
 import tornado.web
 import tornado.websocket
+from tornado.ioloop import IOLoop
 
 from vibemuse import __version__
 from vibemuse.context import ServerContext
 from vibemuse.handlers.base import bearer_token
+from vibemuse.handlers.frames import FRAME_HANDLERS
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame, ServerFrame, parse_client_frame
 from vibemuse.protocol.versions import ProtocolVersion, negotiate
+from vibemuse.realtime.wire import encode_text_frame
 from vibemuse.services.accounts import Principal
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self.last_seen = time.monotonic()
         self._auth_deadline: asyncio.TimerHandle | None = None
         self._token_expiry: asyncio.TimerHandle | None = None
+        self._overflowed = False
 
     # Connection interface of the registry.
     @property
@@ -84,6 +89,8 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
+        assert self.ws_connection is not None
+        self.ws_connection.stream.max_write_buffer_size = self.context.config.outbound_queue_bytes
         if self.principal is not None:
             self._activate()
         else:
@@ -107,37 +114,46 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
     def _activate(self) -> None:
         assert self.principal is not None and self.version is not None
-        self.context.registry.add(self)
-        remaining = (self.principal.expires_ts - self.context.clock()) / 1000
+        context = self.context
+        context.registry.add(self)
+        remaining = (self.principal.expires_ts - context.clock()) / 1000
         self._token_expiry = asyncio.get_running_loop().call_later(max(remaining, 0), self._token_expired)
         user = self.principal.user
-        self.send_frame(
-            self.context.frame(
-                "welcome",
-                {
-                    "user": user_to_wire(user),
-                    "location": user.location_room_id,
-                    "connectionId": self.connection_id,
-                    "serverName": self.context.server_name,
-                    "serverVersion": __version__,
-                    "protocolVersion": self.version.name,
-                    "limits": limits_to_wire(self.context.config),
-                },
-                to_user=user.user_id,
-            )
-        )
+        location = context.presence.location_of(user)
+        welcome = {
+            "user": user_to_wire(user),
+            "location": location,
+            "connectionId": self.connection_id,
+            "serverName": context.server_name,
+            "serverVersion": __version__,
+            "protocolVersion": self.version.name,
+            "limits": limits_to_wire(context.config),
+        }
+        self.send_frame(context.broadcaster.frame("welcome", welcome, to_user=user.user_id))
+        context.presence.socket_opened(user)
+        IOLoop.current().spawn_callback(self._send_first_roster, location)
+
+    async def _send_first_roster(self, room_id: str) -> None:
+        try:
+            self.send_frame(await self.context.chat.roster_frame(self.user_id, room_id))
+        except Exception:
+            log.exception("could not send the first roster to %s", self.user_id)
 
     # -- frames in ------------------------------------------------------
 
     async def on_message(self, message: str | bytes) -> None:
         self.last_seen = time.monotonic()
+        frame = None
         try:
             frame = parse_client_frame(message, self.context.schemas)
             if self.principal is None:
                 await self._authenticate(frame)
             else:
+                self.context.presence.input(self.principal.user_id)
                 await self._dispatch(frame)
         except ProtocolError as error:
+            if error.in_reply_to is None and frame is not None:
+                error.in_reply_to = frame.message_id
             self.send_error_frame(error)
 
     async def _authenticate(self, frame: ClientFrame) -> None:
@@ -174,14 +190,6 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             )
         await handler(self, frame)
 
-    async def _on_auth(self, frame: ClientFrame) -> None:
-        raise ProtocolError(
-            ErrorCode.ALREADY_AUTHENTICATED, "This socket is authenticated already.", in_reply_to=frame.message_id
-        )
-
-    async def _on_ping(self, frame: ClientFrame) -> None:
-        self.send_frame(self.context.frame("pong", {"inReplyTo": frame.message_id}, to_user=self.user_id))
-
     def on_pong(self, data: bytes) -> None:
         self.last_seen = time.monotonic()
 
@@ -190,35 +198,54 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             if timer is not None:
                 timer.cancel()
         self._auth_deadline = self._token_expiry = None
-        self.context.registry.discard(self)
+        if self.principal is not None and self.context.registry.discard(self):
+            self.context.presence.socket_closed(self.principal.user_id)
 
     # -- frames out -----------------------------------------------------
 
     def send_frame(self, frame: ServerFrame) -> None:
-        self.send_text(frame.encode())
+        self.send_encoded(self.context.broadcaster.encode(frame))
 
     def send_text(self, text: str) -> None:
+        self.send_encoded(encode_text_frame(text.encode("utf-8")))
+
+    def send_encoded(self, frame: bytes) -> None:
+        """Queue one pre-encoded WebSocket frame; never blocks, never awaits.
+
+        The socket's write buffer is bounded (limits.outboundQueueBytes). A
+        client that reads too slowly to keep it under the bound is closed
+        with 4008 on the next loop turn, and nothing more is queued for it.
+        """
+        if self._overflowed or self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        stream = self.ws_connection.stream
         try:
-            self.write_message(text)
-        except tornado.websocket.WebSocketClosedError:
+            stream.write(frame)
+        except tornado.iostream.StreamBufferFullError:
+            self._overflowed = True
+            stream.max_write_buffer_size = None  # room for the close frame
+            IOLoop.current().add_callback(self.close, CloseCode.SLOW_CONSUMER, "slow consumer")
+        except tornado.iostream.StreamClosedError:
             pass
 
     def send_error_frame(self, error: ProtocolError) -> None:
         data = error.to_wire()
         if error.in_reply_to is not None:
             data["inReplyTo"] = error.in_reply_to
-        self.send_frame(self.context.frame("error", data, to_user=self.user_id or None))
+        self.send_frame(self.context.broadcaster.frame("error", data, to_user=self.user_id or None))
 
     def ping(self) -> None:
+        if self._overflowed:
+            return
         try:
             super().ping(b"")
         except tornado.websocket.WebSocketClosedError:
             pass
+        except tornado.iostream.StreamBufferFullError:
+            self.send_encoded(b"")  # takes the overflow path: close with 4008
 
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if self.ws_connection is not None:
+            self.ws_connection.stream.max_write_buffer_size = None  # the close frame always fits
+        super().close(code, reason)
 
-# Every client frame type of spec/v1 and the method that handles it on an
-# authenticated socket; a test checks that the keys are exactly spec's types.
-FRAME_HANDLERS: dict[str, Callable[[ClientSocketHandler, ClientFrame], Awaitable[None]]] = {
-    "auth": ClientSocketHandler._on_auth,
-    "ping": ClientSocketHandler._on_ping,
-}

@@ -41,4 +41,8 @@ def limits_to_wire(config: Config) -> dict[str, int]:
         "heartbeatIntervalMs": int(config.heartbeat_interval_seconds * 1000),
         "heartbeatTimeoutMs": int(config.heartbeat_timeout_seconds * 1000),
         "maxConnectionsPerUser": config.max_connections_per_user,
+        "maxTextLength": config.max_text_length,
+        "outboundQueueBytes": config.outbound_queue_bytes,
+        "idleAfterMs": config.idle_after_seconds * 1000,
+        "typingTimeoutMs": int(config.typing_timeout_seconds * 1000),
     }

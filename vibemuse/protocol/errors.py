@@ -38,6 +38,11 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL_ERROR = "internal_error"
+    EMPTY_TEXT = "empty_text"
+    TEXT_TOO_LONG = "text_too_long"
+    UNKNOWN_COMMAND = "unknown_command"
+    NOT_IN_ROOM = "not_in_room"
+    ALREADY_HOME = "already_home"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,13 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.NOT_FOUND, 404, "No such endpoint or resource."),
         ErrorSpec(ErrorCode.METHOD_NOT_ALLOWED, 405, "The endpoint exists but not with this HTTP method."),
         ErrorSpec(ErrorCode.INTERNAL_ERROR, 500, "The server failed; nothing was changed. Retry later."),
+        ErrorSpec(ErrorCode.EMPTY_TEXT, 400, "The text is empty once invisible and control characters are removed."),
+        ErrorSpec(ErrorCode.TEXT_TOO_LONG, 400,
+                  "The text is longer than limits.maxTextLength characters; details give both numbers. "
+                  "Nothing is ever cut silently."),
+        ErrorSpec(ErrorCode.UNKNOWN_COMMAND, 400, "The command line names no command this server knows."),
+        ErrorSpec(ErrorCode.NOT_IN_ROOM, 403, "You are not in that room."),
+        ErrorSpec(ErrorCode.ALREADY_HOME, 400, "leave_room in the default room: there is nowhere to go; join another room."),
     )
 }
 
@@ -98,6 +110,7 @@ class CloseCode(enum.IntEnum):
     HEARTBEAT_TIMEOUT = 4004
     TOO_MANY_CONNECTIONS = 4005
     TOKEN_EXPIRED = 4006
+    SLOW_CONSUMER = 4008
 
 
 CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
@@ -110,6 +123,7 @@ CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.HEARTBEAT_TIMEOUT: "The client answered no ping within limits.heartbeatTimeoutMs.",
     CloseCode.TOO_MANY_CONNECTIONS: "The user already has limits.maxConnectionsPerUser open sockets.",
     CloseCode.TOKEN_EXPIRED: "The access token this socket used has expired; log in again and reconnect.",
+    CloseCode.SLOW_CONSUMER: "The client read too slowly: its outbound queue passed limits.outboundQueueBytes.",
 }
 
 

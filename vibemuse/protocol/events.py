@@ -66,6 +66,7 @@ __all__ = [
 # none. spec/v1/events.md holds the same table (a test compares them).
 REDACTION_KEPT_CONTENT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "vm.room.message": ("kind",),
+    "vm.room.member": ("membership",),
     "vm.page": (),
     "vm.channel.message": (),
     "vm.channel.member": ("membership", "target"),

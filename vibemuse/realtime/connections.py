@@ -21,6 +21,8 @@ class Connection(Protocol):
 
     def send_text(self, text: str) -> None: ...
 
+    def send_encoded(self, frame: bytes) -> None: ...
+
     def ping(self) -> None: ...
 
     def close(self, code: int, reason: str) -> None: ...
@@ -37,19 +39,30 @@ class ConnectionRegistry:
     def add(self, connection: Connection) -> None:
         self._by_user.setdefault(connection.user_id, {})[connection.connection_id] = connection
 
-    def discard(self, connection: Connection) -> None:
+    def discard(self, connection: Connection) -> bool:
+        """Unregister a socket; True if it was registered."""
         sockets = self._by_user.get(connection.user_id)
         if sockets is None:
-            return
-        sockets.pop(connection.connection_id, None)
+            return False
+        found = sockets.pop(connection.connection_id, None) is not None
         if not sockets:
             del self._by_user[connection.user_id]
+        return found
 
     def count_for(self, user_id: str) -> int:
         return len(self._by_user.get(user_id, ()))
 
     def connections_of(self, user_id: str) -> list[Connection]:
         return list(self._by_user.get(user_id, {}).values())
+
+    def sockets_of(self, user_id: str) -> Iterable[Connection]:
+        """A user's sockets, for the fan-out loop: a live view, no copy.
+
+        Safe because ``send_encoded`` never closes or unregisters a socket
+        synchronously (an overflowing socket is closed on the next loop turn).
+        """
+        sockets = self._by_user.get(user_id)
+        return sockets.values() if sockets else ()
 
     def online_user_ids(self) -> Iterable[str]:
         return self._by_user.keys()

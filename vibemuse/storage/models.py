@@ -56,3 +56,39 @@ class ServerState(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+POSITION = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Event(Base):
+    """Every event this server keeps, in its one total order (``stream_position``).
+
+    ``event_json`` is the signed event in canonical JSON, without ``unsigned``
+    (which is rebuilt when the event is read). The other columns are copies of
+    event fields that queries filter on.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_room_position", "room_id", "stream_position"),)
+
+    stream_position: Mapped[int] = mapped_column(POSITION, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(300))
+    room_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    origin_server_ts: Mapped[int] = mapped_column(BigInteger)
+    event_json: Mapped[str] = mapped_column(Text)
+
+
+class ClientTransaction(Base):
+    """A client's ``messageId`` that was acted on, so a retry gets the same ack."""
+
+    __tablename__ = "client_transactions"
+
+    user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    stream_position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_ts: Mapped[int] = mapped_column(BigInteger)

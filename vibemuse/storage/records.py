@@ -34,6 +34,29 @@ class TokenRecord:
     revoked_ts: int | None
 
 
+@dataclass(frozen=True)
+class TransactionKey:
+    """A client request: the user and the ``messageId`` they chose."""
+
+    user_id: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What an acted-on request produced: the event acked (if any) and its position."""
+
+    event_id: str | None
+    stream_position: int | None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Relocation:
+    user_id: str
+    room_id: str
+
+
 class StorageError(Exception):
     """Base of the domain errors storage raises."""
 

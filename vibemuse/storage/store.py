@@ -20,8 +20,18 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vibemuse.storage.engine import WRITE
+from vibemuse.storage.event_txns import append_events_txn, get_receipt_txn, recent_room_events_txn
 from vibemuse.storage.models import AccessToken, Room, ServerState, User
-from vibemuse.storage.records import Conflict, NotFound, RoomRecord, TokenRecord, UserRecord
+from vibemuse.storage.records import (
+    Conflict,
+    NotFound,
+    Receipt,
+    Relocation,
+    RoomRecord,
+    TokenRecord,
+    TransactionKey,
+    UserRecord,
+)
 
 T = TypeVar("T")
 
@@ -43,6 +53,12 @@ class Storage:
         self._readers = ThreadPoolExecutor(threads, thread_name_prefix="db-read")
         writers = 1 if self.dialect == "sqlite" else threads
         self._writers = ThreadPoolExecutor(writers, thread_name_prefix="db-write")
+        # Events get their stream positions from one writer thread, so positions
+        # commit in the order they were handed out (a reader that has seen
+        # position N never later finds a smaller one appear).
+        self._event_writer = (
+            self._writers if self.dialect == "sqlite" else ThreadPoolExecutor(1, thread_name_prefix="db-events")
+        )
 
     # -- plumbing -------------------------------------------------------
 
@@ -51,6 +67,9 @@ class Storage:
 
     async def _write(self, txn: Callable[..., T], *args: Any) -> T:
         return await self._submit(self._writers, True, txn, args)
+
+    async def _append(self, txn: Callable[..., T], *args: Any) -> T:
+        return await self._submit(self._event_writer, True, txn, args)
 
     async def _submit(self, executor: ThreadPoolExecutor, write: bool, txn: Callable[..., T], args: tuple) -> T:
         call = functools.partial(self._run, write, txn, args)
@@ -65,6 +84,7 @@ class Storage:
 
     def close(self) -> None:
         """Finish queued work, then release every connection."""
+        self._event_writer.shutdown(wait=True)
         self._writers.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
@@ -123,6 +143,37 @@ class Storage:
 
     async def purge_expired_tokens(self, now_ms: int) -> int:
         return await self._write(_purge_expired_tokens_txn, now_ms)
+
+    # -- events ---------------------------------------------------------
+
+    async def append_events(
+        self,
+        events: list[dict[str, Any]],
+        *,
+        transaction: TransactionKey | None,
+        now_ms: int,
+        relocation: Relocation | None = None,
+    ) -> tuple[Receipt, list[int]]:
+        """Durably store signed events (and a move); returns the receipt and the new positions.
+
+        If ``transaction`` was seen before, nothing is stored and the first
+        receipt comes back marked ``duplicate``.
+        """
+        try:
+            return await self._append(append_events_txn, events, transaction, relocation, now_ms)
+        except IntegrityError:
+            # Two sockets raced with one messageId: the loser gets the winner's receipt.
+            if transaction is not None:
+                receipt = await self.get_receipt(transaction)
+                if receipt is not None:
+                    return receipt, []
+            raise
+
+    async def get_receipt(self, transaction: TransactionKey) -> Receipt | None:
+        return await self._read(get_receipt_txn, transaction)
+
+    async def recent_room_events(self, room_id: str, limit: int) -> list[dict[str, Any]]:
+        return await self._read(recent_room_events_txn, room_id, limit)
 
 
 # -- transactions ------------------------------------------------------------

@@ -1,0 +1,172 @@
+"""The MUSH command-line parser."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from vibemuse.protocol.commands import (
+    COMMAND_WORDS,
+    PREFIXES,
+    Emit,
+    Home,
+    Ooc,
+    Pose,
+    Say,
+    Wall,
+    Who,
+    parse_command,
+)
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+
+
+@pytest.mark.parametrize("line, command", [
+    # say
+    ('"hi', Say("hi")),
+    ("say hi", Say("hi")),
+    ('"  spaced  ', Say("  spaced  ")),
+    ("say   hi there ", Say("hi there ")),
+    ('""quoted"', Say('"quoted"')),
+    ("say %xrred%xn", Say("%xrred%xn")),
+    ("say line%rtwo", Say("line%rtwo")),
+    # pose and semipose
+    (":waves", Pose("waves", False)),
+    ("pose waves", Pose("waves", False)),
+    (";'s hat", Pose("'s hat", True)),
+    ("semipose 's hat", Pose("'s hat", True)),
+    ("::double", Pose(":double", False)),
+    # ooc
+    ("ooc hi", Ooc("hi", "say")),
+    ('ooc "hi', Ooc("hi", "say")),
+    ("ooc :waves", Ooc("waves", "pose")),
+    ("ooc ;'s", Ooc("'s", "semipose")),
+    ("ooc   :waves", Ooc("waves", "pose")),
+    # emit and wall
+    ("@emit The wind howls.", Emit("The wind howls.")),
+    ("\\The wind howls.", Emit("The wind howls.")),
+    ("\\\\backslash", Emit("\\backslash")),
+    ("@wall Reboot in 5.", Wall("Reboot in 5.")),
+    # who and home
+    ("WHO", Who()),
+    ("who", Who()),
+    ("Who ali", Who()),
+    ("home", Home()),
+    ("HOME", Home()),
+])
+def test_commands(line, command):
+    assert parse_command(line) == command
+
+
+@pytest.mark.parametrize("line", ["SAY hi", "Say hi", "sAy hi"])
+def test_command_word_is_case_insensitive(line):
+    assert parse_command(line) == Say("hi")
+
+
+def test_case_insensitive_for_every_word():
+    assert parse_command("POSE waves") == Pose("waves")
+    assert parse_command("SemiPose 's") == Pose("'s", True)
+    assert parse_command("OOC :x") == Ooc("x", "pose")
+    assert parse_command("@EMIT x") == Emit("x")
+    assert parse_command("@Wall x") == Wall("x")
+
+
+@pytest.mark.parametrize("line, command", [
+    ('   "hi', Say("hi")),
+    ("\t say hi", Say("hi")),
+    ("\n:waves", Pose("waves")),
+    ("  WHO", Who()),
+])
+def test_leading_whitespace_ignored(line, command):
+    assert parse_command(line) == command
+
+
+@pytest.mark.parametrize("line, command", [
+    ("say", Say("")),
+    ("say   ", Say("")),
+    ('"', Say("")),
+    ("pose", Pose("", False)),
+    (":", Pose("", False)),
+    ("semipose", Pose("", True)),
+    (";", Pose("", True)),
+    ("ooc", Ooc("", "say")),
+    ("ooc :", Ooc("", "pose")),
+    ("ooc ;", Ooc("", "semipose")),
+    ('ooc "', Ooc("", "say")),
+    ("@emit", Emit("")),
+    ("\\", Emit("")),
+    ("@wall", Wall("")),
+])
+def test_empty_argument_gives_empty_text(line, command):
+    assert parse_command(line) == command
+
+
+def test_word_then_newline_or_tab():
+    assert parse_command("say\thi") == Say("hi")
+    assert parse_command("say\nhi") == Say("hi")
+
+
+@pytest.mark.parametrize("line, word", [
+    ("sayhi", "sayhi"),
+    ("posed", "posed"),
+    ("@emitx y", "@emitx"),
+    ("look", "look"),
+    ("page bob=hi", "page"),
+    ("+pub hi", "+pub"),
+    ("@chat pub=hi", "@chat"),
+    ("say/noeval hi", "say/noeval"),
+    ("", ""),
+    ("   ", ""),
+    ("x" * 100 + " tail", "x" * 32),
+    ("sa\u200by hi", "say"),  # sanitized in the echo; the caller sanitizes lines first
+    ("\u017fay hi", "\u017fay"),  # LATIN SMALL LONG S does not fold into "say"
+    ("\uff33\uff21\uff39 hi", "\uff33\uff21\uff39"),  # FULLWIDTH "SAY" is not "say" either
+])
+def test_unknown_commands(line, word):
+    with pytest.raises(ProtocolError) as caught:
+        parse_command(line)
+    error = caught.value
+    assert error.code == ErrorCode.UNKNOWN_COMMAND
+    assert error.message == 'Huh?  (Type "help" for help.)'
+    assert error.details == {"command": word}
+
+
+def test_commands_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Say("x").text = "y"  # type: ignore[misc]
+
+
+def test_tables_are_read_only_and_complete():
+    with pytest.raises(TypeError):
+        COMMAND_WORDS["page"] = Say  # type: ignore[index]
+    assert set(PREFIXES) == {'"', ":", ";", "\\"}
+    assert set(COMMAND_WORDS) == {"say", "pose", "semipose", "ooc", "@emit", "@wall", "who", "home"}
+    assert all(len(prefix) == 1 for prefix in PREFIXES)
+    assert all(word == word.lower() for word in COMMAND_WORDS)
+
+
+_line_alphabet = st.sampled_from(list('":;\\@ \t\nsayposemitwhocWHOSAY%x') + ["\u200b", "\x00", "\u00e9"])
+
+
+@given(st.one_of(st.text(), st.text(_line_alphabet)))
+@example("")
+@example("ooc")
+@example("\\")
+def test_parse_command_raises_only_unknown_command(line):
+    try:
+        command = parse_command(line)
+    except ProtocolError as error:
+        assert error.code == ErrorCode.UNKNOWN_COMMAND
+        assert len(error.details["command"]) <= 32
+    else:
+        assert isinstance(command, (Say, Pose, Ooc, Emit, Wall, Who, Home))
+        text = getattr(command, "text", "")
+        assert text in line
+
+
+@given(st.text())
+def test_say_round_trips(text):
+    assert parse_command('"' + text) == Say(text)
+    assert parse_command(":" + text) == Pose(text)

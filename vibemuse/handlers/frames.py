@@ -1,0 +1,141 @@
+"""What each client frame does on an authenticated socket.
+
+One small async function per frame type of spec/v1, each: read the frame's
+data, call a service, answer the requesting socket (``ack``, ``pong``,
+``who``). ``FRAME_HANDLERS`` maps every client frame type to its function; a
+test checks that its keys are exactly the client frame files of spec/.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from vibemuse.protocol import commands
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.frames import ClientFrame
+from vibemuse.services.chat import Speech
+from vibemuse.storage import Receipt
+
+if TYPE_CHECKING:
+    from vibemuse.handlers.websocket import ClientSocketHandler
+
+FrameHandler = Callable[["ClientSocketHandler", ClientFrame], Awaitable[None]]
+
+
+def ack(socket: "ClientSocketHandler", frame: ClientFrame, receipt: Receipt) -> None:
+    data: dict = {"inReplyTo": frame.message_id, "duplicate": receipt.duplicate}
+    if receipt.event_id is not None:
+        data["eventId"] = receipt.event_id
+        data["streamPosition"] = receipt.stream_position
+    socket.send_frame(socket.context.broadcaster.frame("ack", data, to_user=socket.user_id))
+
+
+async def on_auth(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    raise ProtocolError(ErrorCode.ALREADY_AUTHENTICATED, "This socket is authenticated already.")
+
+
+async def on_ping(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    socket.send_frame(socket.context.broadcaster.frame("pong", {"inReplyTo": frame.message_id}, to_user=socket.user_id))
+
+
+async def _speak(socket: "ClientSocketHandler", frame: ClientFrame, kind: str, style: str = "say") -> None:
+    data = frame.data
+    speech = Speech(frame.message_id, kind, data["text"], data.get("roomId"), style)
+    ack(socket, frame, await socket.context.chat.speak(socket.principal, speech))
+
+
+async def on_say(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    await _speak(socket, frame, "say")
+
+
+async def on_pose(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    await _speak(socket, frame, "semipose" if frame.data.get("semipose") else "pose")
+
+
+async def on_ooc(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    await _speak(socket, frame, "ooc", frame.data.get("style", "say"))
+
+
+async def on_emit(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    await _speak(socket, frame, "emit")
+
+
+async def on_wall(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    ack(socket, frame, await socket.context.chat.wall(socket.principal, frame.message_id, frame.data["text"]))
+
+
+async def on_join_room(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    ack(socket, frame, await socket.context.chat.join(socket.principal, frame.message_id, frame.data["roomId"]))
+
+
+async def on_leave_room(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    receipt = await socket.context.chat.leave(socket.principal, frame.message_id, frame.data.get("roomId"))
+    ack(socket, frame, receipt)
+
+
+async def on_typing(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    presence = socket.context.presence
+    here = presence.subscriptions.location_of(socket.user_id)
+    room_id = frame.data.get("roomId", here)
+    if room_id != here:
+        raise ProtocolError(ErrorCode.NOT_IN_ROOM, "You are not in that room.")
+    presence.set_typing(socket.user_id, room_id, frame.data["typing"])
+
+
+async def on_who(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    users = socket.context.presence.who()
+    socket.send_frame(
+        socket.context.broadcaster.frame("who", {"inReplyTo": frame.message_id, "users": users}, to_user=socket.user_id)
+    )
+
+
+async def on_set_presence(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    socket.context.presence.set_status(socket.user_id, frame.data["status"], frame.data.get("message"))
+    ack(socket, frame, Receipt(None, None))
+
+
+async def on_command(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    """A raw MUSH command line: parsed, then handled as the frame it stands for."""
+    command = commands.parse_command(frame.data["line"])
+    room = {"roomId": frame.data["roomId"]} if "roomId" in frame.data else {}
+    translated = _translate(command, room)
+    if translated is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_COMMAND, 'Huh?  (Type "help" for help.)')
+    frame_type, data = translated
+    await FRAME_HANDLERS[frame_type](socket, ClientFrame(frame_type, frame.message_id, data, frame.from_user))
+
+
+def _translate(command: commands.Command, room: dict) -> tuple[str, dict] | None:
+    match command:
+        case commands.Say(text=text):
+            return "say", {"text": text, **room}
+        case commands.Pose(text=text, semipose=semipose):
+            return "pose", {"text": text, "semipose": semipose, **room}
+        case commands.Ooc(text=text, style=style):
+            return "ooc", {"text": text, "style": style, **room}
+        case commands.Emit(text=text):
+            return "emit", {"text": text, **room}
+        case commands.Wall(text=text):
+            return "wall", {"text": text}
+        case commands.Who():
+            return "who", {}
+        case commands.Home():
+            return "leave_room", {}
+    return None
+
+
+FRAME_HANDLERS: dict[str, FrameHandler] = {
+    "auth": on_auth,
+    "ping": on_ping,
+    "say": on_say,
+    "pose": on_pose,
+    "ooc": on_ooc,
+    "emit": on_emit,
+    "wall": on_wall,
+    "join_room": on_join_room,
+    "leave_room": on_leave_room,
+    "typing": on_typing,
+    "who": on_who,
+    "set_presence": on_set_presence,
+    "command": on_command,
+}

@@ -1,0 +1,59 @@
+"""The content of room, membership and announcement events.
+
+Pure composition: sanitized text (``markup.check_text``), parsed markup
+(``markup.parse_markup``) and the lines MUSH players expect
+(``rendering``), gathered into the ``content`` object of an event. Every
+event carries both the structure (kind, body, spans, speaker) and the
+rendered lines, so a simple client prints ``rendered`` and a rich one styles
+``rendered_spans``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.markup import check_text, parse_markup, spans_to_wire
+from vibemuse.protocol.rendering import (
+    OOC_STYLES,
+    render_arrival,
+    render_departure,
+    render_line,
+    render_line_spans,
+)
+
+ROOM_KINDS = ("say", "pose", "semipose", "ooc", "emit")
+
+
+def room_message(kind: str, speaker: str, text: str, max_length: int, *, style: str = "say") -> dict[str, Any]:
+    """Content of a ``vm.room.message``; raises ``empty_text`` / ``text_too_long``."""
+    if kind not in ROOM_KINDS or style not in OOC_STYLES:
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, f"unknown message kind {kind!r}/{style!r}")
+    content = _styled(kind, speaker, text, max_length, style)
+    if kind == "ooc":
+        content["style"] = style
+    content["rendered_self"] = render_line(kind, speaker, content["body"], ooc_style=style, self_view=True)
+    return content
+
+
+def wall(speaker: str, text: str, max_length: int) -> dict[str, Any]:
+    """Content of a ``vm.system`` announcement (``@wall``)."""
+    return _styled("wall", speaker, text, max_length, "say")
+
+
+def membership(membership: str, speaker: str) -> dict[str, Any]:
+    """Content of a ``vm.room.member`` event: an arrival or a departure."""
+    rendered = render_arrival(speaker) if membership == "join" else render_departure(speaker)
+    return {"membership": membership, "speaker": speaker, "rendered": rendered}
+
+
+def _styled(kind: str, speaker: str, text: str, max_length: int, style: str) -> dict[str, Any]:
+    markup = parse_markup(check_text(text, max_length))
+    return {
+        "kind": kind,
+        "body": markup.plain,
+        "spans": spans_to_wire(markup.spans),
+        "speaker": speaker,
+        "rendered": render_line(kind, speaker, markup.plain, ooc_style=style),
+        "rendered_spans": spans_to_wire(render_line_spans(kind, speaker, markup, ooc_style=style)),
+    }

@@ -1,0 +1,84 @@
+"""Which sockets get which deliveries: rooms, users, everyone.
+
+Each online user stands in exactly one room; all of their sockets are
+subscribed to that room. A move re-subscribes every socket of the user at
+once. ``deliver`` is what the bus calls: it looks up the sockets of the
+delivery's topic and queues the same frame bytes on each, with no await and no
+per-recipient encoding.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from typing import Iterable
+
+from vibemuse.realtime.bus import ALL, Delivery
+from vibemuse.realtime.connections import ConnectionRegistry
+
+
+class Subscriptions:
+    def __init__(self, registry: ConnectionRegistry):
+        self._registry = registry
+        self._location: dict[str, str] = {}  # online user -> room
+        self._room_users: dict[str, set[str]] = {}  # room -> online users there
+
+    # -- locations of online users ---------------------------------------
+
+    def location_of(self, user_id: str) -> str | None:
+        return self._location.get(user_id)
+
+    def users_in(self, room_id: str) -> list[str]:
+        return sorted(self._room_users.get(room_id, ()))
+
+    def place(self, user_id: str, room_id: str) -> str | None:
+        """Put an online user in a room; returns the room they were in."""
+        previous = self._location.get(user_id)
+        if previous == room_id:
+            return previous
+        if previous is not None:
+            self._leave(user_id, previous)
+        self._location[user_id] = room_id
+        self._room_users.setdefault(room_id, set()).add(user_id)
+        return previous
+
+    def forget(self, user_id: str) -> None:
+        """The user's last socket closed."""
+        room_id = self._location.pop(user_id, None)
+        if room_id is not None:
+            self._leave(user_id, room_id)
+
+    def _leave(self, user_id: str, room_id: str) -> None:
+        users = self._room_users.get(room_id)
+        if users is not None:
+            users.discard(user_id)
+            if not users:
+                del self._room_users[room_id]
+
+    # -- delivery ----------------------------------------------------------
+
+    def _topic_users(self, topic: str) -> Iterable[str]:
+        if topic == ALL:
+            return self._registry.online_user_ids()
+        kind, _, name = topic.partition(":")
+        if kind == "room":
+            return self._room_users.get(name, ())
+        if kind == "user":
+            return (name,)
+        raise ValueError(f"unknown topic {topic!r}")
+
+    def deliver(self, delivery: Delivery) -> int:
+        """Queue the delivery's frame on every socket it is for; returns how many.
+
+        The hot loop of fan-out: no encoding, no awaits, one queue call per socket.
+        """
+        frame, skip = delivery.frame, delivery.except_user
+        sockets_of = self._registry.sockets_of
+        count = 0
+        for user_id in self._topic_users(delivery.topic):
+            if user_id == skip:
+                continue
+            for connection in sockets_of(user_id):
+                connection.send_encoded(frame)
+                count += 1
+        return count

@@ -1,0 +1,196 @@
+"""Room communication: say, pose, OOC, emit, moving between rooms, @wall.
+
+Theory of operation. Every message is an event, made by one path:
+
+1. check what the request may do (is the speaker in that room? may they
+   @emit?), sanitize and parse the text (``protocol.markup``) and compose the
+   content with the rendered lines (``protocol.content``);
+2. build, hash and sign the event (``protocol.events.build_event``);
+3. store it with its client transaction (``Storage.append_events``) — the
+   only await, and durable before anything is sent;
+4. fan it out once (``Broadcaster``), then return the receipt, from which the
+   handler acks the requesting socket.
+
+A retried ``messageId`` is found in step 3: nothing new is stored or sent,
+and the first receipt comes back (marked ``duplicate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from vibemuse.clock import Clock
+from vibemuse.federation.server_keys import KeyRing
+from vibemuse.protocol import content as compose
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.events import build_event
+from vibemuse.protocol.frames import ServerFrame
+from vibemuse.protocol.ids import parse_room_id
+from vibemuse.realtime.broadcast import Broadcaster
+from vibemuse.services.accounts import Principal
+from vibemuse.services.presence import PresenceService
+from vibemuse.storage import Receipt, Relocation, Storage, TransactionKey
+from vibemuse.storage.records import NotFound
+
+ROOM_MESSAGE = "vm.room.message"
+ROOM_MEMBER = "vm.room.member"
+SYSTEM = "vm.system"
+
+
+@dataclass(frozen=True)
+class Speech:
+    """A request to say something in a room."""
+
+    message_id: str
+    kind: str  # say | pose | semipose | ooc | emit
+    text: str
+    room_id: str | None = None
+    style: str = "say"  # for ooc: say | pose | semipose
+
+
+class RoomChat:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        presence: PresenceService,
+        broadcaster: Broadcaster,
+        keyring: Callable[[], KeyRing],
+        server_name: str,
+        default_room_id: str,
+        max_text_length: int,
+        recent_on_join: int,
+        clock: Clock,
+    ):
+        self._storage = storage
+        self._presence = presence
+        self._broadcaster = broadcaster
+        self._keyring = keyring
+        self._server_name = server_name
+        self.default_room_id = default_room_id
+        self._max_text_length = max_text_length
+        self._recent_on_join = recent_on_join
+        self._clock = clock
+
+    # -- speaking ----------------------------------------------------------
+
+    async def speak(self, principal: Principal, speech: Speech) -> Receipt:
+        room_id = self._room_of_speaker(principal, speech.room_id)
+        if speech.kind == "emit" and not principal.has_role("builder", "admin"):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "Only builders and admins can @emit.")
+        content = compose.room_message(
+            speech.kind, principal.user.username, speech.text, self._max_text_length, style=speech.style
+        )
+        event = self._event(ROOM_MESSAGE, principal.user_id, content, room_id=room_id)
+        receipt, positions = await self._store([event], principal, speech.message_id)
+        if positions:
+            self._presence.stopped_typing(principal.user_id, room_id)
+            frame = self._event_frame("message", event, positions[0], room_id=room_id)
+            self._broadcaster.to_room(room_id, frame)
+        return receipt
+
+    def _room_of_speaker(self, principal: Principal, room_id: str | None) -> str:
+        here = self._presence.subscriptions.location_of(principal.user_id) or principal.user.location_room_id
+        if room_id is not None:
+            parse_room_id(room_id)
+            if room_id != here:
+                raise ProtocolError(ErrorCode.NOT_IN_ROOM, "You are not in that room.", details={"location": here})
+        return here
+
+    # -- moving --------------------------------------------------------------
+
+    async def join(self, principal: Principal, message_id: str, room_id: str) -> Receipt:
+        """Move the character to ``room_id``: a departure and an arrival event, one transaction."""
+        parse_room_id(room_id)
+        room = await self._storage.get_room(room_id)
+        if room is None:
+            raise ProtocolError(ErrorCode.ROOM_NOT_FOUND, f"There is no room {room_id}.")
+        here = self._room_of_speaker(principal, None)
+        if here == room_id:
+            earlier = await self._storage.get_receipt(TransactionKey(principal.user_id, message_id))
+            self._broadcaster.to_user(principal.user_id, await self.roster_frame(principal.user_id, room_id))
+            return earlier or Receipt(None, None)
+        return await self._move(principal, message_id, here, room_id)
+
+    async def leave(self, principal: Principal, message_id: str, room_id: str | None) -> Receipt:
+        """Leave the current room for the default room (a character is always somewhere)."""
+        here = self._room_of_speaker(principal, room_id)
+        if here == self.default_room_id:
+            receipt = await self._storage.get_receipt(TransactionKey(principal.user_id, message_id))
+            if receipt is not None:
+                return receipt
+            raise ProtocolError(ErrorCode.ALREADY_HOME, "You are in the default room; join another room instead.")
+        return await self._move(principal, message_id, here, self.default_room_id)
+
+    async def _move(self, principal: Principal, message_id: str, here: str, there: str) -> Receipt:
+        name, user_id = principal.user.username, principal.user_id
+        departure = self._event(ROOM_MEMBER, user_id, compose.membership("leave", name), room_id=here)
+        arrival = self._event(ROOM_MEMBER, user_id, compose.membership("join", name), room_id=there)
+        receipt, positions = await self._store(
+            [departure, arrival], principal, message_id, relocation=Relocation(user_id, there)
+        )
+        if not positions:
+            return receipt
+        self._presence.stopped_typing(user_id, here)
+        self._presence.subscriptions.place(user_id, there)
+        user = {"id": user_id, "username": name, "role": principal.user.role}
+        left = self._event_frame("user_left", departure, positions[0], room_id=here, user=user)
+        self._broadcaster.to_room(here, left)
+        joined = self._event_frame("user_joined", arrival, positions[1], room_id=there, user=user)
+        self._broadcaster.to_room(there, joined, except_user=user_id)
+        self._broadcaster.to_user(user_id, await self.roster_frame(user_id, there))
+        return receipt
+
+    async def roster_frame(self, user_id: str, room_id: str) -> ServerFrame:
+        """Who is in the room and what was said there lately (sent on arrival and on connect)."""
+        room = await self._storage.get_room(room_id)
+        if room is None:
+            raise NotFound(room_id)
+        recent = await self._storage.recent_room_events(room_id, self._recent_on_join)
+        data = {
+            "room": {"id": room.room_id, "name": room.name, "description": room.description},
+            "members": self._presence.members(room_id),
+            "recent": recent,
+        }
+        return self._broadcaster.frame("roster", data, room_id=room_id, to_user=user_id)
+
+    # -- announcements -------------------------------------------------------
+
+    async def wall(self, principal: Principal, message_id: str, text: str) -> Receipt:
+        if not principal.has_role("admin"):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "Only admins can @wall.")
+        content = compose.wall(principal.user.username, text, self._max_text_length)
+        event = self._event(SYSTEM, principal.user_id, content)
+        receipt, positions = await self._store([event], principal, message_id)
+        if positions:
+            self._broadcaster.to_all(self._event_frame("system_message", event, positions[0]))
+        return receipt
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _event(self, event_type: str, sender: str, content: dict[str, Any], **scope: str) -> dict[str, Any]:
+        return build_event(
+            event_type=event_type,
+            sender=sender,
+            origin=self._server_name,
+            origin_server_ts=self._clock(),
+            content=content,
+            signing_key=self._keyring().current,
+            **scope,
+        )
+
+    async def _store(
+        self, events: list[dict[str, Any]], principal: Principal, message_id: str, *, relocation: Relocation | None = None
+    ) -> tuple[Receipt, list[int]]:
+        return await self._storage.append_events(
+            events,
+            transaction=TransactionKey(principal.user_id, message_id),
+            now_ms=self._clock(),
+            relocation=relocation,
+        )
+
+    def _event_frame(self, frame_type: str, event: dict[str, Any], position: int, **routing: Any) -> ServerFrame:
+        extra = {key: routing.pop(key) for key in ("user",) if key in routing}
+        delivered = dict(event, unsigned={"stream_position": position})
+        return self._broadcaster.frame(frame_type, {"event": delivered, **extra}, from_user=event["sender"], **routing)

@@ -1,0 +1,122 @@
+"""Who is here and what they are doing: presence, rosters, WHO and typing.
+
+This service turns socket comings and goings, input, away messages and typing
+frames into state (``realtime.presence``, ``realtime.typing_state``,
+``realtime.subscriptions``) and into frames for the people who share a room
+with the user. Nothing here is persisted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vibemuse.clock import Clock
+from vibemuse.realtime.broadcast import Broadcaster
+from vibemuse.realtime.connections import ConnectionRegistry
+from vibemuse.realtime.presence import OFFLINE, Presence, PresenceTracker
+from vibemuse.realtime.subscriptions import Subscriptions
+from vibemuse.realtime.typing_state import TypingState
+from vibemuse.storage import UserRecord
+
+
+class PresenceService:
+    def __init__(
+        self,
+        *,
+        registry: ConnectionRegistry,
+        subscriptions: Subscriptions,
+        tracker: PresenceTracker,
+        typing: TypingState,
+        broadcaster: Broadcaster,
+        clock: Clock,
+    ):
+        self.registry = registry
+        self.subscriptions = subscriptions
+        self.tracker = tracker
+        self.typing = typing
+        self._broadcaster = broadcaster
+        self._clock = clock
+
+    # -- sockets ------------------------------------------------------------
+
+    def location_of(self, user: UserRecord) -> str:
+        """Where the character stands: the live location of an online user, else the stored one."""
+        return self.subscriptions.location_of(user.user_id) or user.location_room_id
+
+    def socket_opened(self, user: UserRecord) -> str:
+        """A socket of ``user`` was registered (and welcomed); returns the room it stands in."""
+        room_id = self.location_of(user)
+        self.subscriptions.place(user.user_id, room_id)
+        if self.tracker.connected(user.user_id, user.username):
+            self._announce(self.tracker.get(user.user_id))
+        return room_id
+
+    def socket_closed(self, user_id: str) -> None:
+        if self.registry.count_for(user_id) > 0:
+            return
+        room_id = self.subscriptions.location_of(user_id)
+        last = self.tracker.disconnected(user_id)
+        if room_id is not None and self.typing.stop(room_id, user_id):
+            self._send_typing(room_id, user_id, False)
+        if last is not None:
+            self._announce(Presence(last.user_id, last.username, last.connected_since_ms,
+                                    last.last_input_ms, OFFLINE))
+        self.subscriptions.forget(user_id)
+
+    # -- input, away, idle ---------------------------------------------------
+
+    def input(self, user_id: str) -> None:
+        changed = self.tracker.input(user_id)
+        if changed is not None:
+            self._announce(changed)
+
+    def set_status(self, user_id: str, status: str, message: str | None) -> None:
+        if status == "away":
+            changed = self.tracker.set_away(user_id, message)
+        else:
+            changed = self.tracker.set_back(user_id)
+        if changed is not None:
+            self._announce(changed)
+
+    def sweep_idle(self) -> None:
+        for presence in self.tracker.sweep_idle():
+            self._announce(presence)
+
+    def _announce(self, presence: Presence | None) -> None:
+        if presence is None:
+            return
+        room_id = self.subscriptions.location_of(presence.user_id)
+        frame = self._broadcaster.frame("presence", presence.to_wire(self._clock()), from_user=presence.user_id)
+        if room_id is not None:
+            self._broadcaster.to_room(room_id, frame)
+
+    # -- rosters and WHO -----------------------------------------------------
+
+    def members(self, room_id: str) -> list[dict[str, Any]]:
+        now = self._clock()
+        found = (self.tracker.get(user_id) for user_id in self.subscriptions.users_in(room_id))
+        return [presence.to_wire(now) for presence in found if presence is not None]
+
+    def who(self) -> list[dict[str, Any]]:
+        """Every connected user, longest-connected first (MUSH WHO order is newest last)."""
+        now = self._clock()
+        return [p.to_wire(now) for p in sorted(self.tracker, key=lambda p: (p.connected_since_ms, p.user_id))]
+
+    # -- typing --------------------------------------------------------------
+
+    def set_typing(self, user_id: str, room_id: str, typing: bool) -> None:
+        if self.typing.update(room_id, user_id, typing):
+            self._send_typing(room_id, user_id, typing)
+
+    def stopped_typing(self, user_id: str, room_id: str) -> None:
+        """The user spoke or left: their indicator ends without a frame (clients infer it)."""
+        self.typing.stop(room_id, user_id)
+
+    def expire_typing(self) -> None:
+        for room_id, user_id in self.typing.expire():
+            self._send_typing(room_id, user_id, False)
+
+    def _send_typing(self, room_id: str, user_id: str, typing: bool) -> None:
+        data = {"roomId": room_id, "userId": user_id, "typing": typing, "timeoutMs": self.typing.timeout_ms}
+        frame = self._broadcaster.frame("typing", data, from_user=user_id, room_id=room_id)
+        self._broadcaster.to_room(room_id, frame, except_user=user_id)

@@ -1,0 +1,112 @@
+"""Transactions over the event stream and client transactions.
+
+``append_events_txn`` is the one way events enter the database: it checks the
+client transaction first (a retried ``messageId`` returns the first receipt
+and inserts nothing), inserts the events in order (each gets the next
+``stream_position``), records the receipt, and applies a relocation, all in
+one transaction — so a character never moves without its arrival being
+recorded, and an ack is never given for something that was not stored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, insert, select
+
+from vibemuse.protocol.canonical_json import encode_canonical_json
+from vibemuse.storage.models import ClientTransaction, Event, Room, User
+from vibemuse.storage.records import NotFound, Receipt, Relocation, TransactionKey
+
+events = Event.__table__
+client_transactions = ClientTransaction.__table__
+rooms = Room.__table__
+users = User.__table__
+
+
+def get_receipt_txn(connection: Connection, key: TransactionKey) -> Receipt | None:
+    row = connection.execute(
+        select(client_transactions.c.event_id, client_transactions.c.stream_position).where(
+            client_transactions.c.user_id == key.user_id, client_transactions.c.message_id == key.message_id
+        )
+    ).first()
+    return Receipt(row.event_id, row.stream_position, duplicate=True) if row else None
+
+
+def append_events_txn(
+    connection: Connection,
+    new_events: Sequence[dict[str, Any]],
+    transaction: TransactionKey | None,
+    relocation: Relocation | None,
+    now_ms: int,
+) -> tuple[Receipt, list[int]]:
+    """Store ``new_events`` (signed, without ``unsigned``); the receipt names the last one."""
+    if transaction is not None:
+        earlier = get_receipt_txn(connection, transaction)
+        if earlier is not None:
+            return earlier, []
+    positions = [_insert_event(connection, event) for event in new_events]
+    receipt = Receipt(
+        event_id=new_events[-1]["event_id"] if new_events else None,
+        stream_position=positions[-1] if positions else None,
+    )
+    if transaction is not None:
+        connection.execute(
+            insert(client_transactions).values(
+                user_id=transaction.user_id,
+                message_id=transaction.message_id,
+                event_id=receipt.event_id,
+                stream_position=receipt.stream_position,
+                created_ts=now_ms,
+            )
+        )
+    if relocation is not None:
+        _relocate(connection, relocation)
+    return receipt, positions
+
+
+def _insert_event(connection: Connection, event: dict[str, Any]) -> int:
+    if "unsigned" in event:
+        raise ValueError("events are stored without 'unsigned'")
+    return connection.execute(
+        insert(events)
+        .values(
+            event_id=event["event_id"],
+            event_type=event["type"],
+            sender=event["sender"],
+            room_id=event.get("room_id"),
+            kind=event.get("content", {}).get("kind"),
+            origin_server_ts=event["origin_server_ts"],
+            event_json=encode_canonical_json(event).decode("utf-8"),
+        )
+        .returning(events.c.stream_position)
+    ).scalar_one()
+
+
+def _relocate(connection: Connection, relocation: Relocation) -> None:
+    if connection.execute(select(rooms.c.seq).where(rooms.c.room_id == relocation.room_id)).first() is None:
+        raise NotFound(relocation.room_id)
+    updated = connection.execute(
+        users.update().where(users.c.user_id == relocation.user_id).values(location_room_id=relocation.room_id)
+    )
+    if updated.rowcount != 1:
+        raise NotFound(relocation.user_id)
+
+
+def recent_room_events_txn(connection: Connection, room_id: str, limit: int) -> list[dict[str, Any]]:
+    """The last ``limit`` events of a room, oldest first, with ``unsigned.stream_position``."""
+    query = (
+        select(events.c.stream_position, events.c.event_json)
+        .where(events.c.room_id == room_id)
+        .order_by(events.c.stream_position.desc())
+        .limit(limit)
+    )
+    rows = list(connection.execute(query))
+    return [with_position(row.event_json, row.stream_position) for row in reversed(rows)]
+
+
+def with_position(event_json: str, position: int) -> dict[str, Any]:
+    event = json.loads(event_json)
+    event["unsigned"] = {"stream_position": position}
+    return event
