@@ -44,7 +44,7 @@ async def test_a_live_peer_outlasts_many_timeouts(api, ws_url, spec, server):
     client = await WsClient.logged_in(ws_url, spec, session["accessToken"])
     await asyncio.sleep(2.5)  # more than three heartbeat timeouts
     message_id = await client.send_frame("ping")
-    pong = await client.receive()
+    pong = await client.receive_type("pong")
     assert pong["data"]["inReplyTo"] == message_id
     assert server.context.registry.count_for(session["user"]["id"]) == 1
     client.close()

@@ -18,13 +18,15 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+import vibemuse
 import vibemuse.app
-import vibemuse.handlers.websocket
+from tests.support import spec_examples
 from vibemuse.config import Config
-from vibemuse.handlers.websocket import FRAME_HANDLERS
+from vibemuse.handlers.frames import FRAME_HANDLERS
 from vibemuse.handlers.wire import limits_to_wire
 from vibemuse.protocol import ids
 from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, CloseCode, ErrorCode, ProtocolError
+from vibemuse.protocol.events import parse_server_keys_response, verify_event
 from vibemuse.protocol.frames import parse_client_frame
 from vibemuse.protocol.schemas import SchemaSet
 from vibemuse.specfiles import load_schema_set, read_schema_documents
@@ -136,6 +138,66 @@ def test_example_validates_against_its_schema(path: str) -> None:
 @pytest.mark.parametrize("path", FRAME_SCHEMAS + BODY_SCHEMAS)
 def test_every_frame_and_body_schema_has_an_example(path: str) -> None:
     assert (EXAMPLES / path).is_file(), f"schemas/{path} has no example at examples/{path}"
+
+
+GENERATED = spec_examples.generated_files()
+
+
+@pytest.mark.parametrize("path", sorted(path.relative_to(V1).as_posix() for path in GENERATED))
+def test_generated_file_is_what_the_generator_makes(path: str) -> None:
+    """Fix with ``python -m tests.support.spec_examples`` (and edit the generator, not the file)."""
+    on_disk = (V1 / path).read_text(encoding="utf-8") if (V1 / path).is_file() else None
+    assert on_disk == GENERATED[V1 / path], f"{path} is stale: run python -m tests.support.spec_examples"
+
+
+def _events_in(node, found: list[dict]) -> list[dict]:
+    if isinstance(node, dict):
+        if "event_id" in node and "signatures" in node:
+            found.append(node)
+        else:
+            for value in node.values():
+                _events_in(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _events_in(item, found)
+    return found
+
+
+EXAMPLE_SERVER_KEYS = load_json(EXAMPLES / "http/server-keys.json")
+EXAMPLE_EVENTS = {
+    path.relative_to(EXAMPLES).as_posix(): _events_in(load_json(path), [])
+    for path in sorted(EXAMPLES.rglob("*.json"))
+}
+
+
+def test_examples_hold_events() -> None:
+    assert sum(map(len, EXAMPLE_EVENTS.values())) >= 7
+
+
+@pytest.mark.parametrize("path", [path for path, events in EXAMPLE_EVENTS.items() if events])
+def test_example_events_verify_with_the_example_key(path: str) -> None:
+    keys = parse_server_keys_response(EXAMPLE_SERVER_KEYS, spec_examples.SERVER, spec_examples.T0)
+    for event in EXAMPLE_EVENTS[path]:
+        result = verify_event(event, {spec_examples.SERVER: keys.all_verify_keys()})
+        assert not result.redacted_only, f"{path}: {event['event_id']} content does not match its hash"
+        assert list(event["signatures"][event["origin"]]) == ["ed25519:2_Spec"]
+        assert isinstance(event.get("unsigned", {}).get("stream_position"), int), path
+        if path != "event-say.json":  # events.md's signing walk-through; its content predates event.json
+            validator("event.json").validate(event)
+
+
+def test_example_limits_are_the_defaults() -> None:
+    """welcome and versions show the limits a server announces with the default configuration."""
+    defaults = limits_to_wire(Config())
+    assert load_json(EXAMPLES / "frames/server/welcome.json")["data"]["limits"] == defaults
+    assert load_json(EXAMPLES / "http/versions.json")["limits"] == defaults
+
+
+def test_event_ids_quoted_in_the_prose_are_example_events() -> None:
+    known = {event["event_id"] for events in EXAMPLE_EVENTS.values() for event in events}
+    for name in ("protocol.md", "events.md"):
+        quoted = set(re.findall(r"\$[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])", (V1 / name).read_text(encoding="utf-8")))
+        assert quoted <= known, f"{name} quotes event ids no example holds: {sorted(quoted - known)}"
 
 
 def test_validators_are_not_vacuous() -> None:
@@ -316,11 +378,12 @@ def test_handled_client_frame_types_equal_the_spec() -> None:
 
 
 def test_server_frame_types_sent_are_in_the_spec() -> None:
-    handlers = Path(vibemuse.handlers.websocket.__file__).parent
+    """Every ``broadcaster.frame("<type>", ...)`` / ``_event_frame("<type>", ...)`` in the package."""
+    package = Path(vibemuse.__file__).parent
     sent = {
         frame_type
-        for path in handlers.glob("*.py")
-        for frame_type in re.findall(r'\.frame\(\s*"([a-z_.]+)"', path.read_text(encoding="utf-8"))
+        for path in package.rglob("*.py")
+        for frame_type in re.findall(r'(?:\.frame|_event_frame)\(\s*"([a-z_.]+)"', path.read_text(encoding="utf-8"))
     }
     assert sent == frame_types("server")
 

@@ -126,12 +126,12 @@ async def test_bad_frames_get_error_frames_and_change_nothing(api, ws_url, spec,
     client = await WsClient.logged_in(ws_url, spec, session["accessToken"])
     before = {table: count_rows(server, table) for table in ("users", "rooms", "access_tokens")}
     await client.send(raw)
-    error = await client.receive()
+    error = await client.receive_type("error")
     assert error["type"] == "error"
     assert error["data"]["code"] == code
     # The socket survives a bad frame and still works.
     message_id = await client.send_frame("ping")
-    pong = await client.receive()
+    pong = await client.receive_type("pong")
     assert pong["type"] == "pong" and pong["data"]["inReplyTo"] == message_id
     assert {table: count_rows(server, table) for table in before} == before
     client.close()
@@ -142,7 +142,7 @@ async def test_error_names_the_refused_message_id(api, ws_url, spec):
     session = await _user(api)
     client = await WsClient.logged_in(ws_url, spec, session["accessToken"])
     await client.send({"type": "teleport", "messageId": "abc-1", "data": {}})
-    error = await client.receive()
+    error = await client.receive_type("error")
     assert error["data"] == {
         "code": "unknown_type",
         "message": error["data"]["message"],
@@ -158,7 +158,7 @@ async def test_second_auth_frame_is_refused(api, ws_url, spec):
     session = await _user(api)
     client = await WsClient.logged_in(ws_url, spec, session["accessToken"])
     await client.send_frame("auth", {"token": session["accessToken"]})
-    assert (await client.receive())["data"]["code"] == "already_authenticated"
+    assert (await client.receive_type("error"))["data"]["code"] == "already_authenticated"
     client.close()
 
 
@@ -168,9 +168,9 @@ async def test_spoofed_from_user_is_refused(api, ws_url, spec):
     await _user(api, "Bob")
     client = await WsClient.logged_in(ws_url, spec, alice["accessToken"])
     await client.send_frame("ping", fromUser="@bob:test.localhost")
-    assert (await client.receive())["data"]["code"] == "forbidden"
+    assert (await client.receive_type("error"))["data"]["code"] == "forbidden"
     await client.send_frame("ping", fromUser="@alice:test.localhost")
-    assert (await client.receive())["type"] == "pong"
+    assert (await client.receive_type("pong"))["type"] == "pong"
     client.close()
 
 
@@ -192,7 +192,7 @@ async def test_several_sockets_per_user_and_the_limit(api, ws_url, spec, server)
     clients = [await WsClient.logged_in(ws_url, spec, session["accessToken"]) for _ in range(limit)]
     registry = server.context.registry
     assert registry.count_for(session["user"]["id"]) == limit
-    ids = {frame["data"]["connectionId"] for client in clients for frame in client.received}
+    ids = {client.welcome["data"]["connectionId"] for client in clients}
     assert len(ids) == limit
     status, body = await refused_handshake(ws_url, spec, token=session["accessToken"])
     assert (status, body["error"]["code"]) == (429, "too_many_connections")
@@ -223,7 +223,7 @@ async def test_logout_closes_sockets_of_that_token_only(api, ws_url, spec):
     code, _ = await on_first.closed()
     assert code == 4003
     await on_second.send_frame("ping")
-    assert (await on_second.receive())["type"] == "pong"
+    assert (await on_second.receive_type("pong"))["type"] == "pong"
     on_second.close()
 
 
@@ -232,7 +232,7 @@ async def test_ping_pong(api, ws_url, spec):
     session = await _user(api)
     client = await WsClient.logged_in(ws_url, spec, session["accessToken"])
     message_id = await client.send_frame("ping")
-    pong = await client.receive()
+    pong = await client.receive_type("pong")
     assert pong["type"] == "pong"
     assert pong["data"]["inReplyTo"] == message_id
     client.close()

@@ -69,6 +69,7 @@ class WsClient:
         # One reader task feeds a queue: a timed-out wait must not cancel a
         # read of the socket (that would lose the frame it was reading).
         self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._pending: list[dict[str, Any]] = []  # read, validated, not yet handed out
         self._reader = asyncio.ensure_future(self._read_forever())
         self.received: list[dict[str, Any]] = []
         self.welcome: dict[str, Any] = {}
@@ -102,22 +103,26 @@ class WsClient:
         return client
 
     async def receive_type(self, frame_type: str, timeout: float = 5.0) -> dict[str, Any]:
-        """The next frame of one type; frames of other types before it stay in ``received``."""
+        """The next frame of one type; frames of other types stay pending for later calls."""
+        for index, frame in enumerate(self._pending):
+            if frame["type"] == frame_type:
+                return self._pending.pop(index)
         while True:
-            frame = await self.receive(timeout)
+            frame = await self._read(timeout)
             assert frame is not None, f"socket closed while waiting for {frame_type}"
             if frame["type"] == frame_type:
                 return frame
+            self._pending.append(frame)
 
     def of_type(self, frame_type: str) -> list[dict[str, Any]]:
         return [frame for frame in self.received if frame["type"] == frame_type]
 
     async def quiet(self, seconds: float = 0.2) -> list[dict[str, Any]]:
-        """Frames that arrive within ``seconds`` (to show that nothing else came)."""
-        frames = []
+        """Pending frames and those that arrive within ``seconds`` (to show that nothing else came)."""
+        frames, self._pending = self._pending, []
         try:
             while True:
-                frame = await self.receive(seconds)
+                frame = await self._read(seconds)
                 if frame is None:
                     return frames
                 frames.append(frame)
@@ -144,7 +149,12 @@ class WsClient:
                 return
 
     async def receive(self, timeout: float = 5.0) -> dict[str, Any] | None:
-        """The next frame, or None once the server has closed the socket."""
+        """The next frame not yet handed out, or None once the server has closed the socket."""
+        if self._pending:
+            return self._pending.pop(0)
+        return await self._read(timeout)
+
+    async def _read(self, timeout: float) -> dict[str, Any] | None:
         message = await asyncio.wait_for(self._inbox.get(), timeout)
         if message is None:
             self._inbox.put_nowait(None)  # stays closed for later calls

@@ -15,8 +15,19 @@ import struct
 
 
 class RawWebSocket:
-    def __init__(self, host: str, port: int, path: str = "/api/ws", headers: dict[str, str] | None = None):
-        self.sock = socket.create_connection((host, port), timeout=10)
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str = "/api/ws",
+        headers: dict[str, str] | None = None,
+        receive_buffer: int | None = None,
+    ):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:  # a small window makes a stalled reader stall sooner
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(10)
+        self.sock.connect((host, port))
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {path} HTTP/1.1",

@@ -27,7 +27,9 @@ import tornado.websocket
 from tornado.ioloop import IOLoop
 
 from vibemuse import __version__
+from vibemuse.config import Config
 from vibemuse.context import ServerContext
+from vibemuse.protocol.content import largest_event_bytes
 from vibemuse.handlers.base import bearer_token
 from vibemuse.handlers.frames import FRAME_HANDLERS
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
@@ -38,6 +40,12 @@ from vibemuse.realtime.wire import encode_text_frame
 from vibemuse.services.accounts import Principal
 
 log = logging.getLogger(__name__)
+
+
+def outbound_bound(config: Config) -> int:
+    """Bytes a socket may have waiting: the configured queue plus room for the
+    largest frame, so one big event never trips the bound of an idle reader."""
+    return config.outbound_queue_bytes + largest_event_bytes(config.max_text_length)
 
 
 class ClientSocketHandler(tornado.websocket.WebSocketHandler):
@@ -90,7 +98,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
         assert self.ws_connection is not None
-        self.ws_connection.stream.max_write_buffer_size = self.context.config.outbound_queue_bytes
+        self.ws_connection.stream.max_write_buffer_size = outbound_bound(self.context.config)
         if self.principal is not None:
             self._activate()
         else:
@@ -198,8 +206,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             if timer is not None:
                 timer.cancel()
         self._auth_deadline = self._token_expiry = None
-        if self.principal is not None and self.context.registry.discard(self):
-            self.context.presence.socket_closed(self.principal.user_id)
+        self._unregister()
 
     # -- frames out -----------------------------------------------------
 
@@ -224,7 +231,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         except tornado.iostream.StreamBufferFullError:
             self._overflowed = True
             stream.max_write_buffer_size = None  # room for the close frame
-            IOLoop.current().add_callback(self.close, CloseCode.SLOW_CONSUMER, "slow consumer")
+            IOLoop.current().add_callback(self._drop_slow_consumer)
         except tornado.iostream.StreamClosedError:
             pass
 
@@ -233,6 +240,18 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         if error.in_reply_to is not None:
             data["inReplyTo"] = error.in_reply_to
         self.send_frame(self.context.broadcaster.frame("error", data, to_user=self.user_id or None))
+
+    def _drop_slow_consumer(self) -> None:
+        """Unregister at once (the user may go offline now), then close with 4008.
+
+        The close frame waits behind what is already queued; Tornado aborts the
+        connection if the client does not answer the close within 5 seconds."""
+        self._unregister()
+        self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+
+    def _unregister(self) -> None:
+        if self.principal is not None and self.context.registry.discard(self):
+            self.context.presence.socket_closed(self.principal.user_id)
 
     def ping(self) -> None:
         if self._overflowed:

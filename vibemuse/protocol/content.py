@@ -25,6 +25,13 @@ from vibemuse.protocol.rendering import (
 ROOM_KINDS = ("say", "pose", "semipose", "ooc", "emit")
 
 
+def largest_event_bytes(max_text_length: int) -> int:
+    """A generous bound on one encoded event frame: the text appears up to five
+    times (body, spans, rendered, rendered_self, rendered_spans), at most four
+    UTF-8 bytes a character, plus names, ids, signature and JSON."""
+    return 5 * 4 * max_text_length + 16 * 1024
+
+
 def room_message(kind: str, speaker: str, text: str, max_length: int, *, style: str = "say") -> dict[str, Any]:
     """Content of a ``vm.room.message``; raises ``empty_text`` / ``text_too_long``."""
     if kind not in ROOM_KINDS or style not in OOC_STYLES:

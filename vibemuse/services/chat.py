@@ -72,6 +72,7 @@ class RoomChat:
         self._max_text_length = max_text_length
         self._recent_on_join = recent_on_join
         self._clock = clock
+        self._last_ts = 0
 
     # -- speaking ----------------------------------------------------------
 
@@ -169,12 +170,18 @@ class RoomChat:
 
     # -- plumbing ----------------------------------------------------------------
 
+    def _event_ts(self) -> int:
+        """``origin_server_ts`` strictly increasing per server: two events never share
+        one, so two identical messages still get different hashes and event ids."""
+        self._last_ts = max(self._clock(), self._last_ts + 1)
+        return self._last_ts
+
     def _event(self, event_type: str, sender: str, content: dict[str, Any], **scope: str) -> dict[str, Any]:
         return build_event(
             event_type=event_type,
             sender=sender,
             origin=self._server_name,
-            origin_server_ts=self._clock(),
+            origin_server_ts=self._event_ts(),
             content=content,
             signing_key=self._keyring().current,
             **scope,

@@ -1,0 +1,206 @@
+"""Generated spec files: errors.json and the examples of room communication.
+
+Run ``python -m tests.support.spec_examples`` from the repository root to
+rewrite them; ``tests/test_spec.py`` fails when a file differs by one byte
+from what this module makes, so edit the values here, never the files.
+
+The examples that hold or name events are made by the reference code: the
+content by ``vibemuse.protocol.content``, the event by
+``vibemuse.protocol.events.build_event``, signed with the fixed spec example
+key (seed = SHA-256 of ``vibemuse spec example key 2``, version ``2_Spec``,
+server ``muse.example.org``; its public key is in
+``examples/http/server-keys.json``). Never use that key for anything real.
+Frame envelopes come from ``ServerFrame.to_wire`` and presence entries from
+``Presence.to_wire``, so they have the shapes the server sends.
+
+The story the examples tell (2026-01-01, UTC): Mira posed in the Library;
+Alice says hello in Town Square, then walks to the Library (a departure and
+an arrival event, one transaction) and gets the Library's roster; the admin
+Wizard announces a restart with @wall.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from vibemuse.config import Config
+from vibemuse.protocol import content
+from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, CloseCode
+from vibemuse.protocol.events import build_event
+from vibemuse.protocol.frames import ServerFrame
+from vibemuse.protocol.signing import SigningKey, generate_signing_key
+from vibemuse.realtime.presence import AWAY, IDLE, ONLINE, Presence
+
+V1 = Path(__file__).resolve().parents[2] / "spec" / "v1"
+EXAMPLES = V1 / "examples"
+
+SERVER = "muse.example.org"
+KEY_VERSION = "2_Spec"
+KEY_SEED_LABEL = b"vibemuse spec example key 2"
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00.000Z
+MAX_TEXT_LENGTH = Config().max_text_length
+TYPING_TIMEOUT_MS = int(Config().typing_timeout_seconds * 1000)
+
+TOWN_SQUARE = f"!Xq3fK9aB2LmN7pQr:{SERVER}"  # the default room
+LIBRARY = f"!Hb7TzR2wQe5YuI8o:{SERVER}"
+LIBRARY_DESCRIPTION = "Tall shelves and a reading lamp.\nA ladder leans against the west wall."
+
+ALICE = {"id": f"@alice:{SERVER}", "username": "Alice", "role": "player"}
+MIRA = {"id": f"@mira:{SERVER}", "username": "Mira", "role": "builder"}
+WIZARD = {"id": f"@wizard:{SERVER}", "username": "Wizard", "role": "admin"}
+
+SAY_TEXT = "Hello, %xh%xrtavern%xn!"
+WALL_TEXT = "The server restarts at %xh06:00 UTC%xn.%rSave your work!"
+
+# Client messageIds: a random per-session prefix and a counter (see protocol.md 6.1).
+SAY_ID, JOIN_ID, WHO_ID = "k4Jx9.7", "k4Jx9.8", "k4Jx9.9"
+
+
+def example_key() -> SigningKey:
+    return generate_signing_key(KEY_VERSION, hashlib.sha256(KEY_SEED_LABEL).digest())
+
+
+def _frame_id(n: int) -> str:
+    return f"f3c9a01be42.{n}"
+
+
+def _event(event_type: str, sender: dict, body: dict, ts: int, position: int, **scope: str) -> dict[str, Any]:
+    event = build_event(
+        event_type=event_type, sender=sender["id"], origin=SERVER, origin_server_ts=ts,
+        content=body, signing_key=example_key(), **scope,
+    )
+    event["unsigned"] = {"stream_position": position}
+    return event
+
+
+def _server(frame_type: str, data: dict, n: int, ts: int, *, from_user: str = SERVER, **routing: str) -> dict:
+    return ServerFrame(type=frame_type, data=data, message_id=_frame_id(n), timestamp_ms=ts,
+                       from_user=from_user, **routing).to_wire()
+
+
+def _client(frame_type: str, message_id: str, data: dict) -> dict:
+    return {"type": frame_type, "messageId": message_id, "data": data}
+
+
+def _presence(user: dict, connected: int, last_input: int, status: str = ONLINE, away: str | None = None):
+    return Presence(user["id"], user["username"], connected, last_input, status, away)
+
+
+def make_examples() -> dict[str, Any]:
+    """Every generated example, by its path under spec/v1/examples/."""
+    # -- events -------------------------------------------------------------
+    pose_ts, say_ts, move_ts, wall_ts = T0 - 1_500_000, T0 + 61_204, T0 + 95_310, T0 + 300_000
+    mira_pose = _event("vm.room.message", MIRA,
+                       content.room_message("pose", "Mira", "straightens a row of books.", MAX_TEXT_LENGTH),
+                       pose_ts, 40, room_id=LIBRARY)
+    alice_say = _event("vm.room.message", ALICE,
+                       content.room_message("say", "Alice", SAY_TEXT, MAX_TEXT_LENGTH),
+                       say_ts, 43, room_id=TOWN_SQUARE)
+    departure = _event("vm.room.member", ALICE, content.membership("leave", "Alice"), move_ts, 44,
+                       room_id=TOWN_SQUARE)
+    # origin_server_ts strictly increases per server: the arrival is 1 ms after the departure.
+    arrival = _event("vm.room.member", ALICE, content.membership("join", "Alice"), move_ts + 1, 45,
+                     room_id=LIBRARY)
+    wall = _event("vm.system", WIZARD, content.wall("Wizard", WALL_TEXT, MAX_TEXT_LENGTH), wall_ts, 46)
+
+    # -- presence -----------------------------------------------------------
+    alice_on, mira_on, wizard_on = T0 - 3_600_000, T0 - 7_200_000, T0 - 600_000
+    alice_now = _presence(ALICE, alice_on, move_ts)
+    mira_idle = _presence(MIRA, mira_on, pose_ts, IDLE)
+    who_ts = T0 + 240_512
+    who_users = [  # longest-connected first
+        mira_idle.to_wire(who_ts),
+        _presence(ALICE, alice_on, who_ts).to_wire(who_ts),
+        _presence(WIZARD, wizard_on, T0 - 20_000).to_wire(who_ts),
+    ]
+    away_ts = T0 + 420_007
+
+    return {
+        # -- client frames ---------------------------------------------------
+        "frames/client/say.json": _client("say", SAY_ID, {"text": SAY_TEXT, "roomId": TOWN_SQUARE}),
+        "frames/client/pose.json": _client("pose", "k4Jx9.5", {"text": "waves to everyone.", "roomId": TOWN_SQUARE}),
+        "frames/client/ooc.json": _client("ooc", "k4Jx9.6", {"text": "brb, %cgtea%cn", "style": "say"}),
+        "frames/client/emit.json": _client("emit", "r2Tq0.3", {"text": "A cold wind blows through the square."}),
+        "frames/client/command.json": _client("command", "k4Jx9.4", {"line": ":waves to everyone.", "roomId": TOWN_SQUARE}),
+        "frames/client/join_room.json": _client("join_room", JOIN_ID, {"roomId": LIBRARY}),
+        "frames/client/leave_room.json": _client("leave_room", "k4Jx9.12", {"roomId": LIBRARY}),
+        "frames/client/typing.json": _client("typing", "k4Jx9.10", {"typing": True, "roomId": LIBRARY}),
+        "frames/client/who.json": _client("who", WHO_ID, {}),
+        "frames/client/set_presence.json": _client("set_presence", "k4Jx9.11", {"status": "away", "message": "Making tea."}),
+        "frames/client/wall.json": _client("wall", "z8Wd1.2", {"text": WALL_TEXT}),
+        # -- server frames ---------------------------------------------------
+        "frames/server/message.json": _server("message", {"event": alice_say}, 21, say_ts + 3,
+                                              from_user=ALICE["id"], room_id=TOWN_SQUARE),
+        "frames/server/ack.json": _server("ack", {"inReplyTo": SAY_ID, "duplicate": False,
+                                                  "eventId": alice_say["event_id"], "streamPosition": 43},
+                                          22, say_ts + 3, to_user=ALICE["id"]),
+        "frames/server/user_left.json": _server("user_left", {"event": departure, "user": ALICE}, 23, move_ts + 4,
+                                                from_user=ALICE["id"], room_id=TOWN_SQUARE),
+        "frames/server/user_joined.json": _server("user_joined", {"event": arrival, "user": ALICE}, 24, move_ts + 4,
+                                                  from_user=ALICE["id"], room_id=LIBRARY),
+        "frames/server/roster.json": _server(
+            "roster",
+            {
+                "room": {"id": LIBRARY, "name": "The Library", "description": LIBRARY_DESCRIPTION},
+                "members": [alice_now.to_wire(move_ts + 6), mira_idle.to_wire(move_ts + 6)],
+                "recent": [mira_pose, arrival],
+            },
+            25, move_ts + 6, to_user=ALICE["id"], room_id=LIBRARY,
+        ),
+        "frames/server/typing.json": _server("typing", {"roomId": LIBRARY, "userId": ALICE["id"], "typing": True,
+                                                        "timeoutMs": TYPING_TIMEOUT_MS},
+                                             26, T0 + 180_020, from_user=ALICE["id"], room_id=LIBRARY),
+        "frames/server/who.json": _server("who", {"inReplyTo": WHO_ID, "users": who_users}, 27, who_ts,
+                                          to_user=ALICE["id"]),
+        "frames/server/system_message.json": _server("system_message", {"event": wall}, 28, wall_ts + 2,
+                                                     from_user=WIZARD["id"]),
+        "frames/server/presence.json": _server(
+            "presence", _presence(ALICE, alice_on, away_ts, AWAY, "Making tea.").to_wire(away_ts), 29, away_ts,
+            from_user=ALICE["id"]),
+        # -- HTTP bodies -----------------------------------------------------
+        "http/who.json": {"users": who_users},
+        "http/announcement-request.json": {"text": WALL_TEXT},
+        "http/receipt.json": {"eventId": wall["event_id"], "streamPosition": 46},
+    }
+
+
+def render_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_errors_json() -> str:
+    """errors.json: the error catalogue and the close codes, one entry per line, in the code's order."""
+    errors = [
+        {"code": str(spec.code), "httpStatus": spec.http_status, "description": spec.description}
+        for spec in ERROR_CATALOGUE.values()
+    ]
+    close_codes = [
+        {"code": int(code), "name": code.name, "description": CLOSE_CODE_DESCRIPTIONS[code]} for code in CloseCode
+    ]
+
+    def lines(entries: list[dict]) -> str:
+        return ",\n".join("    " + json.dumps(entry, ensure_ascii=False) for entry in entries)
+
+    return '{\n  "errors": [\n' + lines(errors) + '\n  ],\n  "closeCodes": [\n' + lines(close_codes) + "\n  ]\n}\n"
+
+
+def generated_files() -> dict[Path, str]:
+    """Every generated file and its exact text."""
+    files = {EXAMPLES / path: render_json(value) for path, value in make_examples().items()}
+    files[V1 / "errors.json"] = render_errors_json()
+    return files
+
+
+def main() -> None:
+    for path, text in generated_files().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print("wrote", path.relative_to(V1.parent.parent))
+
+
+if __name__ == "__main__":
+    main()
