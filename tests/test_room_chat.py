@@ -25,6 +25,7 @@ async def test_say_reaches_the_room_signed_and_acked(world, server):
     assert event["content"]["rendered_self"] == 'You say, "Hello, world!"'
     assert event["content"]["body"] == "Hello, world!"
     assert {"text": "world", "style": {"fg": "red"}} in event["content"]["spans"]
+    assert "".join(span["text"] for span in event["content"]["rendered_spans"]) == event["content"]["rendered"]
     assert event["sender"] == alice.user_id and event["room_id"] == alice.ws.welcome["data"]["location"]
     assert heard["fromUser"] == alice.user_id and heard["roomId"] == event["room_id"]
     assert ack["data"]["eventId"] == event["event_id"]
@@ -60,7 +61,7 @@ async def test_mush_formats(world, frame_type, data, rendered, rendered_self):
     assert (await alice.ws.receive_type("ack"))["data"]["inReplyTo"] == message_id
     content = (await bob.ws.receive_type("message"))["data"]["event"]["content"]
     assert (content["rendered"], content["rendered_self"]) == (rendered, rendered_self)
-    assert "".join(span["text"] for span in content["rendered_spans"]) == rendered
+    assert "spans" not in content and "rendered_spans" not in content  # unstyled: no repetition
 
 
 @pytest.mark.gen_test
@@ -145,3 +146,50 @@ async def test_positions_are_one_total_order(world):
     alice = await world.player("Alice")
     positions = [(await say(alice.ws, f"line {n}"))["data"]["streamPosition"] for n in range(5)]
     assert positions == sorted(positions) and len(set(positions)) == 5
+
+
+@pytest.mark.gen_test
+async def test_text_too_big_once_encoded_is_refused_cleanly(world):
+    alice = await world.player("Alice")
+    before = world.event_count()
+    # 4000 characters (within maxTextLength) of four-byte emoji with a colour code:
+    # over the 64 KiB event limit once body, spans and rendered lines are encoded.
+    await alice.ws.send_frame("say", {"text": "%xr" + "\U0001F600" * 3990})
+    error = await alice.ws.receive_type("error")
+    assert error["data"]["code"] == "text_too_long" and error["data"]["details"] == {"maxBytes": 65536}
+    assert world.event_count() == before
+    await say(alice.ws, "still here")
+
+
+@pytest.mark.gen_test
+async def test_the_same_message_id_on_another_kind_of_request_is_another_request(world):
+    wizard = await world.player("Wizard", role="builder")
+    library = await world.room("Library", wizard)
+    alice = await world.player("Alice")
+    said = await say(alice.ws, "hi", message_id="m-42")
+    await alice.ws.send_frame("join_room", {"roomId": library}, messageId="m-42")
+    moved = await alice.ws.receive_type("ack")
+    assert moved["data"]["duplicate"] is False and moved["data"]["eventId"] != said["data"]["eventId"]
+    assert (await alice.ws.receive_type("roster"))["data"]["room"]["id"] == library
+
+
+@pytest.mark.gen_test
+async def test_a_retry_after_moving_still_gets_its_ack(world):
+    wizard = await world.player("Wizard", role="builder")
+    library = await world.room("Library", wizard)
+    alice = await world.player("Alice")
+    square = alice.ws.welcome["data"]["location"]
+    first = await say(alice.ws, "bye", message_id="s-1", roomId=square)
+    await alice.ws.send_frame("join_room", {"roomId": library})
+    await alice.ws.receive_type("ack")
+    retry = await say(alice.ws, "bye", message_id="s-1", roomId=square)
+    assert retry["data"]["duplicate"] is True and retry["data"]["eventId"] == first["data"]["eventId"]
+
+
+@pytest.mark.gen_test
+async def test_command_lines_are_sanitized_before_parsing(world):
+    alice = await world.player("Alice")
+    bob = await world.player("Bob")
+    await alice.ws.send_frame("command", {"line": "\ufeff\u200bsay hi"})
+    await alice.ws.receive_type("ack")
+    assert (await bob.ws.receive_type("message"))["data"]["event"]["content"]["rendered"] == 'Alice says, "hi"'

@@ -126,7 +126,7 @@ async def test_away_idle_and_back(world, api, clock):
     bob = await world.player("Bob")
     alice = await world.player("Alice")
     await presence_of(bob.ws, alice.user_id)
-    await acked(alice.ws, "set_presence", {"status": "away", "message": "Making tea."})
+    await acked(alice.ws, "set_presence", {"status": "away", "message": "Making\u202e  tea.\u0000"})
     away = await presence_of(bob.ws, alice.user_id)
     assert (away["data"]["status"], away["data"]["awayMessage"]) == ("away", "Making tea.")
     status, who = await api.call("GET", "/api/who", token=bob.token, schema="who")
@@ -139,7 +139,9 @@ async def test_away_idle_and_back(world, api, clock):
     clock.advance(1.5)
     idle = await presence_of(bob.ws, alice.user_id)
     assert idle["data"]["status"] == "idle" and idle["data"]["idleMs"] >= 1000
-    await send(alice.ws, "ping")
+    await send(alice.ws, "ping")  # keep-alive pings are not input: still idle
+    assert not [f for f in await bob.ws.quiet(0.3) if f["type"] == "presence" and f["data"]["userId"] == alice.user_id]
+    await send(alice.ws, "who")
     back = await presence_of(bob.ws, alice.user_id)
     assert back["data"]["status"] == "online"
 

@@ -154,6 +154,7 @@ class VibeMuseServer:
             default_room_id=default_room.room_id,
             max_text_length=config.max_text_length,
             recent_on_join=config.recent_messages_on_join,
+            roster_budget_bytes=config.outbound_queue_bytes // 2,
             clock=clock,
         )
         heartbeat = Heartbeat(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from vibemuse.protocol import commands
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame
+from vibemuse.protocol.markup import sanitize_text
 from vibemuse.services.chat import Speech
 from vibemuse.storage import Receipt
 
@@ -78,7 +79,7 @@ async def on_typing(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     here = presence.subscriptions.location_of(socket.user_id)
     room_id = frame.data.get("roomId", here)
     if room_id != here:
-        raise ProtocolError(ErrorCode.NOT_IN_ROOM, "You are not in that room.")
+        raise ProtocolError(ErrorCode.NOT_IN_ROOM, "You are not in that room.", details={"location": here})
     presence.set_typing(socket.user_id, room_id, frame.data["typing"])
 
 
@@ -96,7 +97,7 @@ async def on_set_presence(socket: "ClientSocketHandler", frame: ClientFrame) -> 
 
 async def on_command(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     """A raw MUSH command line: parsed, then handled as the frame it stands for."""
-    command = commands.parse_command(frame.data["line"])
+    command = commands.parse_command(sanitize_text(frame.data["line"]))
     room = {"roomId": frame.data["roomId"]} if "roomId" in frame.data else {}
     translated = _translate(command, room)
     if translated is None:

@@ -42,6 +42,11 @@ from vibemuse.services.accounts import Principal
 log = logging.getLogger(__name__)
 
 
+# Frames that do not count as the user's input for idle time: a browser's
+# keep-alive pings are not the player, and set_presence sets the status itself.
+NOT_INPUT = frozenset({"ping", "set_presence"})
+
+
 def outbound_bound(config: Config) -> int:
     """Bytes a socket may have waiting: the configured queue plus room for the
     largest frame, so one big event never trips the bound of an idle reader."""
@@ -157,7 +162,8 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             if self.principal is None:
                 await self._authenticate(frame)
             else:
-                self.context.presence.input(self.principal.user_id)
+                if frame.type not in NOT_INPUT:
+                    self.context.presence.input(self.principal.user_id)
                 await self._dispatch(frame)
         except ProtocolError as error:
             if error.in_reply_to is None and frame is not None:

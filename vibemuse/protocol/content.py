@@ -3,9 +3,9 @@
 Pure composition: sanitized text (``markup.check_text``), parsed markup
 (``markup.parse_markup``) and the lines MUSH players expect
 (``rendering``), gathered into the ``content`` object of an event. Every
-event carries both the structure (kind, body, spans, speaker) and the
-rendered lines, so a simple client prints ``rendered`` and a rich one styles
-``rendered_spans``.
+event carries both the structure (kind, body, speaker, and spans when the
+text is styled) and the rendered lines, so a simple client prints
+``rendered`` and a rich one styles ``rendered_spans`` when present.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
-from vibemuse.protocol.markup import check_text, parse_markup, spans_to_wire
+from vibemuse.protocol.markup import DEFAULT_STYLE, check_text, parse_markup, spans_to_wire
 from vibemuse.protocol.rendering import (
     OOC_STYLES,
     render_arrival,
@@ -55,12 +55,16 @@ def membership(membership: str, speaker: str) -> dict[str, Any]:
 
 
 def _styled(kind: str, speaker: str, text: str, max_length: int, style: str) -> dict[str, Any]:
+    """The common keys; ``spans`` and ``rendered_spans`` only when the text has styles
+    (unstyled text would just repeat ``body`` and ``rendered``)."""
     markup = parse_markup(check_text(text, max_length))
-    return {
+    content: dict[str, Any] = {
         "kind": kind,
         "body": markup.plain,
-        "spans": spans_to_wire(markup.spans),
         "speaker": speaker,
         "rendered": render_line(kind, speaker, markup.plain, ooc_style=style),
-        "rendered_spans": spans_to_wire(render_line_spans(kind, speaker, markup, ooc_style=style)),
     }
+    if any(span.style != DEFAULT_STYLE for span in markup.spans):
+        content["spans"] = spans_to_wire(markup.spans)
+        content["rendered_spans"] = spans_to_wire(render_line_spans(kind, speaker, markup, ooc_style=style))
+    return content

@@ -53,7 +53,7 @@ from .signing import (
 )
 
 __all__ = [
-    "EventError", "MAX_EVENT_BYTES", "MAX_KEY_VALIDITY_MS", "MAX_RECIPIENTS",
+    "EventError", "EventTooLarge", "MAX_EVENT_BYTES", "MAX_KEY_VALIDITY_MS", "MAX_RECIPIENTS",
     "REDACTION_KEPT_CONTENT_KEYS", "REDACTION_KEPT_TOP_LEVEL_KEYS",
     "SCOPE_FIELDS", "VerifiedEvent",
     "build_event", "compute_content_hash", "compute_event_id",
@@ -99,6 +99,10 @@ _EVENT_ID = re.compile(r"\$[A-Za-z0-9_-]{43}")
 
 class EventError(ValueError):
     """An event is malformed, or its id does not match its contents."""
+
+
+class EventTooLarge(EventError):
+    """The event's canonical JSON is over ``MAX_EVENT_BYTES``."""
 
 
 @dataclass(frozen=True)
@@ -287,7 +291,7 @@ def build_event(
     validate_event(event, signed=False)
     hashed = _hashed_bytes(event)
     if len(hashed) > MAX_EVENT_BYTES:
-        raise EventError(f"event is {len(hashed)} bytes, over {MAX_EVENT_BYTES}")
+        raise EventTooLarge(f"event is {len(hashed)} bytes, over {MAX_EVENT_BYTES}")
     event["hashes"] = {"sha256": encode_base64(hashlib.sha256(hashed).digest())}
     redacted = redact_event(event)
     event["event_id"] = redacted["event_id"] = _id_of_redacted(redacted)
@@ -316,7 +320,7 @@ def verify_event(
         raise EventError(f"event_id {event['event_id']} does not match contents ({event_id})")
     hashed = _hashed_bytes(event)
     if len(hashed) > MAX_EVENT_BYTES:
-        raise EventError(f"event is {len(hashed)} bytes, over {MAX_EVENT_BYTES}")
+        raise EventTooLarge(f"event is {len(hashed)} bytes, over {MAX_EVENT_BYTES}")
     if hashlib.sha256(hashed).digest() != decode_base64(event["hashes"]["sha256"]):
         return VerifiedEvent(redacted, event_id, True, key_ids)
     return VerifiedEvent(dict(event), event_id, False, key_ids)

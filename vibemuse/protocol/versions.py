@@ -23,6 +23,7 @@ class ProtocolVersion:
     signed_events: bool = True
     header_auth: bool = True
     frame_auth: bool = True
+    room_chat: bool = True  # say/pose/ooc/emit, rooms, presence, typing, WHO, @wall
 
     @property
     def subprotocol(self) -> str:

@@ -50,14 +50,14 @@ class PresenceTracker:
     def __iter__(self) -> Iterator[Presence]:
         return iter(list(self._users.values()))
 
-    def connected(self, user_id: str, username: str) -> bool:
-        """A socket of the user opened; True if the user just came online."""
+    def connected(self, user_id: str, username: str) -> Presence | None:
+        """A socket of the user opened; returns the presence to announce, if it changed
+        (the user came online, or was idle and is back)."""
         if user_id in self._users:
-            self.input(user_id)
-            return False
+            return self.input(user_id)
         now = self._clock()
         self._users[user_id] = Presence(user_id, username, now, now)
-        return True
+        return self._users[user_id]
 
     def disconnected(self, user_id: str) -> Presence | None:
         """The user's last socket closed; returns their final presence."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from typing import Iterable
 
 from vibemuse.realtime.bus import ALL, Delivery
 from vibemuse.realtime.connections import ConnectionRegistry

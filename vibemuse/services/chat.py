@@ -24,8 +24,8 @@ from vibemuse.clock import Clock
 from vibemuse.federation.server_keys import KeyRing
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
-from vibemuse.protocol.events import build_event
-from vibemuse.protocol.frames import ServerFrame
+from vibemuse.protocol.events import MAX_EVENT_BYTES, EventTooLarge, build_event
+from vibemuse.protocol.frames import ServerFrame, encode_frame
 from vibemuse.protocol.ids import parse_room_id
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.services.accounts import Principal
@@ -61,6 +61,7 @@ class RoomChat:
         default_room_id: str,
         max_text_length: int,
         recent_on_join: int,
+        roster_budget_bytes: int,
         clock: Clock,
     ):
         self._storage = storage
@@ -71,66 +72,75 @@ class RoomChat:
         self.default_room_id = default_room_id
         self._max_text_length = max_text_length
         self._recent_on_join = recent_on_join
+        self._roster_budget_bytes = roster_budget_bytes
         self._clock = clock
         self._last_ts = 0
 
     # -- speaking ----------------------------------------------------------
 
     async def speak(self, principal: Principal, speech: Speech) -> Receipt:
-        room_id = self._room_of_speaker(principal, speech.room_id)
+        request = TransactionKey(principal.user_id, "pose" if speech.kind == "semipose" else speech.kind,
+                                 speech.message_id)
+        room_id = self._location(principal)
+        if speech.room_id is not None and speech.room_id != room_id:
+            return await self._not_in_room(request, speech.room_id, room_id)
         if speech.kind == "emit" and not principal.has_role("builder", "admin"):
             raise ProtocolError(ErrorCode.FORBIDDEN, "Only builders and admins can @emit.")
         content = compose.room_message(
             speech.kind, principal.user.username, speech.text, self._max_text_length, style=speech.style
         )
         event = self._event(ROOM_MESSAGE, principal.user_id, content, room_id=room_id)
-        receipt, positions = await self._store([event], principal, speech.message_id)
+        receipt, positions = await self._store([event], request)
         if positions:
             self._presence.stopped_typing(principal.user_id, room_id)
             frame = self._event_frame("message", event, positions[0], room_id=room_id)
             self._broadcaster.to_room(room_id, frame)
         return receipt
 
-    def _room_of_speaker(self, principal: Principal, room_id: str | None) -> str:
-        here = self._presence.subscriptions.location_of(principal.user_id) or principal.user.location_room_id
-        if room_id is not None:
-            parse_room_id(room_id)
-            if room_id != here:
-                raise ProtocolError(ErrorCode.NOT_IN_ROOM, "You are not in that room.", details={"location": here})
-        return here
+    def _location(self, principal: Principal) -> str:
+        return self._presence.subscriptions.location_of(principal.user_id) or principal.user.location_room_id
+
+    async def _not_in_room(self, request: TransactionKey, room_id: str, here: str) -> Receipt:
+        """Refuse a request for another room — unless it is a retry of one done before the move."""
+        parse_room_id(room_id)
+        earlier = await self._storage.get_receipt(request)
+        if earlier is not None:
+            return earlier
+        raise ProtocolError(ErrorCode.NOT_IN_ROOM, "You are not in that room.", details={"location": here})
 
     # -- moving --------------------------------------------------------------
 
     async def join(self, principal: Principal, message_id: str, room_id: str) -> Receipt:
         """Move the character to ``room_id``: a departure and an arrival event, one transaction."""
+        request = TransactionKey(principal.user_id, "join_room", message_id)
         parse_room_id(room_id)
         room = await self._storage.get_room(room_id)
         if room is None:
             raise ProtocolError(ErrorCode.ROOM_NOT_FOUND, f"There is no room {room_id}.")
-        here = self._room_of_speaker(principal, None)
-        if here == room_id:
-            earlier = await self._storage.get_receipt(TransactionKey(principal.user_id, message_id))
+        here = self._location(principal)
+        if here == room_id:  # already there (or a retry of the move that brought us)
             self._broadcaster.to_user(principal.user_id, await self.roster_frame(principal.user_id, room_id))
-            return earlier or Receipt(None, None)
-        return await self._move(principal, message_id, here, room_id)
+            return await self._storage.get_receipt(request) or Receipt(None, None)
+        return await self._move(principal, request, here, room_id)
 
     async def leave(self, principal: Principal, message_id: str, room_id: str | None) -> Receipt:
         """Leave the current room for the default room (a character is always somewhere)."""
-        here = self._room_of_speaker(principal, room_id)
+        request = TransactionKey(principal.user_id, "leave_room", message_id)
+        here = self._location(principal)
+        if room_id is not None and room_id != here:
+            return await self._not_in_room(request, room_id, here)
         if here == self.default_room_id:
-            receipt = await self._storage.get_receipt(TransactionKey(principal.user_id, message_id))
-            if receipt is not None:
-                return receipt
+            earlier = await self._storage.get_receipt(request)
+            if earlier is not None:
+                return earlier
             raise ProtocolError(ErrorCode.ALREADY_HOME, "You are in the default room; join another room instead.")
-        return await self._move(principal, message_id, here, self.default_room_id)
+        return await self._move(principal, request, here, self.default_room_id)
 
-    async def _move(self, principal: Principal, message_id: str, here: str, there: str) -> Receipt:
+    async def _move(self, principal: Principal, request: TransactionKey, here: str, there: str) -> Receipt:
         name, user_id = principal.user.username, principal.user_id
         departure = self._event(ROOM_MEMBER, user_id, compose.membership("leave", name), room_id=here)
         arrival = self._event(ROOM_MEMBER, user_id, compose.membership("join", name), room_id=there)
-        receipt, positions = await self._store(
-            [departure, arrival], principal, message_id, relocation=Relocation(user_id, there)
-        )
+        receipt, positions = await self._store([departure, arrival], request, relocation=Relocation(user_id, there))
         if not positions:
             return receipt
         self._presence.stopped_typing(user_id, here)
@@ -144,11 +154,18 @@ class RoomChat:
         return receipt
 
     async def roster_frame(self, user_id: str, room_id: str) -> ServerFrame:
-        """Who is in the room and what was said there lately (sent on arrival and on connect)."""
+        """Who is in the room and what was said there lately (sent on arrival and on connect).
+
+        ``recent`` holds at most ``recent_on_join`` events and at most
+        ``roster_budget_bytes`` of them (the oldest are dropped first), so a
+        roster never overflows a socket's outbound queue by itself.
+        """
         room = await self._storage.get_room(room_id)
         if room is None:
             raise NotFound(room_id)
-        recent = await self._storage.recent_room_events(room_id, self._recent_on_join)
+        recent = _within_budget(
+            await self._storage.recent_room_events(room_id, self._recent_on_join), self._roster_budget_bytes
+        )
         data = {
             "room": {"id": room.room_id, "name": room.name, "description": room.description},
             "members": self._presence.members(room_id),
@@ -163,7 +180,7 @@ class RoomChat:
             raise ProtocolError(ErrorCode.FORBIDDEN, "Only admins can @wall.")
         content = compose.wall(principal.user.username, text, self._max_text_length)
         event = self._event(SYSTEM, principal.user_id, content)
-        receipt, positions = await self._store([event], principal, message_id)
+        receipt, positions = await self._store([event], TransactionKey(principal.user_id, "wall", message_id))
         if positions:
             self._broadcaster.to_all(self._event_frame("system_message", event, positions[0]))
         return receipt
@@ -177,27 +194,42 @@ class RoomChat:
         return self._last_ts
 
     def _event(self, event_type: str, sender: str, content: dict[str, Any], **scope: str) -> dict[str, Any]:
-        return build_event(
-            event_type=event_type,
-            sender=sender,
-            origin=self._server_name,
-            origin_server_ts=self._event_ts(),
-            content=content,
-            signing_key=self._keyring().current,
-            **scope,
-        )
+        try:
+            return build_event(
+                event_type=event_type,
+                sender=sender,
+                origin=self._server_name,
+                origin_server_ts=self._event_ts(),
+                content=content,
+                signing_key=self._keyring().current,
+                **scope,
+            )
+        except EventTooLarge:  # within maxTextLength, but too many bytes once signed
+            raise ProtocolError(
+                ErrorCode.TEXT_TOO_LONG,
+                f"The message is too large once encoded (events are at most {MAX_EVENT_BYTES} bytes).",
+                details={"maxBytes": MAX_EVENT_BYTES},
+            ) from None
 
     async def _store(
-        self, events: list[dict[str, Any]], principal: Principal, message_id: str, *, relocation: Relocation | None = None
+        self, events: list[dict[str, Any]], request: TransactionKey, *, relocation: Relocation | None = None
     ) -> tuple[Receipt, list[int]]:
         return await self._storage.append_events(
-            events,
-            transaction=TransactionKey(principal.user_id, message_id),
-            now_ms=self._clock(),
-            relocation=relocation,
+            events, transaction=request, now_ms=self._clock(), relocation=relocation
         )
 
     def _event_frame(self, frame_type: str, event: dict[str, Any], position: int, **routing: Any) -> ServerFrame:
         extra = {key: routing.pop(key) for key in ("user",) if key in routing}
         delivered = dict(event, unsigned={"stream_position": position})
         return self._broadcaster.frame(frame_type, {"event": delivered, **extra}, from_user=event["sender"], **routing)
+
+
+def _within_budget(events: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The newest events whose encoded size fits in ``budget`` bytes, oldest first."""
+    kept: list[dict[str, Any]] = []
+    for event in reversed(events):
+        budget -= len(encode_frame(event).encode("utf-8"))
+        if budget < 0:
+            break
+        kept.append(event)
+    return kept[::-1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from vibemuse.clock import Clock
+from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.realtime.presence import OFFLINE, Presence, PresenceTracker
@@ -47,8 +48,7 @@ class PresenceService:
         """A socket of ``user`` was registered (and welcomed); returns the room it stands in."""
         room_id = self.location_of(user)
         self.subscriptions.place(user.user_id, room_id)
-        if self.tracker.connected(user.user_id, user.username):
-            self._announce(self.tracker.get(user.user_id))
+        self._announce(self.tracker.connected(user.user_id, user.username))
         return room_id
 
     def socket_closed(self, user_id: str) -> None:
@@ -72,7 +72,8 @@ class PresenceService:
 
     def set_status(self, user_id: str, status: str, message: str | None) -> None:
         if status == "away":
-            changed = self.tracker.set_away(user_id, message)
+            cleaned = " ".join(sanitize_text(message).split()) if message else ""
+            changed = self.tracker.set_away(user_id, cleaned or None)
         else:
             changed = self.tracker.set_back(user_id)
         if changed is not None:

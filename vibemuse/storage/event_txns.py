@@ -28,7 +28,9 @@ users = User.__table__
 def get_receipt_txn(connection: Connection, key: TransactionKey) -> Receipt | None:
     row = connection.execute(
         select(client_transactions.c.event_id, client_transactions.c.stream_position).where(
-            client_transactions.c.user_id == key.user_id, client_transactions.c.message_id == key.message_id
+            client_transactions.c.user_id == key.user_id,
+            client_transactions.c.request_kind == key.kind,
+            client_transactions.c.message_id == key.message_id,
         )
     ).first()
     return Receipt(row.event_id, row.stream_position, duplicate=True) if row else None
@@ -55,6 +57,7 @@ def append_events_txn(
         connection.execute(
             insert(client_transactions).values(
                 user_id=transaction.user_id,
+                request_kind=transaction.kind,
                 message_id=transaction.message_id,
                 event_id=receipt.event_id,
                 stream_position=receipt.stream_position,

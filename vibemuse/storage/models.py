@@ -83,11 +83,15 @@ class Event(Base):
 
 
 class ClientTransaction(Base):
-    """A client's ``messageId`` that was acted on, so a retry gets the same ack."""
+    """A client's ``messageId`` that was acted on, so a retry gets the same ack.
+
+    Keyed by user, kind of request (the frame type) and ``messageId``: the
+    same id on another kind of request is another request."""
 
     __tablename__ = "client_transactions"
 
     user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    request_kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     stream_position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

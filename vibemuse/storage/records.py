@@ -36,9 +36,10 @@ class TokenRecord:
 
 @dataclass(frozen=True)
 class TransactionKey:
-    """A client request: the user and the ``messageId`` they chose."""
+    """A client request: the user, the kind of request and the ``messageId`` they chose."""
 
     user_id: str
+    kind: str
     message_id: str
 
 

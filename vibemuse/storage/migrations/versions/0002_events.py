@@ -32,6 +32,7 @@ def upgrade() -> None:
     op.create_table(
         "client_transactions",
         sa.Column("user_id", sa.String(300), primary_key=True),
+        sa.Column("request_kind", sa.String(32), primary_key=True),
         sa.Column("message_id", sa.String(64), primary_key=True),
         sa.Column("event_id", sa.String(100), nullable=True),
         sa.Column("stream_position", sa.BigInteger, nullable=True),
