@@ -26,9 +26,11 @@ from vibemuse.handlers.frames import FRAME_HANDLERS
 from vibemuse.handlers.wire import limits_to_wire
 from vibemuse.protocol import ids
 from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, CloseCode, ErrorCode, ProtocolError
-from vibemuse.protocol.events import parse_server_keys_response, verify_event
+from vibemuse.protocol.canonical_json import encode_canonical_json
+from vibemuse.protocol.events import parse_server_keys_response, redact_event, verify_event
 from vibemuse.protocol.frames import parse_client_frame
 from vibemuse.protocol.schemas import SchemaSet
+from vibemuse.protocol.versions import SUPPORTED_VERSIONS
 from vibemuse.specfiles import load_schema_set, read_schema_documents
 
 SPEC = Path(__file__).resolve().parent.parent / "spec"
@@ -182,8 +184,38 @@ def test_example_events_verify_with_the_example_key(path: str) -> None:
         assert not result.redacted_only, f"{path}: {event['event_id']} content does not match its hash"
         assert list(event["signatures"][event["origin"]]) == ["ed25519:2_Spec"]
         assert isinstance(event.get("unsigned", {}).get("stream_position"), int), path
-        if path != "event-say.json":  # events.md's signing walk-through; its content predates event.json
-            validator("event.json").validate(event)
+        validator("event.json").validate(event)
+
+
+def test_events_md_worked_example_quotes_the_example_files() -> None:
+    """Every value events.md's worked example quotes is computed from examples/event-say.json."""
+    event, keys = load_json(EXAMPLES / "event-say.json"), EXAMPLE_SERVER_KEYS
+    text = (V1 / "events.md").read_text(encoding="utf-8")
+    shown = json.loads(re.search(r"The event:\n\n```json\n(.*?)```", text, re.S).group(1))
+    assert shown == event
+    signature = event["signatures"][event["origin"]]["ed25519:2_Spec"]
+    redacted = {key: value for key, value in redact_event(event).items() if key not in ("signatures", "unsigned")}
+    without_id = {key: value for key, value in redacted.items() if key != "event_id"}
+    hashed = {key: value for key, value in event.items() if key not in ("unsigned", "signatures", "hashes", "event_id")}
+    unsigned_keys = {key: value for key, value in keys.items() if key != "signatures"}
+    quoted = [
+        keys["verify_keys"]["ed25519:2_Spec"]["key"],
+        f"`{signature[:8]}...{signature[-6:]}`",
+        event["event_id"],
+        event["hashes"]["sha256"],
+    ] + [
+        "```\n" + encode_canonical_json(value).decode("utf-8") + "\n```"
+        for value in (unsigned_keys, redacted, without_id, hashed)
+    ]
+    for value in quoted:
+        assert value in text, f"events.md does not quote {value}"
+
+
+def test_example_features_are_what_the_server_publishes() -> None:
+    features = {version.name: version.features for version in SUPPORTED_VERSIONS}
+    assert load_json(EXAMPLES / "http/versions.json")["features"] == features
+    quoted = re.search(r'"features": (\{.*?\}),\n', (V1 / "protocol.md").read_text(encoding="utf-8")).group(1)
+    assert json.loads(quoted) == features
 
 
 def test_example_limits_are_the_defaults() -> None:

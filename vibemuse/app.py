@@ -24,10 +24,12 @@ from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, Regis
 from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
 from vibemuse.handlers.federation import ServerKeysHandler
+from vibemuse.handlers.pages import PageHistoryHandler
 from vibemuse.handlers.rooms import RoomHandler, RoomsHandler
 from vibemuse.handlers.versions import VersionsHandler
 from vibemuse.handlers.websocket import ClientSocketHandler
 from vibemuse.protocol.errors import CloseCode
+from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.bus import InProcessBus
 from vibemuse.realtime.connections import ConnectionRegistry
@@ -39,6 +41,8 @@ from vibemuse.realtime.ticker import Ticker
 from vibemuse.realtime.typing_state import TypingState
 from vibemuse.services.accounts import AccountService
 from vibemuse.services.chat import RoomChat
+from vibemuse.services.events import EventWriter
+from vibemuse.services.pages import PageService
 from vibemuse.services.presence import PresenceService
 from vibemuse.services.passwords import PasswordHasher
 from vibemuse.services.rooms import RoomService
@@ -56,6 +60,7 @@ ROUTES = (
     (r"/api/rooms", RoomsHandler),
     (r"/api/rooms/([^/]+)", RoomHandler),
     (r"/api/who", WhoHandler),
+    (r"/api/communication/pages/([^/]+)", PageHistoryHandler),
     (r"/api/announcements", AnnouncementsHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
@@ -143,18 +148,32 @@ class VibeMuseServer:
             keyring=keyring,
             broadcaster=broadcaster,
             presence=presence,
-            chat=None,  # type: ignore[arg-type]  # needs the context's keyring, set below
+            chat=None,  # type: ignore[arg-type]  # set below: they need the context's keyring
+            pages=None,  # type: ignore[arg-type]
+        )
+        events = EventWriter(
+            storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,
+            clock=clock,
         )
         context.chat = RoomChat(
             storage,
             presence=presence,
             broadcaster=broadcaster,
-            keyring=lambda: context.keyring,
-            server_name=config.server_name,
+            events=events,
             default_room_id=default_room.room_id,
             max_text_length=config.max_text_length,
             recent_on_join=config.recent_messages_on_join,
             roster_budget_bytes=config.outbound_queue_bytes // 2,
+        )
+        context.pages = PageService(
+            storage,
+            registry=registry,
+            broadcaster=broadcaster,
+            events=events,
+            blocks=BlockList(await storage.all_blocks()),
+            server_name=config.server_name,
+            max_text_length=config.max_text_length,
+            max_recipients=config.max_page_recipients,
             clock=clock,
         )
         heartbeat = Heartbeat(

@@ -56,6 +56,7 @@ class Config:
     typing_timeout_seconds: float = 6.0
     typing_refresh_seconds: float = 3.0
     recent_messages_on_join: int = 20
+    max_page_recipients: int = 10
     password_min_length: int = 8
     database_threads: int = 4
     shutdown_grace_seconds: float = 5.0
@@ -107,6 +108,7 @@ class ConfigSchema(Schema):
     typing_timeout_seconds = fields.Float(validate=validate.Range(0.5, 120))
     typing_refresh_seconds = fields.Float(validate=validate.Range(0.1, 120))
     recent_messages_on_join = fields.Integer(validate=validate.Range(0, 500))
+    max_page_recipients = fields.Integer(validate=validate.Range(1, 100))
     password_min_length = fields.Integer(validate=validate.Range(8, 1024))
     database_threads = fields.Integer(validate=validate.Range(1, 64))
     shutdown_grace_seconds = fields.Float(validate=validate.Range(0, 300))

@@ -17,6 +17,7 @@ from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.services.accounts import AccountService
 from vibemuse.services.chat import RoomChat
+from vibemuse.services.pages import PageService
 from vibemuse.services.presence import PresenceService
 from vibemuse.services.rooms import RoomService
 from vibemuse.storage import Storage
@@ -35,6 +36,7 @@ class ServerContext:
     broadcaster: Broadcaster
     presence: PresenceService
     chat: RoomChat
+    pages: PageService
 
     @property
     def server_name(self) -> str:

@@ -9,6 +9,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from vibemuse.protocol.commands import (
+    ChannelJoin,
+    ChannelLeave,
+    ChannelList,
+    ChannelSpeak,
+    ChannelWho,
+    Page,
     COMMAND_WORDS,
     PREFIXES,
     Emit,
@@ -113,9 +119,13 @@ def test_word_then_newline_or_tab():
     ("posed", "posed"),
     ("@emitx y", "@emitx"),
     ("look", "look"),
-    ("page bob=hi", "page"),
-    ("+pub hi", "+pub"),
-    ("@chat pub=hi", "@chat"),
+    ("pager bob=hi", "pager"),
+    ("@chat pub", "@chat"),
+    ("@chat =hi", "@chat"),
+    ("+", "+"),
+    ("+ hi", "+"),
+    ("addcom pub", "addcom"),
+    ("@channel/join", "@channel/join"),
     ("say/noeval hi", "say/noeval"),
     ("", ""),
     ("   ", ""),
@@ -141,8 +151,11 @@ def test_commands_are_frozen():
 def test_tables_are_read_only_and_complete():
     with pytest.raises(TypeError):
         COMMAND_WORDS["page"] = Say  # type: ignore[index]
-    assert set(PREFIXES) == {'"', ":", ";", "\\"}
-    assert set(COMMAND_WORDS) == {"say", "pose", "semipose", "ooc", "@emit", "@wall", "who", "home"}
+    assert set(PREFIXES) == {'"', ":", ";", "\\", "+"}
+    assert set(COMMAND_WORDS) == {
+        "say", "pose", "semipose", "ooc", "@emit", "@wall", "who", "home", "page", "p", "@chat",
+        "@channel/join", "@channel/leave", "@channel/list", "@channel/who", "addcom", "delcom", "comlist",
+    }
     assert all(len(prefix) == 1 for prefix in PREFIXES)
     assert all(word == word.lower() for word in COMMAND_WORDS)
 
@@ -161,8 +174,9 @@ def test_parse_command_raises_only_unknown_command(line):
         assert error.code == ErrorCode.UNKNOWN_COMMAND
         assert len(error.details["command"]) <= 32
     else:
-        assert isinstance(command, (Say, Pose, Ooc, Emit, Wall, Who, Home))
-        text = getattr(command, "text", "")
+        assert isinstance(command, (Say, Pose, Ooc, Emit, Wall, Who, Home, Page, ChannelSpeak, ChannelJoin,
+                                    ChannelLeave, ChannelList, ChannelWho))
+        text = getattr(command, "text", "") or ""
         assert text in line
 
 
@@ -170,3 +184,31 @@ def test_parse_command_raises_only_unknown_command(line):
 def test_say_round_trips(text):
     assert parse_command('"' + text) == Say(text)
     assert parse_command(":" + text) == Pose(text)
+
+
+@pytest.mark.parametrize("line, command", [
+    ("page bob=hi", Page(("bob",), "hi", "say")),
+    ("p Bob, Carol=hi there", Page(("Bob", "Carol"), "hi there", "say")),
+    ("page bob carol=:waves", Page(("bob", "carol"), "waves", "pose")),
+    ("page bob=;'s hat", Page(("bob",), "'s hat", "semipose")),
+    ('page bob="hi', Page(("bob",), "hi", "say")),
+    ("page =hi", Page(None, "hi", "say")),
+    ("page hi", Page(None, "hi", "say")),
+    ("page :waves", Page(None, "waves", "pose")),
+    ("page", Page(None, None)),
+    ("PAGE   ", Page(None, None)),
+    ("+pub hi", ChannelSpeak("hi", "say", alias="pub")),
+    ("+Pub :waves", ChannelSpeak("waves", "pose", alias="pub")),
+    ("+pub ;'s", ChannelSpeak("'s", "semipose", alias="pub")),
+    ("@chat Public=hi", ChannelSpeak("hi", "say", channel="Public")),
+    ("@channel/join Public", ChannelJoin("Public")),
+    ("@channel/join Public=Pub", ChannelJoin("Public", "pub")),
+    ("addcom pub=Public", ChannelJoin("Public", "pub")),
+    ("@channel/leave Public", ChannelLeave(channel="Public")),
+    ("delcom pub", ChannelLeave(alias="pub")),
+    ("@channel/list", ChannelList()),
+    ("comlist", ChannelList()),
+    ("@channel/who Public", ChannelWho("Public")),
+])
+def test_page_and_channel_commands(line, command):
+    assert parse_command(line) == command

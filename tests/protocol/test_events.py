@@ -17,6 +17,7 @@ import signedjson.key  # test-only: the reference implementation
 import signedjson.sign
 
 from vibemuse.protocol.canonical_json import encode_canonical_json
+from vibemuse.protocol.content import room_message
 from vibemuse.protocol.encoding import decode_base64, encode_base64
 from vibemuse.protocol.events import (
     MAX_KEY_VALIDITY_MS,
@@ -364,7 +365,7 @@ def make_spec_examples() -> tuple[dict, dict]:
     old = example_key("1_Spec", b"vibemuse spec example key 1")
     event = build_event(
         event_type="vm.room.message", sender=f"@alice:{EXAMPLE_SERVER}", origin=EXAMPLE_SERVER,
-        origin_server_ts=EXAMPLE_TS, content={"kind": "say", "body": "Hello, tavern!"},
+        origin_server_ts=EXAMPLE_TS, content=room_message("say", "Alice", "Hello, tavern!", 4000),
         room_id=f"!Xq3fK9aB2LmN7pQr:{EXAMPLE_SERVER}", signing_key=current)
     event["unsigned"] = {"stream_position": 42}
     keys = build_server_keys_response(

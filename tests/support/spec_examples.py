@@ -56,7 +56,7 @@ SAY_TEXT = "Hello, %xh%xrtavern%xn!"
 WALL_TEXT = "The server restarts at %xh06:00 UTC%xn.%rSave your work!"
 
 # Client messageIds: a random per-session prefix and a counter (see protocol.md 6.1).
-SAY_ID, JOIN_ID, WHO_ID = "k4Jx9.7", "k4Jx9.8", "k4Jx9.9"
+SAY_ID, JOIN_ID, WHO_ID, PAGE_ID = "k4Jx9.7", "k4Jx9.8", "k4Jx9.9", "k4Jx9.13"
 
 
 def example_key() -> SigningKey:
@@ -105,6 +105,12 @@ def make_examples() -> dict[str, Any]:
     arrival = _event("vm.room.member", ALICE, content.membership("join", "Alice"), move_ts + 1, 45,
                      room_id=LIBRARY)
     wall = _event("vm.system", WIZARD, content.wall("Wizard", WALL_TEXT, MAX_TEXT_LENGTH), wall_ts, 46)
+    # Alice pages Mira, who is offline; Mira connects later, and Alice gets the receipt.
+    page_ts, receipt_ts = T0 + 500_000, T0 + 900_000
+    alice_page = _event("vm.page", ALICE, content.page("Alice", ["Mira"], "Coffee later?", MAX_TEXT_LENGTH),
+                        page_ts, 47, recipients=[MIRA["id"]])
+    receipt = _event("vm.receipt", MIRA, {"kind": "delivered", "relates_to": alice_page["event_id"],
+                                          "recipient": MIRA["id"]}, receipt_ts, 48, recipients=[ALICE["id"]])
 
     # -- presence -----------------------------------------------------------
     alice_on, mira_on, wizard_on = T0 - 3_600_000, T0 - 7_200_000, T0 - 600_000
@@ -131,6 +137,10 @@ def make_examples() -> dict[str, Any]:
         "frames/client/who.json": _client("who", WHO_ID, {}),
         "frames/client/set_presence.json": _client("set_presence", "k4Jx9.11", {"status": "away", "message": "Making tea."}),
         "frames/client/wall.json": _client("wall", "z8Wd1.2", {"text": WALL_TEXT}),
+        "frames/client/page.json": _client("page", PAGE_ID, {"to": ["Mira"], "text": "Coffee later?"}),
+        "frames/client/set_haven.json": _client("set_haven", "m1Pq7.2", {"haven": True, "message": "Writing."}),
+        "frames/client/block.json": _client("block", "k4Jx9.14", {"user": "@spammer:muse.example.org",
+                                                                   "blocked": True}),
         # -- server frames ---------------------------------------------------
         "frames/server/message.json": _server("message", {"event": alice_say}, 21, say_ts + 3,
                                               from_user=ALICE["id"], room_id=TOWN_SQUARE),
@@ -160,7 +170,12 @@ def make_examples() -> dict[str, Any]:
         "frames/server/presence.json": _server(
             "presence", _presence(ALICE, alice_on, away_ts, AWAY, "Making tea.").to_wire(away_ts), 29, away_ts,
             from_user=ALICE["id"]),
+        "frames/server/page_receipt.json": _server("page_receipt", {"event": receipt}, 30, receipt_ts + 2,
+                                                   from_user=MIRA["id"], to_user=ALICE["id"]),
+        "frames/server/notice.json": _server("notice", {"inReplyTo": "k4Jx9.15", "text": "You last paged Mira."},
+                                             31, receipt_ts + 9, to_user=ALICE["id"]),
         # -- HTTP bodies -----------------------------------------------------
+        "http/event-page.json": {"events": [alice_page], "next": None},
         "http/who.json": {"users": who_users},
         "http/announcement-request.json": {"text": WALL_TEXT},
         "http/receipt.json": {"eventId": wall["event_id"], "streamPosition": 46},

@@ -14,6 +14,7 @@ from vibemuse.protocol import commands
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame
 from vibemuse.protocol.markup import sanitize_text
+from vibemuse.protocol.rendering import join_names
 from vibemuse.services.chat import Speech
 from vibemuse.storage import Receipt
 
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 FrameHandler = Callable[["ClientSocketHandler", ClientFrame], Awaitable[None]]
 
 
-def ack(socket: "ClientSocketHandler", frame: ClientFrame, receipt: Receipt) -> None:
-    data: dict = {"inReplyTo": frame.message_id, "duplicate": receipt.duplicate}
+def ack(socket: "ClientSocketHandler", frame: ClientFrame, receipt: Receipt, **extra: object) -> None:
+    data: dict = {"inReplyTo": frame.message_id, "duplicate": receipt.duplicate, **extra}
     if receipt.event_id is not None:
         data["eventId"] = receipt.event_id
         data["streamPosition"] = receipt.stream_position
@@ -95,9 +96,42 @@ async def on_set_presence(socket: "ClientSocketHandler", frame: ClientFrame) -> 
     ack(socket, frame, Receipt(None, None))
 
 
+async def on_page(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    data = frame.data
+    result = await socket.context.pages.page(
+        socket.principal, frame.message_id, data.get("to"), data["text"], data.get("style", "say")
+    )
+    ack(socket, frame, result.receipt, offline=result.offline)
+
+
+async def on_set_haven(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    await socket.context.pages.set_haven(socket.principal, frame.data["haven"], frame.data.get("message"))
+    ack(socket, frame, Receipt(None, None))
+
+
+async def on_block(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    await socket.context.pages.set_block(socket.principal, frame.data["user"], frame.data["blocked"])
+    ack(socket, frame, Receipt(None, None))
+
+
+def notice(socket: "ClientSocketHandler", frame: ClientFrame, text: str) -> None:
+    """A line for the player alone, answering a command (e.g. a bare ``page``)."""
+    data = {"inReplyTo": frame.message_id, "text": text}
+    socket.send_frame(socket.context.broadcaster.frame("notice", data, to_user=socket.user_id))
+
+
+async def _last_paged(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    users = await socket.context.pages.last_paged(socket.principal)
+    names = join_names([user.username for user in users])
+    notice(socket, frame, f"You last paged {names}." if users else "You have not paged anyone yet.")
+
+
 async def on_command(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     """A raw MUSH command line: parsed, then handled as the frame it stands for."""
     command = commands.parse_command(sanitize_text(frame.data["line"]))
+    if isinstance(command, commands.Page) and command.text is None:
+        await _last_paged(socket, frame)
+        return
     room = {"roomId": frame.data["roomId"]} if "roomId" in frame.data else {}
     translated = _translate(command, room)
     if translated is None:
@@ -122,6 +156,8 @@ def _translate(command: commands.Command, room: dict) -> tuple[str, dict] | None
             return "who", {}
         case commands.Home():
             return "leave_room", {}
+        case commands.Page(recipients=recipients, text=text, style=style):
+            return "page", {"text": text, "style": style, **({"to": list(recipients)} if recipients else {})}
     return None
 
 
@@ -139,4 +175,7 @@ FRAME_HANDLERS: dict[str, FrameHandler] = {
     "who": on_who,
     "set_presence": on_set_presence,
     "command": on_command,
+    "page": on_page,
+    "set_haven": on_set_haven,
+    "block": on_block,
 }

@@ -147,10 +147,12 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         IOLoop.current().spawn_callback(self._send_first_roster, location)
 
     async def _send_first_roster(self, room_id: str) -> None:
+        """After welcome: the roster of the room, then whatever waited while the user was away."""
         try:
             self.send_frame(await self.context.chat.roster_frame(self.user_id, room_id))
+            await self.context.pages.deliver_pending(self.user_id)
         except Exception:
-            log.exception("could not send the first roster to %s", self.user_id)
+            log.exception("could not send the first roster or waiting pages to %s", self.user_id)
 
     # -- frames in ------------------------------------------------------
 

@@ -45,4 +45,5 @@ def limits_to_wire(config: Config) -> dict[str, int]:
         "outboundQueueBytes": config.outbound_queue_bytes,
         "idleAfterMs": config.idle_after_seconds * 1000,
         "typingTimeoutMs": int(config.typing_timeout_seconds * 1000),
+        "maxPageRecipients": config.max_page_recipients,
     }

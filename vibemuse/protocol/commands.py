@@ -20,6 +20,17 @@ the end of the line: ``sayhi`` is not ``say``. Prefixes win over words.
 ``@wall hi``                            ``Wall("hi")``
 ``who``, ``WHO``                        ``Who()`` (any argument is ignored)
 ``home``                                ``Home()`` (any argument is ignored)
+``page bob=hi``, ``p bob carol=hi``     ``Page(("bob", "carol"), "hi", "say")``
+``page bob=:waves``, ``page bob=;'s``   ``Page(("bob",), "waves", "pose")`` …
+``page =hi``, ``page hi``               ``Page(None, "hi")`` (to whoever was paged last)
+``page``                                ``Page(None, None)`` (whom did I page last?)
+``+pub hi``, ``+pub :waves``            ``ChannelSpeak("hi", alias="pub")`` …
+``@chat Public=hi``                     ``ChannelSpeak("hi", channel="Public")``
+``@channel/join Public[=pub]``          ``ChannelJoin("Public", "pub")``
+``addcom pub=Public``                   ``ChannelJoin("Public", "pub")``
+``@channel/leave Public``, ``delcom pub``  ``ChannelLeave(...)``
+``@channel/list``, ``comlist``          ``ChannelList()``
+``@channel/who Public``                 ``ChannelWho("Public")``
 ======================================  ====================================
 
 A command with nothing after it gets the empty text (``say`` is
@@ -49,8 +60,8 @@ from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.markup import sanitize_text
 
 __all__ = [
-    "COMMAND_WORDS", "PREFIXES", "Command", "Emit", "Home", "Ooc", "OocStyle", "Pose", "Say",
-    "Wall", "Who", "parse_command",
+    "COMMAND_WORDS", "PREFIXES", "ChannelJoin", "ChannelLeave", "ChannelList", "ChannelSpeak", "ChannelWho",
+    "Command", "Emit", "Home", "Ooc", "OocStyle", "Page", "Pose", "Say", "Wall", "Who", "parse_command",
 ]
 
 OocStyle: TypeAlias = Literal["say", "pose", "semipose"]
@@ -94,7 +105,52 @@ class Home:
     pass
 
 
-Command: TypeAlias = Say | Pose | Ooc | Emit | Wall | Who | Home
+@dataclass(frozen=True)
+class Page:
+    """``page bob carol=text``. ``recipients`` None means whoever was paged last;
+    ``text`` None (a bare ``page``) asks whom that was."""
+
+    recipients: tuple[str, ...] | None
+    text: str | None
+    style: OocStyle = "say"
+
+
+@dataclass(frozen=True)
+class ChannelSpeak:
+    """``+pub hi`` (``alias``) or ``@chat Public=hi`` (``channel``): one of the two is set."""
+
+    text: str
+    style: OocStyle = "say"
+    alias: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelJoin:
+    channel: str
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelLeave:
+    channel: str | None = None
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelList:
+    pass
+
+
+@dataclass(frozen=True)
+class ChannelWho:
+    channel: str
+
+
+Command: TypeAlias = (
+    Say | Pose | Ooc | Emit | Wall | Who | Home | Page | ChannelSpeak | ChannelJoin | ChannelLeave | ChannelList
+    | ChannelWho
+)
 CommandParser: TypeAlias = Callable[[str], Command]
 
 
@@ -116,6 +172,86 @@ def _ooc(argument: str) -> Command:
     return Ooc(argument[1:], style)
 
 
+def _styled(text: str) -> tuple[str, OocStyle]:
+    """A message that may be a pose: ``:waves`` and ``;'s hat`` as in the room."""
+    style = _OOC_STYLES.get(text[:1])
+    if style is None or style == "say":
+        return (text[1:] if style == "say" else text), "say"
+    return text[1:], style
+
+
+_NAME_LIST = re.compile(r"[\s,]+")
+
+
+def _page(argument: str) -> Command:
+    """``page`` / ``page bob=hi`` / ``page bob carol=:waves`` / ``page =hi`` / ``page hi``."""
+    if not argument.strip():
+        return Page(None, None)
+    names, equals, text = argument.partition("=")
+    if not equals:
+        text, style = _styled(argument)
+        return Page(None, text, style)
+    recipients = tuple(name for name in _NAME_LIST.split(names.strip()) if name)
+    text, style = _styled(text)
+    return Page(recipients or None, text, style)
+
+
+def _channel_alias(argument: str) -> Command:
+    """``+pub hi``: the word right after ``+`` is one of the user's channel aliases."""
+    alias, _, text = argument.partition(" ")
+    if not alias:
+        raise _unknown_command("+")
+    text, style = _styled(text.lstrip())
+    return ChannelSpeak(text, style, alias=alias.lower())
+
+
+def _chat(argument: str) -> Command:
+    """``@chat Public=hi``."""
+    channel, equals, text = argument.partition("=")
+    if not equals or not channel.strip():
+        raise _unknown_command("@chat")
+    text, style = _styled(text)
+    return ChannelSpeak(text, style, channel=channel.strip())
+
+
+def _channel_join(argument: str) -> Command:
+    """``@channel/join Public`` or ``@channel/join Public=pub`` (with an alias)."""
+    channel, _, alias = argument.partition("=")
+    if not channel.strip():
+        raise _unknown_command("@channel/join")
+    return ChannelJoin(channel.strip(), alias.strip().lower() or None)
+
+
+def _addcom(argument: str) -> Command:
+    """TinyMUX's ``addcom pub=Public``: an alias for a channel, joining it."""
+    alias, equals, channel = argument.partition("=")
+    if not equals or not alias.strip() or not channel.strip():
+        raise _unknown_command("addcom")
+    return ChannelJoin(channel.strip(), alias.strip().lower())
+
+
+def _channel_leave(argument: str) -> Command:
+    if not argument.strip():
+        raise _unknown_command("@channel/leave")
+    return ChannelLeave(channel=argument.strip())
+
+
+def _delcom(argument: str) -> Command:
+    if not argument.strip():
+        raise _unknown_command("delcom")
+    return ChannelLeave(alias=argument.strip().lower())
+
+
+def _channel_list(argument: str) -> Command:
+    return ChannelList()
+
+
+def _channel_who(argument: str) -> Command:
+    if not argument.strip():
+        raise _unknown_command("@channel/who")
+    return ChannelWho(argument.strip())
+
+
 def _who(argument: str) -> Command:
     return Who()
 
@@ -129,6 +265,7 @@ PREFIXES: Mapping[str, CommandParser] = MappingProxyType({
     ":": _pose,
     ";": _semipose,
     "\\": Emit,
+    "+": _channel_alias,
 })
 
 COMMAND_WORDS: Mapping[str, CommandParser] = MappingProxyType({
@@ -140,6 +277,16 @@ COMMAND_WORDS: Mapping[str, CommandParser] = MappingProxyType({
     "@wall": Wall,
     "who": _who,
     "home": _home,
+    "page": _page,
+    "p": _page,
+    "@chat": _chat,
+    "@channel/join": _channel_join,
+    "@channel/leave": _channel_leave,
+    "@channel/list": _channel_list,
+    "@channel/who": _channel_who,
+    "addcom": _addcom,
+    "delcom": _delcom,
+    "comlist": _channel_list,
 })
 
 _FIRST_WORD = re.compile(r"\S*")

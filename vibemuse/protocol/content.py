@@ -16,7 +16,11 @@ from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.markup import DEFAULT_STYLE, check_text, parse_markup, spans_to_wire
 from vibemuse.protocol.rendering import (
     OOC_STYLES,
+    Frame,
+    channel_frame,
+    page_frame,
     render_arrival,
+    render_channel_notice,
     render_departure,
     render_line,
     render_line_spans,
@@ -67,4 +71,54 @@ def _styled(kind: str, speaker: str, text: str, max_length: int, style: str) -> 
     if any(span.style != DEFAULT_STYLE for span in markup.spans):
         content["spans"] = spans_to_wire(markup.spans)
         content["rendered_spans"] = spans_to_wire(render_line_spans(kind, speaker, markup, ooc_style=style))
+    return content
+
+
+def page(sender: str, recipient_names: list[str], text: str, max_length: int, *, style: str = "say") -> dict[str, Any]:
+    """Content of a ``vm.page``: one rendered line for every recipient, one for the sender."""
+    if style not in OOC_STYLES:
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, f"unknown page style {style!r}")
+    markup = parse_markup(check_text(text, max_length))
+    to_them = page_frame(sender, recipient_names, style)
+    to_me = page_frame(sender, recipient_names, style, self_view=True)
+    content: dict[str, Any] = {
+        "kind": "page",
+        "style": style,
+        "body": markup.plain,
+        "speaker": sender,
+        "recipient_names": list(recipient_names),
+        "rendered": to_them.around(markup.plain),
+        "rendered_self": to_me.around(markup.plain),
+    }
+    return _with_spans(content, markup, to_them)
+
+
+def channel_message(
+    channel_name: str, speaker: str, text: str, max_length: int, *, style: str = "say"
+) -> dict[str, Any]:
+    """Content of a ``vm.channel.message``: ``<Public> Alice says, "hi"``."""
+    if style not in OOC_STYLES:
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, f"unknown channel style {style!r}")
+    markup = parse_markup(check_text(text, max_length))
+    framing = channel_frame(channel_name, speaker, style)
+    content: dict[str, Any] = {
+        "kind": "channel",
+        "style": style,
+        "body": markup.plain,
+        "speaker": speaker,
+        "channel_name": channel_name,
+        "rendered": framing.around(markup.plain),
+    }
+    return _with_spans(content, markup, framing)
+
+
+def channel_notice(channel_name: str, notice: str) -> str:
+    """A channel notice line, e.g. ``<Public> Alice has joined this channel.``"""
+    return render_channel_notice(channel_name, notice)
+
+
+def _with_spans(content: dict[str, Any], markup: Any, framing: Frame) -> dict[str, Any]:
+    if any(span.style != DEFAULT_STYLE for span in markup.spans):
+        content["spans"] = spans_to_wire(markup.spans)
+        content["rendered_spans"] = spans_to_wire(framing.around_spans(markup.spans))
     return content

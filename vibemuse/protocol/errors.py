@@ -43,6 +43,10 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_COMMAND = "unknown_command"
     NOT_IN_ROOM = "not_in_room"
     ALREADY_HOME = "already_home"
+    UNKNOWN_USER = "unknown_user"
+    TOO_MANY_RECIPIENTS = "too_many_recipients"
+    NOT_ACCEPTING_PAGES = "not_accepting_pages"
+    YOU_BLOCKED = "you_blocked"
 
 
 @dataclass(frozen=True)
@@ -89,11 +93,17 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.INTERNAL_ERROR, 500, "The server failed; nothing was changed. Retry later."),
         ErrorSpec(ErrorCode.EMPTY_TEXT, 400, "The text is empty once invisible and control characters are removed."),
         ErrorSpec(ErrorCode.TEXT_TOO_LONG, 400,
-                  "The text is longer than limits.maxTextLength characters; details give both numbers. "
-                  "Nothing is ever cut silently."),
+                  "The text is longer than limits.maxTextLength characters (details: maxLength, length), or "
+                  "its event would be over 65536 bytes once encoded (details: maxBytes). Nothing is ever cut "
+                  "silently."),
         ErrorSpec(ErrorCode.UNKNOWN_COMMAND, 400, "The command line names no command this server knows."),
         ErrorSpec(ErrorCode.NOT_IN_ROOM, 403, "You are not in that room."),
         ErrorSpec(ErrorCode.ALREADY_HOME, 400, "leave_room in the default room: there is nowhere to go; join another room."),
+        ErrorSpec(ErrorCode.UNKNOWN_USER, 404, "No user has this name or id."),
+        ErrorSpec(ErrorCode.TOO_MANY_RECIPIENTS, 400, "A page names more than limits.maxPageRecipients people."),
+        ErrorSpec(ErrorCode.NOT_ACCEPTING_PAGES, 403,
+                  "The recipient is not accepting pages (haven, with their message), or not yours (nothing more is said)."),
+        ErrorSpec(ErrorCode.YOU_BLOCKED, 403, "You are blocking the recipient; unblock them to page them."),
     )
 }
 

@@ -33,7 +33,7 @@ kind (for an :class:`~vibemuse.protocol.commands.Ooc` the style is its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, get_args
+from typing import Literal, Sequence, TypeAlias, get_args
 
 from vibemuse.protocol.commands import Command, Emit, Ooc, OocStyle, Pose, Say, Wall
 from vibemuse.protocol.markup import Markup, Span, merge_spans
@@ -148,3 +148,43 @@ def render_arrival(name: str) -> str:
 
 def render_departure(name: str) -> str:
     return f"{name} has left."
+
+
+# -- pages and channels ---------------------------------------------------------
+
+
+def join_names(names: Sequence[str]) -> str:
+    """``Bob``, ``Bob and Carol``, ``Bob, Carol and Dave``."""
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def page_frame(sender: str, recipients: Sequence[str], style: OocStyle, *, self_view: bool = False) -> Frame:
+    """How a page reads (PennMUSH's formats).
+
+    To recipients: ``Alice pages: hi``, ``Alice pages Bob and Carol: hi``,
+    ``From afar, Alice waves``, ``From afar (to Bob and Carol), Alice waves``.
+    To the sender: ``You paged Bob with 'hi'.``, ``Long distance to Bob: Alice waves``.
+    """
+    to = join_names(recipients)
+    if style == "say":
+        if self_view:
+            return Frame(f"You paged {to} with '", "'.")
+        return Frame(f"{sender} pages: " if len(recipients) == 1 else f"{sender} pages {to}: ")
+    name_frame = frame(style, sender)
+    if self_view:
+        return Frame(f"Long distance to {to}: {name_frame.prefix}")
+    afar = "From afar, " if len(recipients) == 1 else f"From afar (to {to}), "
+    return Frame(afar + name_frame.prefix)
+
+
+def channel_frame(channel: str, speaker: str, style: OocStyle) -> Frame:
+    """``<Public> Alice says, "hi"``, ``<Public> Alice waves``, ``<Public> Alice's hat``."""
+    inner = frame(style, speaker)
+    return Frame(f"<{channel}> {inner.prefix}", inner.suffix)
+
+
+def render_channel_notice(channel: str, text: str) -> str:
+    """``<Public> Alice has joined this channel.``"""
+    return f"<{channel}> {text}"

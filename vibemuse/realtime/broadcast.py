@@ -11,7 +11,7 @@ from typing import Any
 
 from vibemuse.clock import Clock
 from vibemuse.protocol.frames import ServerFrame
-from vibemuse.realtime.bus import ALL, Bus, Delivery, room_topic, user_topic
+from vibemuse.realtime.bus import ALL, Bus, Delivery, channel_topic, room_topic, user_topic
 from vibemuse.realtime.ids import IdSource
 from vibemuse.realtime.wire import encode_text_frame
 
@@ -46,3 +46,10 @@ class Broadcaster:
 
     def to_all(self, frame: ServerFrame) -> None:
         self._bus.publish(Delivery(ALL, self.encode(frame)))
+
+    def to_channel(self, channel_id: str, frame: ServerFrame, *, except_users: frozenset[str] = frozenset()) -> None:
+        self._bus.publish(Delivery(channel_topic(channel_id), self.encode(frame), except_users=except_users))
+
+    def publish_encoded_to_user(self, user_id: str, encoded: bytes) -> None:
+        """One frame, encoded once by the caller, for several users in turn."""
+        self._bus.publish(Delivery(user_topic(user_id), encoded))

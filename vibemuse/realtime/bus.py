@@ -1,7 +1,8 @@
 """The message bus: how a delivery reaches the sockets that should get it.
 
-A ``Delivery`` names a topic (``room:<id>``, ``user:<id>`` or ``all``), the
-encoded frame, and optionally a user whose sockets must not get it. The bus is
+A ``Delivery`` names a topic (``room:<id>``, ``user:<id>``,
+``channel:<id>`` or ``all``), the encoded frame, and optionally users whose
+sockets must not get it. The bus is
 one small seam: the in-process bus below hands deliveries straight to this
 process's sockets; a later cross-process bus (Redis pub/sub) publishes the
 same records so every worker process delivers to its own sockets.
@@ -18,6 +19,7 @@ class Delivery:
     topic: str
     frame: bytes  # a complete WebSocket frame (see wire.encode_text_frame)
     except_user: str | None = None
+    except_users: frozenset[str] = frozenset()  # e.g. those who block the sender
 
 
 def room_topic(room_id: str) -> str:
@@ -26,6 +28,10 @@ def room_topic(room_id: str) -> str:
 
 def user_topic(user_id: str) -> str:
     return "user:" + user_id
+
+
+def channel_topic(channel_id: str) -> str:
+    return "channel:" + channel_id
 
 
 ALL = "all"

@@ -21,6 +21,8 @@ class Subscriptions:
         self._registry = registry
         self._location: dict[str, str] = {}  # online user -> room
         self._room_users: dict[str, set[str]] = {}  # room -> online users there
+        self._channel_users: dict[str, set[str]] = {}  # channel -> online members
+        self._user_channels: dict[str, set[str]] = {}  # online user -> their channels
 
     # -- locations of online users ---------------------------------------
 
@@ -46,6 +48,34 @@ class Subscriptions:
         room_id = self._location.pop(user_id, None)
         if room_id is not None:
             self._leave(user_id, room_id)
+        for channel_id in self._user_channels.pop(user_id, set()):
+            self._off_channel(user_id, channel_id)
+
+    # -- channel memberships of online users --------------------------------
+
+    def tune_in(self, user_id: str, channel_id: str) -> None:
+        """An online user is a member of a channel: their sockets get its messages."""
+        self._user_channels.setdefault(user_id, set()).add(channel_id)
+        self._channel_users.setdefault(channel_id, set()).add(user_id)
+
+    def tune_out(self, user_id: str, channel_id: str) -> None:
+        channels = self._user_channels.get(user_id)
+        if channels is not None:
+            channels.discard(channel_id)
+        self._off_channel(user_id, channel_id)
+
+    def channels_of(self, user_id: str) -> set[str]:
+        return set(self._user_channels.get(user_id, ()))
+
+    def listeners(self, channel_id: str) -> list[str]:
+        return sorted(self._channel_users.get(channel_id, ()))
+
+    def _off_channel(self, user_id: str, channel_id: str) -> None:
+        users = self._channel_users.get(channel_id)
+        if users is not None:
+            users.discard(user_id)
+            if not users:
+                del self._channel_users[channel_id]
 
     def _leave(self, user_id: str, room_id: str) -> None:
         users = self._room_users.get(room_id)
@@ -64,6 +94,8 @@ class Subscriptions:
             return self._room_users.get(name, ())
         if kind == "user":
             return (name,)
+        if kind == "channel":
+            return self._channel_users.get(name, ())
         raise ValueError(f"unknown topic {topic!r}")
 
     def deliver(self, delivery: Delivery) -> int:
@@ -71,11 +103,11 @@ class Subscriptions:
 
         The hot loop of fan-out: no encoding, no awaits, one queue call per socket.
         """
-        frame, skip = delivery.frame, delivery.except_user
+        frame, skip, skip_all = delivery.frame, delivery.except_user, delivery.except_users
         sockets_of = self._registry.sockets_of
         count = 0
         for user_id in self._topic_users(delivery.topic):
-            if user_id == skip:
+            if user_id == skip or (skip_all and user_id in skip_all):
                 continue
             for connection in sockets_of(user_id):
                 connection.send_encoded(frame)

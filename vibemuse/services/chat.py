@@ -18,17 +18,15 @@ and the first receipt comes back (marked ``duplicate``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from vibemuse.clock import Clock
-from vibemuse.federation.server_keys import KeyRing
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
-from vibemuse.protocol.events import MAX_EVENT_BYTES, EventTooLarge, build_event
 from vibemuse.protocol.frames import ServerFrame, encode_frame
 from vibemuse.protocol.ids import parse_room_id
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.services.accounts import Principal
+from vibemuse.services.events import EventWriter
 from vibemuse.services.presence import PresenceService
 from vibemuse.storage import Receipt, Relocation, Storage, TransactionKey
 from vibemuse.storage.records import NotFound
@@ -56,25 +54,20 @@ class RoomChat:
         *,
         presence: PresenceService,
         broadcaster: Broadcaster,
-        keyring: Callable[[], KeyRing],
-        server_name: str,
+        events: EventWriter,
         default_room_id: str,
         max_text_length: int,
         recent_on_join: int,
         roster_budget_bytes: int,
-        clock: Clock,
     ):
         self._storage = storage
         self._presence = presence
         self._broadcaster = broadcaster
-        self._keyring = keyring
-        self._server_name = server_name
+        self._events = events
         self.default_room_id = default_room_id
         self._max_text_length = max_text_length
         self._recent_on_join = recent_on_join
         self._roster_budget_bytes = roster_budget_bytes
-        self._clock = clock
-        self._last_ts = 0
 
     # -- speaking ----------------------------------------------------------
 
@@ -187,41 +180,16 @@ class RoomChat:
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _event_ts(self) -> int:
-        """``origin_server_ts`` strictly increasing per server: two events never share
-        one, so two identical messages still get different hashes and event ids."""
-        self._last_ts = max(self._clock(), self._last_ts + 1)
-        return self._last_ts
-
     def _event(self, event_type: str, sender: str, content: dict[str, Any], **scope: str) -> dict[str, Any]:
-        try:
-            return build_event(
-                event_type=event_type,
-                sender=sender,
-                origin=self._server_name,
-                origin_server_ts=self._event_ts(),
-                content=content,
-                signing_key=self._keyring().current,
-                **scope,
-            )
-        except EventTooLarge:  # within maxTextLength, but too many bytes once signed
-            raise ProtocolError(
-                ErrorCode.TEXT_TOO_LONG,
-                f"The message is too large once encoded (events are at most {MAX_EVENT_BYTES} bytes).",
-                details={"maxBytes": MAX_EVENT_BYTES},
-            ) from None
+        return self._events.make(event_type, sender, content, **scope)
 
     async def _store(
         self, events: list[dict[str, Any]], request: TransactionKey, *, relocation: Relocation | None = None
     ) -> tuple[Receipt, list[int]]:
-        return await self._storage.append_events(
-            events, transaction=request, now_ms=self._clock(), relocation=relocation
-        )
+        return await self._events.store(events, request, relocation=relocation)
 
     def _event_frame(self, frame_type: str, event: dict[str, Any], position: int, **routing: Any) -> ServerFrame:
-        extra = {key: routing.pop(key) for key in ("user",) if key in routing}
-        delivered = dict(event, unsigned={"stream_position": position})
-        return self._broadcaster.frame(frame_type, {"event": delivered, **extra}, from_user=event["sender"], **routing)
+        return self._events.frame(frame_type, event, position, **routing)
 
 
 def _within_budget(events: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:

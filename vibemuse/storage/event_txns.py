@@ -16,10 +16,12 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, insert, select
 
 from vibemuse.protocol.canonical_json import encode_canonical_json
-from vibemuse.storage.models import ClientTransaction, Event, Room, User
+from vibemuse.storage.models import ClientTransaction, Event, EventRecipient, PendingDelivery, Room, User
 from vibemuse.storage.records import NotFound, Receipt, Relocation, TransactionKey
 
 events = Event.__table__
+event_recipients = EventRecipient.__table__
+pending_deliveries = PendingDelivery.__table__
 client_transactions = ClientTransaction.__table__
 rooms = Room.__table__
 users = User.__table__
@@ -42,13 +44,20 @@ def append_events_txn(
     transaction: TransactionKey | None,
     relocation: Relocation | None,
     now_ms: int,
+    pending: Sequence[tuple[int, str]] = (),
 ) -> tuple[Receipt, list[int]]:
-    """Store ``new_events`` (signed, without ``unsigned``); the receipt names the last one."""
+    """Store ``new_events`` (signed, without ``unsigned``); the receipt names the last one.
+
+    ``pending`` lists (index into ``new_events``, user id) for recipients who
+    are offline: the event waits in ``pending_deliveries`` until they connect.
+    """
     if transaction is not None:
         earlier = get_receipt_txn(connection, transaction)
         if earlier is not None:
             return earlier, []
     positions = [_insert_event(connection, event) for event in new_events]
+    for index, user_id in pending:
+        connection.execute(insert(pending_deliveries).values(user_id=user_id, stream_position=positions[index]))
     receipt = Receipt(
         event_id=new_events[-1]["event_id"] if new_events else None,
         stream_position=positions[-1] if positions else None,
@@ -72,19 +81,23 @@ def append_events_txn(
 def _insert_event(connection: Connection, event: dict[str, Any]) -> int:
     if "unsigned" in event:
         raise ValueError("events are stored without 'unsigned'")
-    return connection.execute(
+    position = connection.execute(
         insert(events)
         .values(
             event_id=event["event_id"],
             event_type=event["type"],
             sender=event["sender"],
             room_id=event.get("room_id"),
+            channel_id=event.get("channel_id"),
             kind=event.get("content", {}).get("kind"),
             origin_server_ts=event["origin_server_ts"],
             event_json=encode_canonical_json(event).decode("utf-8"),
         )
         .returning(events.c.stream_position)
     ).scalar_one()
+    for user_id in event.get("recipients", ()):
+        connection.execute(insert(event_recipients).values(user_id=user_id, stream_position=position))
+    return position
 
 
 def _relocate(connection: Connection, relocation: Relocation) -> None:
@@ -113,3 +126,50 @@ def with_position(event_json: str, position: int) -> dict[str, Any]:
     event = json.loads(event_json)
     event["unsigned"] = {"stream_position": position}
     return event
+
+
+def events_at_txn(connection: Connection, positions: Sequence[int]) -> list[dict[str, Any]]:
+    """The events at these positions, in stream order."""
+    if not positions:
+        return []
+    query = (
+        select(events.c.stream_position, events.c.event_json)
+        .where(events.c.stream_position.in_(list(positions)))
+        .order_by(events.c.stream_position)
+    )
+    return [with_position(row.event_json, row.stream_position) for row in connection.execute(query)]
+
+
+def claim_pending_txn(connection: Connection, user_id: str, limit: int) -> list[dict[str, Any]]:
+    """Take (and remove) the oldest events waiting for ``user_id``: each is handed out once."""
+    query = (
+        select(pending_deliveries.c.stream_position)
+        .where(pending_deliveries.c.user_id == user_id)
+        .order_by(pending_deliveries.c.stream_position)
+        .limit(limit)
+    )
+    positions = [row.stream_position for row in connection.execute(query)]
+    if positions:
+        connection.execute(
+            pending_deliveries.delete().where(
+                pending_deliveries.c.user_id == user_id, pending_deliveries.c.stream_position.in_(positions)
+            )
+        )
+    return events_at_txn(connection, positions)
+
+
+def conversation_txn(
+    connection: Connection, me: str, other: str, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Pages between two users (either way), newest ``limit`` before ``before``, oldest first."""
+    mine = select(event_recipients.c.stream_position).where(event_recipients.c.user_id == other)
+    theirs = select(event_recipients.c.stream_position).where(event_recipients.c.user_id == me)
+    query = select(events.c.stream_position, events.c.event_json).where(
+        events.c.event_type == "vm.page",
+        ((events.c.sender == me) & events.c.stream_position.in_(mine))
+        | ((events.c.sender == other) & events.c.stream_position.in_(theirs)),
+    )
+    if before is not None:
+        query = query.where(events.c.stream_position < before)
+    rows = list(connection.execute(query.order_by(events.c.stream_position.desc()).limit(limit)))
+    return [with_position(row.event_json, row.stream_position) for row in reversed(rows)]

@@ -7,7 +7,7 @@ milliseconds since the epoch (UTC), the same unit the protocol uses.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -70,13 +70,17 @@ class Event(Base):
     """
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_room_position", "room_id", "stream_position"),)
+    __table_args__ = (
+        Index("ix_events_room_position", "room_id", "stream_position"),
+        Index("ix_events_channel_position", "channel_id", "stream_position"),
+    )
 
     stream_position: Mapped[int] = mapped_column(POSITION, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(100), unique=True)
     event_type: Mapped[str] = mapped_column(String(64))
     sender: Mapped[str] = mapped_column(String(300))
     room_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    channel_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     origin_server_ts: Mapped[int] = mapped_column(BigInteger)
     event_json: Mapped[str] = mapped_column(Text)
@@ -96,3 +100,85 @@ class ClientTransaction(Base):
     event_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     stream_position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class EventRecipient(Base):
+    """Who a page (or receipt) is addressed to: one row per recipient."""
+
+    __tablename__ = "event_recipients"
+
+    user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    stream_position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class PendingDelivery(Base):
+    """An event for a user who was offline when it was made; removed once delivered."""
+
+    __tablename__ = "pending_deliveries"
+
+    user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    stream_position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class UserSettings(Base):
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True)
+    haven: Mapped[bool] = mapped_column(Boolean, default=False)
+    haven_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_paged: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list of user ids
+
+
+class Block(Base):
+    __tablename__ = "blocks"
+    __table_args__ = (Index("ix_blocks_blocked", "blocked"),)
+
+    blocker: Mapped[str] = mapped_column(String(300), primary_key=True)
+    blocked: Mapped[str] = mapped_column(String(300), primary_key=True)
+    created_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+
+    channel_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    name: Mapped[str] = mapped_column(String(32))
+    name_folded: Mapped[str] = mapped_column(String(32), unique=True)
+    description: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str] = mapped_column(Text)
+    visibility: Mapped[str] = mapped_column(String(16))  # public | private
+    owner: Mapped[str] = mapped_column(String(300))
+    created_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChannelMember(Base):
+    __tablename__ = "channel_members"
+    __table_args__ = (Index("ix_channel_members_user", "user_id"),)
+
+    channel_id: Mapped[str] = mapped_column(ForeignKey("channels.channel_id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # member | moderator | owner
+    alias: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    title: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    muted_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    joined_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChannelBan(Base):
+    __tablename__ = "channel_bans"
+
+    channel_id: Mapped[str] = mapped_column(ForeignKey("channels.channel_id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    banned_by: Mapped[str] = mapped_column(String(300))
+    banned_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChannelInvite(Base):
+    __tablename__ = "channel_invites"
+
+    channel_id: Mapped[str] = mapped_column(ForeignKey("channels.channel_id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    invited_by: Mapped[str] = mapped_column(String(300))
+    invited_ts: Mapped[int] = mapped_column(BigInteger)

@@ -20,7 +20,21 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vibemuse.storage.engine import WRITE
-from vibemuse.storage.event_txns import append_events_txn, get_receipt_txn, recent_room_events_txn
+from vibemuse.storage.event_txns import (
+    append_events_txn,
+    claim_pending_txn,
+    conversation_txn,
+    get_receipt_txn,
+    recent_room_events_txn,
+)
+from vibemuse.storage.settings_txns import (
+    PageSettings,
+    all_blocks_txn,
+    get_settings_txn,
+    set_block_txn,
+    set_haven_txn,
+    set_last_paged_txn,
+)
 from vibemuse.storage.models import AccessToken, Room, ServerState, User
 from vibemuse.storage.records import (
     Conflict,
@@ -153,6 +167,7 @@ class Storage:
         transaction: TransactionKey | None,
         now_ms: int,
         relocation: Relocation | None = None,
+        pending: list[tuple[int, str]] = (),  # type: ignore[assignment]
     ) -> tuple[Receipt, list[int]]:
         """Durably store signed events (and a move); returns the receipt and the new positions.
 
@@ -160,7 +175,7 @@ class Storage:
         receipt comes back marked ``duplicate``.
         """
         try:
-            return await self._append(append_events_txn, events, transaction, relocation, now_ms)
+            return await self._append(append_events_txn, events, transaction, relocation, now_ms, pending)
         except IntegrityError:
             # Two sockets raced with one messageId: the loser gets the winner's receipt.
             if transaction is not None:
@@ -174,6 +189,30 @@ class Storage:
 
     async def recent_room_events(self, room_id: str, limit: int) -> list[dict[str, Any]]:
         return await self._read(recent_room_events_txn, room_id, limit)
+
+    async def claim_pending(self, user_id: str, limit: int) -> list[dict[str, Any]]:
+        """Events that waited for ``user_id`` while offline, oldest first; each is returned once."""
+        return await self._append(claim_pending_txn, user_id, limit)
+
+    async def conversation(self, me: str, other: str, before: int | None, limit: int) -> list[dict[str, Any]]:
+        return await self._read(conversation_txn, me, other, before, limit)
+
+    # -- page settings and blocks ------------------------------------------
+
+    async def get_page_settings(self, user_id: str) -> PageSettings:
+        return await self._read(get_settings_txn, user_id)
+
+    async def set_haven(self, user_id: str, haven: bool, message: str | None) -> None:
+        await self._write(set_haven_txn, user_id, haven, message)
+
+    async def set_last_paged(self, user_id: str, recipients: tuple[str, ...]) -> None:
+        await self._write(set_last_paged_txn, user_id, recipients)
+
+    async def set_block(self, blocker: str, blocked: str, on: bool, now_ms: int) -> bool:
+        return await self._write(set_block_txn, blocker, blocked, on, now_ms)
+
+    async def all_blocks(self) -> list[tuple[str, str]]:
+        return await self._read(all_blocks_txn)
 
 
 # -- transactions ------------------------------------------------------------

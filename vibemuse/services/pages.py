@@ -1,0 +1,200 @@
+"""Pages: private messages between players, with offline delivery and receipts.
+
+Theory of operation. A page is one ``vm.page`` event addressed to its
+recipients (``recipients``, server-qualified user ids, so a later federation
+sends the same event to another server unchanged). It is stored once; online
+recipients get it at once on every socket, as does the sender; each offline
+recipient gets a row in ``pending_deliveries``. When a user connects, their
+waiting events are claimed (taken out of that table in one transaction, so
+each is handed out once) and sent in stream order; for every page among
+them, a signed ``vm.receipt`` goes back to the page's sender — live if they
+are online, else it waits for them the same way.
+
+Refusals say only what the sender may know: a haven shows its message; a
+block is "not accepting your pages" and nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from vibemuse.clock import Clock
+from vibemuse.protocol import content as compose
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.ids import parse_user_id, user_id_for, validate_username
+from vibemuse.protocol.markup import sanitize_text
+from vibemuse.realtime.blocks import BlockList
+from vibemuse.realtime.broadcast import Broadcaster
+from vibemuse.realtime.connections import ConnectionRegistry
+from vibemuse.services.accounts import Principal
+from vibemuse.services.events import EventWriter
+from vibemuse.storage import Receipt, Storage, TransactionKey, UserRecord
+
+PAGE = "vm.page"
+RECEIPT = "vm.receipt"
+MAX_CLAIM = 500
+
+
+@dataclass(frozen=True)
+class PageResult:
+    receipt: Receipt
+    offline: list[str]  # recipients who will get it when they next connect
+
+
+class PageService:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        registry: ConnectionRegistry,
+        broadcaster: Broadcaster,
+        events: EventWriter,
+        blocks: BlockList,
+        server_name: str,
+        max_text_length: int,
+        max_recipients: int,
+        clock: Clock,
+    ):
+        self._storage = storage
+        self._registry = registry
+        self._broadcaster = broadcaster
+        self._events = events
+        self.blocks = blocks
+        self._server_name = server_name
+        self._max_text_length = max_text_length
+        self.max_recipients = max_recipients
+        self._clock = clock
+        self._claiming: dict[str, asyncio.Lock] = {}
+
+    # -- sending -----------------------------------------------------------
+
+    async def page(
+        self, principal: Principal, message_id: str, names: list[str] | None, text: str, style: str = "say"
+    ) -> PageResult:
+        request = TransactionKey(principal.user_id, "page", message_id)
+        recipients = await self._recipients(principal, names)
+        content = compose.page(
+            principal.user.username, [user.username for user in recipients], text, self._max_text_length, style=style
+        )
+        ids = [user.user_id for user in recipients]
+        event = self._events.make(PAGE, principal.user_id, content, recipients=ids)
+        offline = [user_id for user_id in ids if not self._registry.is_online(user_id)]
+        receipt, positions = await self._events.store(
+            [event], request, pending=[(0, user_id) for user_id in offline]
+        )
+        if not positions:  # a retry: the first ack again
+            return PageResult(receipt, [])
+        await self._storage.set_last_paged(principal.user_id, tuple(ids))
+        frame = self._broadcaster.encode(self._events.frame("message", event, positions[0]))
+        for user_id in dict.fromkeys([principal.user_id, *ids]):
+            self._broadcaster.publish_encoded_to_user(user_id, frame)
+        return PageResult(receipt, offline)
+
+    async def _recipients(self, principal: Principal, names: list[str] | None) -> list[UserRecord]:
+        if not names:
+            last = (await self._storage.get_page_settings(principal.user_id)).last_paged
+            if not last:
+                raise ProtocolError(ErrorCode.INVALID_REQUEST, "Page whom? You have not paged anyone yet.")
+            names = list(last)
+        unique = list(dict.fromkeys(names))
+        if len(unique) > self.max_recipients:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_RECIPIENTS,
+                f"A page goes to at most {self.max_recipients} people.",
+                details={"maxRecipients": self.max_recipients},
+            )
+        users = [await self.resolve(name) for name in unique]
+        users = list({user.user_id: user for user in users}.values())
+        for user in users:
+            await self._check_accepts(principal, user)
+        return users
+
+    async def resolve(self, name: str) -> UserRecord:
+        """A username of this server or a user id, to the user; ``unknown_user`` otherwise."""
+        try:
+            user_id = str(parse_user_id(name)) if name.startswith("@") else user_id_for(
+                validate_username(name), self._server_name)
+        except ProtocolError:
+            user_id = None
+        user = await self._storage.get_user(user_id) if user_id else None
+        if user is None:
+            shown = sanitize_text(name)[:64]
+            raise ProtocolError(ErrorCode.UNKNOWN_USER, f"There is no one named {shown!r}.", details={"name": shown})
+        return user
+
+    async def _check_accepts(self, principal: Principal, recipient: UserRecord) -> None:
+        sender = principal.user_id
+        if recipient.user_id == sender:
+            return
+        if self.blocks.blocks(sender, recipient.user_id):
+            raise ProtocolError(
+                ErrorCode.YOU_BLOCKED,
+                f"You are blocking {recipient.username}; unblock them to page them.",
+                details={"userId": recipient.user_id},
+            )
+        if self.blocks.blocks(recipient.user_id, sender):
+            raise self._not_accepting(recipient, None)
+        settings = await self._storage.get_page_settings(recipient.user_id)
+        if settings.haven:
+            raise self._not_accepting(recipient, settings.haven_message)
+
+    @staticmethod
+    def _not_accepting(recipient: UserRecord, haven_message: str | None) -> ProtocolError:
+        message = f"{recipient.username} is not accepting your pages."
+        if haven_message:
+            message = f"{recipient.username} is not accepting pages: {haven_message}"
+        return ProtocolError(ErrorCode.NOT_ACCEPTING_PAGES, message, details={"userId": recipient.user_id})
+
+    async def last_paged(self, principal: Principal) -> list[UserRecord]:
+        ids = (await self._storage.get_page_settings(principal.user_id)).last_paged
+        users = [await self._storage.get_user(user_id) for user_id in ids]
+        return [user for user in users if user is not None]
+
+    # -- offline delivery and receipts ----------------------------------------
+
+    async def deliver_pending(self, user_id: str) -> int:
+        """Send a user who just connected everything that waited for them; returns how many."""
+        lock = self._claiming.setdefault(user_id, asyncio.Lock())
+        async with lock:
+            waiting = await self._storage.claim_pending(user_id, MAX_CLAIM)
+            for event in waiting:
+                frame_type = "page_receipt" if event["type"] == RECEIPT else "message"
+                self._broadcaster.to_user(user_id, self._events.frame_stored(frame_type, event))
+            for event in waiting:
+                if event["type"] == PAGE and event["sender"] != user_id:
+                    await self._send_receipt(event, user_id)
+        if not lock.locked():
+            self._claiming.pop(user_id, None)
+        return len(waiting)
+
+    async def _send_receipt(self, page: dict[str, Any], recipient: str) -> None:
+        sender = page["sender"]
+        content = {"kind": "delivered", "relates_to": page["event_id"], "recipient": recipient}
+        event = self._events.make(RECEIPT, recipient, content, recipients=[sender])
+        online = self._registry.is_online(sender)
+        _, positions = await self._events.store([event], None, pending=[] if online else [(0, sender)])
+        if online:
+            self._broadcaster.to_user(sender, self._events.frame("page_receipt", event, positions[0]))
+
+    # -- history, haven, blocks ----------------------------------------------------
+
+    async def conversation(self, principal: Principal, other_name: str, before: int | None, limit: int) -> list[dict]:
+        other = await self.resolve(other_name)
+        return await self._storage.conversation(principal.user_id, other.user_id, before, limit)
+
+    async def set_haven(self, principal: Principal, haven: bool, message: str | None) -> None:
+        cleaned = " ".join(sanitize_text(message).split())[:300] if message else None
+        await self._storage.set_haven(principal.user_id, haven, cleaned or None)
+
+    async def set_block(self, principal: Principal, name: str, blocked: bool) -> UserRecord:
+        target = await self.resolve(name)
+        if target.user_id == principal.user_id:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "You cannot block yourself.")
+        await self._storage.set_block(principal.user_id, target.user_id, blocked, self._clock())
+        if blocked:
+            self.blocks.add(principal.user_id, target.user_id)
+        else:
+            self.blocks.remove(principal.user_id, target.user_id)
+        return target
