@@ -50,7 +50,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import random
 import resource
 import shutil
 import signal
@@ -128,6 +127,26 @@ if "gc-freeze" in experiments:
         gc.freeze()
         return port
     vibemuse.app.VibeMuseServer.listen = listen_then_freeze
+path = os.environ.get("FANOUT_MEM_TRACE")
+if path:
+    import signal, tracemalloc
+    tracemalloc.start(8)
+    snapshots = []
+    def snapshot(signum, frame):
+        snapshots.append(tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)]))
+        if len(snapshots) == 2:
+            with open(path, "w") as out:
+                by_file = snapshots[1].compare_to(snapshots[0], "filename")
+                out.write(f"total {sum(stat.size_diff for stat in by_file)} bytes\n")
+                for stat in by_file[:15]:
+                    out.write(f"{stat.size_diff} {stat.count_diff} {stat.traceback[0].filename}\n")
+                for stat in snapshots[1].compare_to(snapshots[0], "lineno")[:30]:
+                    out.write(f"{stat.size_diff} {stat.count_diff} {stat.traceback[0]}\n")
+                for stat in snapshots[1].compare_to(snapshots[0], "traceback")[:25]:
+                    out.write(f"{stat.size_diff} {stat.count_diff}\n")
+                    for line in stat.traceback.format()[-8:]:
+                        out.write("    " + line + "\n")
+    signal.signal(signal.SIGUSR1, snapshot)
 from vibemuse.cli import main
 sys.exit(main())
 """
@@ -175,10 +194,22 @@ def handshake_request(host: str, port: int, path: str, token: str | None, subpro
 class Sock:
     """One client socket (an asyncio Protocol, duck-typed)."""
 
-    __slots__ = ("owner", "request", "transport", "buf", "upgraded", "pending", "ready", "seen",
-                 "close_code", "started", "connected_at", "failure")
+    __slots__ = (
+        "buf",
+        "close_code",
+        "connected_at",
+        "failure",
+        "owner",
+        "pending",
+        "ready",
+        "request",
+        "seen",
+        "started",
+        "transport",
+        "upgraded",
+    )
 
-    def __init__(self, owner: "Worker", request: bytes, ready_markers: tuple[bytes, ...]):
+    def __init__(self, owner: Worker, request: bytes, ready_markers: tuple[bytes, ...]):
         self.owner = owner
         self.request = request
         self.transport: Any = None
@@ -317,10 +348,8 @@ class Worker:
             self.lat.append(us)
             self.received += 1
             if seq < len(seen):
-                if us > self.last[seq]:
-                    self.last[seq] = us
-                if us < self.first[seq]:
-                    self.first[seq] = us
+                self.last[seq] = max(self.last[seq], us)
+                self.first[seq] = min(self.first[seq], us)
             if self.verify_every and self.received % self.verify_every == 1:
                 self._verify(buf[start:end], seq, sent)
             return
@@ -378,7 +407,7 @@ class Worker:
                 try:
                     await loop.create_connection(lambda: sock, spec["host"], spec["port"])
                     await asyncio.wait_for(sock.ready, spec["connect_timeout"])
-                except (OSError, asyncio.TimeoutError) as error:
+                except (TimeoutError, OSError) as error:
                     sock._fail(f"{type(error).__name__}: {error}")
                 return sock
 
@@ -397,7 +426,7 @@ class Worker:
 
         loop = asyncio.get_running_loop()
         live = [s for s in self.socks if s.ready.done() and s.ready.result()]
-        total = int(round(rate * seconds))
+        total = round(rate * seconds)
         naive = self.spec["target"] != "vibemuse"
         t0 = loop.time() + 0.01
         first_ns = last_ns = 0
@@ -531,7 +560,7 @@ def free_port() -> int:
 def percentile(sorted_values: array.array, fraction: float) -> float:
     if not sorted_values:
         return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(math.ceil(fraction * len(sorted_values))) - 1)]
+    return sorted_values[min(len(sorted_values) - 1, math.ceil(fraction * len(sorted_values)) - 1)]
 
 
 class Run:
@@ -559,11 +588,13 @@ class Run:
             env.setdefault("VIBEMUSE_LOG_LEVEL", self.args.server_log_level)
             command = [str(VENV_BIN / "vibemuse"), "serve", "--port", str(self.port),
                        "--data-dir", str(self.tmp / "data"), "--server-name", "bench.localhost"]
-            if self.args.gc_log or self.args.experiment:
+            if self.args.gc_log or self.args.experiment or self.args.mem_trace:
                 command[:1] = [str(VENV_BIN / "python"), "-c", SERVER_WRAPPER]
                 if self.args.gc_log:
                     env["FANOUT_GC_LOG"] = str(self.gc_log)
                 env["FANOUT_EXPERIMENTS"] = ",".join(self.args.experiment)
+                if self.args.mem_trace:
+                    env["FANOUT_MEM_TRACE"] = str(Path(self.args.mem_trace).resolve())
         else:
             command = [str(VENV_BIN / "python"), str(HERE / "naive_server.py"), "--port", str(self.port)]
             if self.target == "preencoded":
@@ -592,6 +623,12 @@ class Run:
         except (subprocess.TimeoutExpired, ProcessLookupError, AttributeError):
             self.server.kill()
             self.server.wait(timeout=5)
+
+    def mem_snapshot(self) -> None:
+        """--mem-trace: have the server take a tracemalloc snapshot (the second one writes the diff)."""
+        if self.args.mem_trace and self.target == "vibemuse":
+            os.kill(self.server_pid, signal.SIGUSR1)
+            time.sleep(3.0)
 
     def start_profiler(self) -> subprocess.Popen | None:
         """py-spy on the server for the measured window (VibeMUSE only)."""
@@ -698,6 +735,7 @@ class Run:
             self.start_clients(listeners, speakers)
             time.sleep(1.0)  # let the client processes start and the server settle
             rss_before = rss_kib(self.server_pid)
+            self.mem_snapshot()
 
             started = time.perf_counter()
             connected = self.ask(self.pipes, "connect")
@@ -710,6 +748,7 @@ class Run:
                 result["connect_failures"] = failures[:3]
             time.sleep(2.0)
             rss_after = rss_kib(self.server_pid)
+            self.mem_snapshot()
             result["rss_before_kib"], result["rss_after_kib"] = rss_before, rss_after
             result["kib_per_conn"] = round((rss_after - rss_before) / max(1, result["connected"]), 2)
             if result["connected"] < receivers:
@@ -827,12 +866,13 @@ class Run:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
+    width = max(11, *(len(r["target"]) + 1 for r in results))
     print()
-    print(f"{'target':<11}{'clients':>8}{'msg/s':>7}{'connect s':>10}{'p50 ms':>8}{'p90':>7}{'p99':>7}"
+    print(f"{'target':<{width}}{'clients':>8}{'msg/s':>7}{'connect s':>10}{'p50 ms':>8}{'p90':>7}{'p99':>7}"
           f"{'max':>8}{'lost':>6}{'srv CPU':>9}{'µs/copy':>9}{'kB/conn':>9}{'clients CPU':>12}")
     for r in results:
         lat = r["lat_ms"]
-        print(f"{r['target']:<11.11}{r['clients']:>8}{r['rate']:>7g}{r['connect_s']:>10.2f}{lat['p50']:>8.1f}"
+        print(f"{r['target']:<{width}}{r['clients']:>8}{r['rate']:>7g}{r['connect_s']:>10.2f}{lat['p50']:>8.1f}"
               f"{lat['p90']:>7.1f}{lat['p99']:>7.1f}{lat['max']:>8.1f}{r['lost']:>6}"
               f"{r['server_cpu_pct']:>8.0f}%{r['us_per_copy']:>9.1f}{r['kib_per_conn']:>9.1f}"
               f"{r['client_cpu_pct']:>11.0f}%")
@@ -902,6 +942,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="log the VibeMUSE server's garbage collections; report those in the window")
     parser.add_argument("--experiment", action="append", default=[], choices=["gc-freeze", "direct-send"],
                         help="patch the VibeMUSE server at start (see SERVER_WRAPPER); repeatable")
+    parser.add_argument("--mem-trace", metavar="FILE",
+                        help="tracemalloc the VibeMUSE server; write the top growth from connecting to FILE "
+                             "(slows the server: not for timing)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folders and server logs")
     parser.add_argument("--json", action="store_true", help="print one JSON object per target")
     args = parser.parse_args(argv)

@@ -37,7 +37,7 @@ def encode_text_frame(payload: bytes) -> bytes:
 
 
 class Relay(tornado.websocket.WebSocketHandler):
-    sockets: set["Relay"] = set()
+    sockets: set[Relay] = set()
     preencoded = False
 
     def check_origin(self, origin: str) -> bool:

@@ -22,6 +22,7 @@ from vibemuse.context import ServerContext
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
+from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
 from vibemuse.handlers.federation import ServerKeysHandler
 from vibemuse.handlers.pages import PageHistoryHandler
@@ -40,6 +41,7 @@ from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.realtime.ticker import Ticker
 from vibemuse.realtime.typing_state import TypingState
 from vibemuse.services.accounts import AccountService
+from vibemuse.services.channels import ChannelService
 from vibemuse.services.chat import RoomChat
 from vibemuse.services.events import EventWriter
 from vibemuse.services.pages import PageService
@@ -61,6 +63,9 @@ ROUTES = (
     (r"/api/rooms/([^/]+)", RoomHandler),
     (r"/api/who", WhoHandler),
     (r"/api/communication/pages/([^/]+)", PageHistoryHandler),
+    (r"/api/communication/channels", ChannelsHandler),
+    (r"/api/communication/channels/([^/]+)", ChannelHandler),
+    (r"/api/communication/channels/([^/]+)/history", ChannelHistoryHandler),
     (r"/api/announcements", AnnouncementsHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
@@ -150,6 +155,7 @@ class VibeMuseServer:
             presence=presence,
             chat=None,  # type: ignore[arg-type]  # set below: they need the context's keyring
             pages=None,  # type: ignore[arg-type]
+            channels=None,  # type: ignore[arg-type]
         )
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,
@@ -174,6 +180,17 @@ class VibeMuseServer:
             server_name=config.server_name,
             max_text_length=config.max_text_length,
             max_recipients=config.max_page_recipients,
+            clock=clock,
+        )
+        context.channels = ChannelService(
+            storage,
+            subscriptions=subscriptions,
+            broadcaster=broadcaster,
+            events=events,
+            blocks=context.pages.blocks,
+            pages=context.pages,
+            server_name=config.server_name,
+            max_text_length=config.max_text_length,
             clock=clock,
         )
         heartbeat = Heartbeat(

@@ -16,6 +16,7 @@ from vibemuse.protocol.schemas import SchemaSet
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.services.accounts import AccountService
+from vibemuse.services.channels import ChannelService
 from vibemuse.services.chat import RoomChat
 from vibemuse.services.pages import PageService
 from vibemuse.services.presence import PresenceService
@@ -37,6 +38,7 @@ class ServerContext:
     presence: PresenceService
     chat: RoomChat
     pages: PageService
+    channels: ChannelService
 
     @property
     def server_name(self) -> str:

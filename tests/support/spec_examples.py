@@ -109,6 +109,17 @@ def make_examples() -> dict[str, Any]:
     page_ts, receipt_ts = T0 + 500_000, T0 + 900_000
     alice_page = _event("vm.page", ALICE, content.page("Alice", ["Mira"], "Coffee later?", MAX_TEXT_LENGTH),
                         page_ts, 47, recipients=[MIRA["id"]])
+    # Mira made the Public channel earlier; Alice joined it and says hello there.
+    PUBLIC = f"#public:{SERVER}"
+    chan_ts = T0 + 1_000_000
+    public = {"id": PUBLIC, "name": "Public", "description": "Chat for everyone.", "topic": "Game night at 8",
+              "visibility": "public", "owner": MIRA["id"], "createdAt": "2025-12-31T00:00:00.000Z"}
+    alice_joins = _event("vm.channel.member", ALICE, {
+        "membership": "join", "target": ALICE["id"], "target_name": "Alice", "speaker": "Alice",
+        "rendered": content.channel_notice("Public", "Alice has joined this channel.")}, chan_ts, 49, channel_id=PUBLIC)
+    chan_say = _event("vm.channel.message", ALICE, content.channel_message("Public", "Alice", "Hi all!",
+                                                                          MAX_TEXT_LENGTH), chan_ts + 5_000, 50,
+                      channel_id=PUBLIC)
     receipt = _event("vm.receipt", MIRA, {"kind": "delivered", "relates_to": alice_page["event_id"],
                                           "recipient": MIRA["id"]}, receipt_ts, 48, recipients=[ALICE["id"]])
 
@@ -139,6 +150,16 @@ def make_examples() -> dict[str, Any]:
         "frames/client/wall.json": _client("wall", "z8Wd1.2", {"text": WALL_TEXT}),
         "frames/client/page.json": _client("page", PAGE_ID, {"to": ["Mira"], "text": "Coffee later?"}),
         "frames/client/set_haven.json": _client("set_haven", "m1Pq7.2", {"haven": True, "message": "Writing."}),
+        "frames/client/join_channel.json": _client("join_channel", "k4Jx9.16", {"channelId": "Public", "alias": "pub"}),
+        "frames/client/leave_channel.json": _client("leave_channel", "k4Jx9.20", {"alias": "pub"}),
+        "frames/client/channel.json": _client("channel", "k4Jx9.17", {"alias": "pub", "text": "Hi all!"}),
+        "frames/client/channel_moderate.json": _client("channel_moderate", "m1Pq7.3", {
+            "channelId": PUBLIC, "action": "mute", "user": "@spammer:muse.example.org", "durationSeconds": 600,
+            "reason": "flooding"}),
+        "frames/client/channel_update.json": _client("channel_update", "m1Pq7.4", {"channelId": PUBLIC,
+                                                                                   "topic": "Game night at 8"}),
+        "frames/client/channel_who.json": _client("channel_who", "k4Jx9.18", {"channelId": PUBLIC}),
+        "frames/client/channel_list.json": _client("channel_list", "k4Jx9.19", {}),
         "frames/client/block.json": _client("block", "k4Jx9.14", {"user": "@spammer:muse.example.org",
                                                                    "blocked": True}),
         # -- server frames ---------------------------------------------------
@@ -174,8 +195,29 @@ def make_examples() -> dict[str, Any]:
                                                    from_user=MIRA["id"], to_user=ALICE["id"]),
         "frames/server/notice.json": _server("notice", {"inReplyTo": "k4Jx9.15", "text": "You last paged Mira."},
                                              31, receipt_ts + 9, to_user=ALICE["id"]),
+        "frames/server/channel_notice.json": _server("channel_notice", {"event": alice_joins}, 32, chan_ts + 2,
+                                                     from_user=ALICE["id"], channel_id=PUBLIC),
+        "frames/server/channel_message.json": _server("channel_message", {"event": chan_say}, 33, chan_ts + 5_002,
+                                                      from_user=ALICE["id"], channel_id=PUBLIC),
+        "frames/server/channel_who.json": _server("channel_who", {"inReplyTo": "k4Jx9.18", "channelId": PUBLIC, "members": [
+            {"userId": MIRA["id"], "role": "owner", "online": True, "muted": False},
+            {"userId": ALICE["id"], "role": "member", "online": True, "muted": False}]}, 34, chan_ts + 9_000,
+            to_user=ALICE["id"]),
+        "frames/server/channel_list.json": _server("channel_list", {"inReplyTo": "k4Jx9.19", "channels": [
+            {"channelId": PUBLIC, "name": "Public", "role": "member", "alias": "pub"}]}, 35, chan_ts + 9_500,
+            to_user=ALICE["id"]),
         # -- HTTP bodies -----------------------------------------------------
         "http/event-page.json": {"events": [alice_page], "next": None},
+        "http/channel-create-request.json": {"name": "Public", "description": "Chat for everyone.", "alias": "pub"},
+        "http/channel-joined.json": {"channel": public, "created": False, "eventId": alice_joins["event_id"],
+                                     "streamPosition": 49},
+        "http/channel-list.json": {"channels": [public], "next": None},
+        "http/channel-detail.json": {"channel": public, "members": [
+            {"userId": MIRA["id"], "role": "owner", "online": True, "muted": False},
+            {"userId": ALICE["id"], "role": "member", "online": True, "muted": False, "title": "Curious"}],
+            "membership": {"channelId": PUBLIC, "name": "Public", "role": "member", "alias": "pub",
+                           "title": "Curious"}},
+        "http/channel-left.json": {"eventId": alice_joins["event_id"], "streamPosition": 49},
         "http/who.json": {"users": who_users},
         "http/announcement-request.json": {"text": WALL_TEXT},
         "http/receipt.json": {"eventId": wall["event_id"], "streamPosition": 46},

@@ -21,14 +21,15 @@ class AnnouncementsHandler(ApiHandler):
     async def post(self) -> None:
         principal = await self.principal()
         body = self.json_body("announcement-request")
-        receipt = await self.context.chat.wall(principal, self.idempotency_key(), body["text"])
+        receipt = await self.context.chat.wall(principal, idempotency_key(self), body["text"])
         self.send_json({"eventId": receipt.event_id, "streamPosition": receipt.stream_position}, status=201)
 
-    def idempotency_key(self) -> str:
-        """The client's ``Idempotency-Key`` header (its messageId over HTTP), or a fresh one."""
-        key = self.request.headers.get("Idempotency-Key")
-        if key is None:
-            return "http-" + secrets.token_urlsafe(16)
-        if not _IDEMPOTENCY_KEY.fullmatch(key):
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "Idempotency-Key must be 1-64 of A-Z a-z 0-9 . _ : ~ -")
-        return key
+
+def idempotency_key(handler: ApiHandler) -> str:
+    """The client's ``Idempotency-Key`` header (its messageId over HTTP), or a fresh one."""
+    key = handler.request.headers.get("Idempotency-Key")
+    if key is None:
+        return "http-" + secrets.token_urlsafe(16)
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "Idempotency-Key must be 1-64 of A-Z a-z 0-9 . _ : ~ -")
+    return key

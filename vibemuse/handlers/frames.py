@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Awaitable, Callable
 
+from vibemuse.handlers.wire import member_to_wire, membership_to_wire
 from vibemuse.protocol import commands
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame
@@ -114,6 +115,58 @@ async def on_block(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     ack(socket, frame, Receipt(None, None))
 
 
+async def on_join_channel(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    data = frame.data
+    receipt = await socket.context.channels.join(
+        socket.principal, frame.message_id, data["channelId"], data.get("alias"), data.get("title"))
+    ack(socket, frame, receipt)
+
+
+async def on_leave_channel(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    data = frame.data
+    receipt = await socket.context.channels.leave(
+        socket.principal, frame.message_id, data.get("channelId"), data.get("alias"))
+    ack(socket, frame, receipt)
+
+
+async def on_channel(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    data = frame.data
+    receipt = await socket.context.channels.speak(
+        socket.principal, frame.message_id, data["text"], ref=data.get("channelId"), alias=data.get("alias"),
+        style=data.get("style", "say"))
+    ack(socket, frame, receipt)
+
+
+async def on_channel_moderate(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    data = frame.data
+    receipt = await socket.context.channels.moderate(
+        socket.principal, frame.message_id, data["channelId"], data["action"], data["user"],
+        reason=data.get("reason"), duration_seconds=data.get("durationSeconds"))
+    ack(socket, frame, receipt)
+
+
+async def on_channel_update(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    changes = {key: frame.data[key] for key in ("topic", "description", "visibility") if key in frame.data}
+    receipt = await socket.context.channels.update(socket.principal, frame.message_id, frame.data["channelId"],
+                                                   changes)
+    ack(socket, frame, receipt)
+
+
+async def on_channel_who(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    channels = socket.context.channels
+    view = await channels.view(socket.principal, frame.data["channelId"])
+    online, now = channels.online(view.channel.channel_id), socket.context.clock()
+    members = [member_to_wire(m, m.user_id in online, now) for m in view.members if m.user_id in online]
+    data = {"inReplyTo": frame.message_id, "channelId": view.channel.channel_id, "members": members}
+    socket.send_frame(socket.context.broadcaster.frame("channel_who", data, to_user=socket.user_id))
+
+
+async def on_channel_list(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    memberships = await socket.context.channels.memberships(socket.principal)
+    data = {"inReplyTo": frame.message_id, "channels": [membership_to_wire(m, c) for m, c in memberships]}
+    socket.send_frame(socket.context.broadcaster.frame("channel_list", data, to_user=socket.user_id))
+
+
 def notice(socket: "ClientSocketHandler", frame: ClientFrame, text: str) -> None:
     """A line for the player alone, answering a command (e.g. a bare ``page``)."""
     data = {"inReplyTo": frame.message_id, "text": text}
@@ -158,6 +211,17 @@ def _translate(command: commands.Command, room: dict) -> tuple[str, dict] | None
             return "leave_room", {}
         case commands.Page(recipients=recipients, text=text, style=style):
             return "page", {"text": text, "style": style, **({"to": list(recipients)} if recipients else {})}
+        case commands.ChannelSpeak(text=text, style=style, alias=alias, channel=channel):
+            target = {"alias": alias} if alias else {"channelId": channel}
+            return "channel", {"text": text, "style": style, **target}
+        case commands.ChannelJoin(channel=channel, alias=alias):
+            return "join_channel", {"channelId": channel, **({"alias": alias} if alias else {})}
+        case commands.ChannelLeave(channel=channel, alias=alias):
+            return "leave_channel", {"alias": alias} if alias else {"channelId": channel}
+        case commands.ChannelList():
+            return "channel_list", {}
+        case commands.ChannelWho(channel=channel):
+            return "channel_who", {"channelId": channel}
     return None
 
 
@@ -178,4 +242,11 @@ FRAME_HANDLERS: dict[str, FrameHandler] = {
     "page": on_page,
     "set_haven": on_set_haven,
     "block": on_block,
+    "join_channel": on_join_channel,
+    "leave_channel": on_leave_channel,
+    "channel": on_channel,
+    "channel_moderate": on_channel_moderate,
+    "channel_update": on_channel_update,
+    "channel_who": on_channel_who,
+    "channel_list": on_channel_list,
 }

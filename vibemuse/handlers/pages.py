@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
 
 from vibemuse.handlers.base import ApiHandler
 
@@ -14,6 +13,6 @@ class PageHistoryHandler(ApiHandler):
         principal = await self.principal()
         limit = self.int_argument("limit", 50, 1, MAX_PAGE_SIZE)
         before = self.int_argument("before", 0, 1, 2**62) or None
-        events = await self.context.pages.conversation(principal, unquote(other), before, limit)
+        events = await self.context.pages.conversation(principal, other, before, limit)
         next_cursor = str(events[0]["unsigned"]["stream_position"]) if len(events) == limit else None
         self.send_json({"events": events, "next": next_cursor})

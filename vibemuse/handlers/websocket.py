@@ -149,6 +149,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     async def _send_first_roster(self, room_id: str) -> None:
         """After welcome: the roster of the room, then whatever waited while the user was away."""
         try:
+            await self.context.channels.tune_in_user(self.user_id)
             self.send_frame(await self.context.chat.roster_frame(self.user_id, room_id))
             await self.context.pages.deliver_pending(self.user_id)
         except Exception:

@@ -8,6 +8,7 @@ from vibemuse.config import Config
 from vibemuse.protocol.frames import format_timestamp
 from vibemuse.services.accounts import Session
 from vibemuse.storage import RoomRecord, UserRecord
+from vibemuse.storage.channel_txns import ChannelRecord, MemberRecord
 
 
 def user_to_wire(user: UserRecord) -> dict[str, Any]:
@@ -47,3 +48,32 @@ def limits_to_wire(config: Config) -> dict[str, int]:
         "typingTimeoutMs": int(config.typing_timeout_seconds * 1000),
         "maxPageRecipients": config.max_page_recipients,
     }
+
+
+def channel_to_wire(channel: ChannelRecord) -> dict[str, Any]:
+    return {
+        "id": channel.channel_id,
+        "name": channel.name,
+        "description": channel.description,
+        "topic": channel.topic,
+        "visibility": channel.visibility,
+        "owner": channel.owner,
+        "createdAt": format_timestamp(channel.created_ts),
+    }
+
+
+def member_to_wire(member: MemberRecord, online: bool, now_ms: int) -> dict[str, Any]:
+    wire: dict[str, Any] = {"userId": member.user_id, "role": member.role, "online": online,
+                            "muted": member.muted_until is not None and member.muted_until > now_ms}
+    if member.title:
+        wire["title"] = member.title
+    return wire
+
+
+def membership_to_wire(member: MemberRecord, channel: ChannelRecord) -> dict[str, Any]:
+    wire: dict[str, Any] = {"channelId": channel.channel_id, "name": channel.name, "role": member.role}
+    if member.alias:
+        wire["alias"] = member.alias
+    if member.title:
+        wire["title"] = member.title
+    return wire

@@ -47,6 +47,12 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_RECIPIENTS = "too_many_recipients"
     NOT_ACCEPTING_PAGES = "not_accepting_pages"
     YOU_BLOCKED = "you_blocked"
+    INVALID_CHANNEL_NAME = "invalid_channel_name"
+    UNKNOWN_CHANNEL = "unknown_channel"
+    NOT_A_MEMBER = "not_a_member"
+    BANNED = "banned"
+    MUTED = "muted"
+    INVITE_ONLY = "invite_only"
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,13 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.NOT_ACCEPTING_PAGES, 403,
                   "The recipient is not accepting pages (haven, with their message), or not yours (nothing more is said)."),
         ErrorSpec(ErrorCode.YOU_BLOCKED, 403, "You are blocking the recipient; unblock them to page them."),
+        ErrorSpec(ErrorCode.INVALID_CHANNEL_NAME, 400, "The channel name breaks the channel name rules."),
+        ErrorSpec(ErrorCode.UNKNOWN_CHANNEL, 404,
+                  "No channel has this id, name or alias (private channels you may not see are unknown too)."),
+        ErrorSpec(ErrorCode.NOT_A_MEMBER, 403, "Only members of the channel may do this."),
+        ErrorSpec(ErrorCode.BANNED, 403, "You are banned from this channel (details: reason)."),
+        ErrorSpec(ErrorCode.MUTED, 403, "You are muted on this channel (details: untilMs, or absent for ever)."),
+        ErrorSpec(ErrorCode.INVITE_ONLY, 403, "The channel is private: you need an invitation to join."),
     )
 }
 

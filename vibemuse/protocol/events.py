@@ -72,7 +72,7 @@ REDACTION_KEPT_CONTENT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "vm.channel.message": (),
     "vm.channel.member": ("membership", "target"),
     "vm.channel.create": ("name", "creator"),
-    "vm.channel.settings": ("visibility", "moderators", "owner"),
+    "vm.channel.settings": ("visibility",),
     "vm.system": (),
     "vm.edit": ("relates_to",),
     "vm.redaction": ("redacts",),

@@ -5,6 +5,7 @@ server of a federation:
 
 - user id:  ``@`` localpart ``:`` server_name   (``@alice:muse.example.org``)
 - room id:  ``!`` opaque ``:`` server_name      (``!Xq3fK9aB2LmN7pQr:muse.example.org``)
+- channel id: ``#`` folded name ``:`` server_name (``#public:muse.example.org``)
 
 The localpart of a user id is the lower-cased username, so names stay unique
 case-insensitively while the username keeps the case its owner chose.
@@ -22,11 +23,15 @@ SERVER_NAME_PATTERN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]{{2,45}}\])(?
 USERNAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.\-]{1,31}"
 USER_LOCALPART_PATTERN = r"[a-z][a-z0-9_.\-]{1,31}"
 ROOM_LOCALPART_PATTERN = r"[A-Za-z0-9]{16}"
+CHANNEL_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_\-]{1,31}"
+CHANNEL_LOCALPART_PATTERN = r"[a-z][a-z0-9_\-]{1,31}"
 
 _SERVER_NAME = re.compile(SERVER_NAME_PATTERN)
 _USERNAME = re.compile(USERNAME_PATTERN)
 _USER_ID = re.compile(rf"@({USER_LOCALPART_PATTERN}):({SERVER_NAME_PATTERN})")
 _ROOM_ID = re.compile(rf"!({ROOM_LOCALPART_PATTERN}):({SERVER_NAME_PATTERN})")
+_CHANNEL_NAME = re.compile(CHANNEL_NAME_PATTERN)
+_CHANNEL_ID = re.compile(rf"#({CHANNEL_LOCALPART_PATTERN}):({SERVER_NAME_PATTERN})")
 
 ROOM_LOCALPART_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 ROOM_LOCALPART_LENGTH = 16
@@ -89,3 +94,25 @@ def parse_room_id(value: object) -> QualifiedId:
     if match is None or not _port_ok(match.group(2)):
         raise ProtocolError(ErrorCode.INVALID_ROOM_ID, f"{value!r} is not a room id (!<16 letters or digits>:server).")
     return QualifiedId("!", match.group(1), match.group(2))
+
+
+def validate_channel_name(name: object) -> str:
+    """2-32 letters, digits, '_' or '-', starting with a letter; ``invalid_channel_name`` otherwise."""
+    if not isinstance(name, str) or _CHANNEL_NAME.fullmatch(name) is None:
+        raise ProtocolError(
+            ErrorCode.INVALID_CHANNEL_NAME,
+            "Channel names are 2 to 32 characters: letters, digits, '_' or '-', starting with a letter.",
+        )
+    return name
+
+
+def channel_id_for(name: str, server_name: str) -> str:
+    return f"#{name.lower()}:{server_name}"
+
+
+def parse_channel_id(value: object) -> QualifiedId | None:
+    """The parts of a channel id, or None if ``value`` is not one (it may be a name)."""
+    match = _CHANNEL_ID.fullmatch(value) if isinstance(value, str) else None
+    if match is None or not _port_ok(match.group(2)):
+        return None
+    return QualifiedId("#", match.group(1), match.group(2))

@@ -68,9 +68,11 @@ class EventWriter:
         *,
         relocation: Relocation | None = None,
         pending: Sequence[tuple[int, str]] = (),
+        ops: Sequence[Callable[..., None]] = (),
     ) -> tuple[Receipt, list[int]]:
         return await self._storage.append_events(
-            events, transaction=request, now_ms=self._clock(), relocation=relocation, pending=list(pending)
+            events, transaction=request, now_ms=self._clock(), relocation=relocation, pending=list(pending),
+            ops=list(ops),
         )
 
     def frame(self, frame_type: str, event: dict[str, Any], position: int, **routing: Any) -> ServerFrame:

@@ -11,7 +11,7 @@ recorded, and an ack is never given for something that was not stored.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Connection, insert, select
 
@@ -45,6 +45,7 @@ def append_events_txn(
     relocation: Relocation | None,
     now_ms: int,
     pending: Sequence[tuple[int, str]] = (),
+    ops: Sequence[Callable[[Connection], None]] = (),
 ) -> tuple[Receipt, list[int]]:
     """Store ``new_events`` (signed, without ``unsigned``); the receipt names the last one.
 
@@ -55,6 +56,8 @@ def append_events_txn(
         earlier = get_receipt_txn(connection, transaction)
         if earlier is not None:
             return earlier, []
+    for op in ops:  # the state changes the events record (channel membership, bans, ...)
+        op(connection)
     positions = [_insert_event(connection, event) for event in new_events]
     for index, user_id in pending:
         connection.execute(insert(pending_deliveries).values(user_id=user_id, stream_position=positions[index]))

@@ -19,6 +19,8 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from vibemuse.storage import channel_txns
+from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
     append_events_txn,
@@ -168,6 +170,7 @@ class Storage:
         now_ms: int,
         relocation: Relocation | None = None,
         pending: list[tuple[int, str]] = (),  # type: ignore[assignment]
+        ops: list[ChannelOp] = (),  # type: ignore[assignment]
     ) -> tuple[Receipt, list[int]]:
         """Durably store signed events (and a move); returns the receipt and the new positions.
 
@@ -175,7 +178,7 @@ class Storage:
         receipt comes back marked ``duplicate``.
         """
         try:
-            return await self._append(append_events_txn, events, transaction, relocation, now_ms, pending)
+            return await self._append(append_events_txn, events, transaction, relocation, now_ms, pending, ops)
         except IntegrityError:
             # Two sockets raced with one messageId: the loser gets the winner's receipt.
             if transaction is not None:
@@ -196,6 +199,34 @@ class Storage:
 
     async def conversation(self, me: str, other: str, before: int | None, limit: int) -> list[dict[str, Any]]:
         return await self._read(conversation_txn, me, other, before, limit)
+
+    # -- channels -------------------------------------------------------------
+
+    async def get_channel(self, channel_id: str) -> ChannelRecord | None:
+        return await self._read(channel_txns.get_channel_txn, channel_id)
+
+    async def get_membership(self, channel_id: str, user_id: str) -> MemberRecord | None:
+        return await self._read(channel_txns.get_membership_txn, channel_id, user_id)
+
+    async def channel_members(self, channel_id: str) -> list[MemberRecord]:
+        return await self._read(channel_txns.members_txn, channel_id)
+
+    async def memberships_of(self, user_id: str) -> list[tuple[MemberRecord, ChannelRecord]]:
+        return await self._read(channel_txns.memberships_of_txn, user_id)
+
+    async def get_ban(self, channel_id: str, user_id: str) -> BanRecord | None:
+        return await self._read(channel_txns.get_ban_txn, channel_id, user_id)
+
+    async def is_invited(self, channel_id: str, user_id: str) -> bool:
+        return await self._read(channel_txns.is_invited_txn, channel_id, user_id)
+
+    async def list_channels(
+        self, viewer: str, search: str | None, after: str | None, limit: int, *, see_all: bool = False
+    ) -> list[ChannelRecord]:
+        return await self._read(channel_txns.list_channels_txn, viewer, search, after, limit, see_all)
+
+    async def channel_history(self, channel_id: str, before: int | None, limit: int) -> list[dict[str, Any]]:
+        return await self._read(channel_txns.channel_history_txn, channel_id, before, limit)
 
     # -- page settings and blocks ------------------------------------------
 

@@ -1,0 +1,64 @@
+"""``/api/communication/channels``: create or join, leave, list, look, read history."""
+
+from __future__ import annotations
+
+
+from vibemuse.handlers.base import ApiHandler
+from vibemuse.handlers.communication import idempotency_key
+from vibemuse.handlers.wire import channel_to_wire, member_to_wire, membership_to_wire
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+
+MAX_LIST, MAX_HISTORY = 200, 100
+
+
+class ChannelsHandler(ApiHandler):
+    async def get(self) -> None:
+        """Channels I may see, by name; ``q`` searches names and descriptions."""
+        principal = await self.principal()
+        limit = self.int_argument("limit", 50, 1, MAX_LIST)
+        search = self.get_query_argument("q", None)
+        if search is not None and len(search) > 100:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "'q' is at most 100 characters.")
+        found = await self.context.channels.listing(principal, search, self.get_query_argument("after", None),
+                                                    limit + 1)
+        next_cursor = found[limit - 1].name.casefold() if len(found) > limit else None
+        self.send_json({"channels": [channel_to_wire(c) for c in found[:limit]], "next": next_cursor})
+
+    async def post(self) -> None:
+        """Create the channel (you own it) or, if it exists, join it."""
+        principal = await self.principal()
+        body = self.json_body("channel-create-request")
+        channel, created, receipt = await self.context.channels.create_or_join(
+            principal, idempotency_key(self), body["name"], description=body.get("description", ""),
+            visibility=body.get("visibility", "public"), alias=body.get("alias"), title=body.get("title"))
+        self.send_json({"channel": channel_to_wire(channel), "created": created,
+                        "eventId": receipt.event_id, "streamPosition": receipt.stream_position},
+                       status=201 if created else 200)
+
+
+class ChannelHandler(ApiHandler):
+    async def get(self, ref: str) -> None:
+        principal = await self.principal()
+        channels = self.context.channels
+        view = await channels.view(principal, ref)
+        online, now = channels.online(view.channel.channel_id), self.context.clock()
+        body = {"channel": channel_to_wire(view.channel),
+                "members": [member_to_wire(m, m.user_id in online, now) for m in view.members]}
+        if view.membership is not None:
+            body["membership"] = membership_to_wire(view.membership, view.channel)
+        self.send_json(body)
+
+    async def delete(self, ref: str) -> None:
+        principal = await self.principal()
+        receipt = await self.context.channels.leave(principal, idempotency_key(self), ref)
+        self.send_json({"eventId": receipt.event_id, "streamPosition": receipt.stream_position})
+
+
+class ChannelHistoryHandler(ApiHandler):
+    async def get(self, ref: str) -> None:
+        principal = await self.principal()
+        limit = self.int_argument("limit", 50, 1, MAX_HISTORY)
+        before = self.int_argument("before", 0, 1, 2**62) or None
+        events = await self.context.channels.history(principal, ref, before, limit)
+        next_cursor = str(events[0]["unsigned"]["stream_position"]) if len(events) == limit else None
+        self.send_json({"events": events, "next": next_cursor})

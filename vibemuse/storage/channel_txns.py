@@ -1,0 +1,203 @@
+"""Channels in storage: records, reads, and the writes that go with channel events.
+
+Every change of membership, moderation or settings is made in the same
+transaction as the event that audits it: the service passes the writes
+(``ChannelOp`` functions built here) to ``Storage.append_events``, which runs
+them before storing the events, so either both happen or neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
+
+from vibemuse.storage.event_txns import events, with_position
+from vibemuse.storage.models import Channel, ChannelBan, ChannelInvite, ChannelMember
+
+channels = Channel.__table__
+members = ChannelMember.__table__
+bans = ChannelBan.__table__
+invites = ChannelInvite.__table__
+
+ChannelOp = Callable[[Connection], None]
+
+
+@dataclass(frozen=True)
+class ChannelRecord:
+    channel_id: str
+    name: str
+    description: str
+    topic: str
+    visibility: str
+    owner: str
+    created_ts: int
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    channel_id: str
+    user_id: str
+    role: str
+    alias: str | None
+    title: str | None
+    muted_until: int | None
+    joined_ts: int
+
+
+@dataclass(frozen=True)
+class BanRecord:
+    user_id: str
+    reason: str
+    banned_by: str
+    banned_ts: int
+
+
+def _channel(row: Any) -> ChannelRecord:
+    return ChannelRecord(row.channel_id, row.name, row.description, row.topic, row.visibility, row.owner,
+                         row.created_ts)
+
+
+def _member(row: Any) -> MemberRecord:
+    return MemberRecord(row.channel_id, row.user_id, row.role, row.alias, row.title, row.muted_until, row.joined_ts)
+
+
+# -- reads -----------------------------------------------------------------------
+
+
+def get_channel_txn(connection: Connection, channel_id: str) -> ChannelRecord | None:
+    row = connection.execute(select(channels).where(channels.c.channel_id == channel_id)).first()
+    return _channel(row) if row else None
+
+
+def get_membership_txn(connection: Connection, channel_id: str, user_id: str) -> MemberRecord | None:
+    row = connection.execute(
+        select(members).where(members.c.channel_id == channel_id, members.c.user_id == user_id)
+    ).first()
+    return _member(row) if row else None
+
+
+def members_txn(connection: Connection, channel_id: str) -> list[MemberRecord]:
+    query = select(members).where(members.c.channel_id == channel_id).order_by(members.c.joined_ts, members.c.user_id)
+    return [_member(row) for row in connection.execute(query)]
+
+
+def memberships_of_txn(connection: Connection, user_id: str) -> list[tuple[MemberRecord, ChannelRecord]]:
+    query = (
+        select(members, channels.c.name, channels.c.description, channels.c.topic, channels.c.visibility,
+               channels.c.owner, channels.c.created_ts)
+        .join(channels, channels.c.channel_id == members.c.channel_id)
+        .where(members.c.user_id == user_id)
+        .order_by(channels.c.name_folded)
+    )
+    return [(_member(row), _channel(row)) for row in connection.execute(query)]
+
+
+def get_ban_txn(connection: Connection, channel_id: str, user_id: str) -> BanRecord | None:
+    row = connection.execute(select(bans).where(bans.c.channel_id == channel_id, bans.c.user_id == user_id)).first()
+    return BanRecord(row.user_id, row.reason, row.banned_by, row.banned_ts) if row else None
+
+
+def is_invited_txn(connection: Connection, channel_id: str, user_id: str) -> bool:
+    query = select(invites.c.user_id).where(invites.c.channel_id == channel_id, invites.c.user_id == user_id)
+    return connection.execute(query).first() is not None
+
+
+def list_channels_txn(
+    connection: Connection, viewer: str, search: str | None, after: str | None, limit: int, see_all: bool
+) -> list[ChannelRecord]:
+    """Channels ``viewer`` may see (public ones, and private ones they belong or are invited to),
+    ordered by folded name, after the cursor ``after``."""
+    query = select(channels)
+    if not see_all:
+        mine = select(members.c.channel_id).where(members.c.user_id == viewer)
+        invited = select(invites.c.channel_id).where(invites.c.user_id == viewer)
+        query = query.where(
+            or_(channels.c.visibility == "public", channels.c.channel_id.in_(mine), channels.c.channel_id.in_(invited))
+        )
+    if search:
+        pattern = "%" + search.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(channels.c.name_folded.like(pattern, escape="\\"),
+                                func.lower(channels.c.description).like(pattern, escape="\\")))
+    if after:
+        query = query.where(channels.c.name_folded > after)
+    rows = connection.execute(query.order_by(channels.c.name_folded).limit(limit))
+    return [_channel(row) for row in rows]
+
+
+def channel_history_txn(connection: Connection, channel_id: str, before: int | None, limit: int) -> list[dict]:
+    query = select(events.c.stream_position, events.c.event_json).where(events.c.channel_id == channel_id)
+    if before is not None:
+        query = query.where(events.c.stream_position < before)
+    rows = list(connection.execute(query.order_by(events.c.stream_position.desc()).limit(limit)))
+    return [with_position(row.event_json, row.stream_position) for row in reversed(rows)]
+
+
+# -- writes that go with events -------------------------------------------------
+
+
+def op_create_channel(channel: ChannelRecord) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        seq = (connection.execute(select(func.max(channels.c.seq))).scalar() or 0) + 1
+        connection.execute(insert(channels).values(
+            channel_id=channel.channel_id, seq=seq, name=channel.name, name_folded=channel.name.casefold(),
+            description=channel.description, topic=channel.topic, visibility=channel.visibility,
+            owner=channel.owner, created_ts=channel.created_ts))
+    return apply
+
+
+def op_add_member(member: MemberRecord) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        key = (members.c.channel_id == member.channel_id) & (members.c.user_id == member.user_id)
+        values = {"alias": member.alias, "title": member.title}
+        if connection.execute(update(members).where(key).values(**values)).rowcount == 0:
+            connection.execute(insert(members).values(
+                channel_id=member.channel_id, user_id=member.user_id, role=member.role, alias=member.alias,
+                title=member.title, muted_until=member.muted_until, joined_ts=member.joined_ts))
+        connection.execute(delete(invites).where(invites.c.channel_id == member.channel_id,
+                                                 invites.c.user_id == member.user_id))
+    return apply
+
+
+def op_remove_member(channel_id: str, user_id: str) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        connection.execute(delete(members).where(members.c.channel_id == channel_id, members.c.user_id == user_id))
+    return apply
+
+
+def op_ban(channel_id: str, ban: BanRecord) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        op_remove_member(channel_id, ban.user_id)(connection)
+        connection.execute(delete(bans).where(bans.c.channel_id == channel_id, bans.c.user_id == ban.user_id))
+        connection.execute(insert(bans).values(channel_id=channel_id, user_id=ban.user_id, reason=ban.reason,
+                                               banned_by=ban.banned_by, banned_ts=ban.banned_ts))
+    return apply
+
+
+def op_unban(channel_id: str, user_id: str) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        connection.execute(delete(bans).where(bans.c.channel_id == channel_id, bans.c.user_id == user_id))
+    return apply
+
+
+def op_invite(channel_id: str, user_id: str, invited_by: str, now_ms: int) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        if not is_invited_txn(connection, channel_id, user_id):
+            connection.execute(insert(invites).values(channel_id=channel_id, user_id=user_id,
+                                                      invited_by=invited_by, invited_ts=now_ms))
+    return apply
+
+
+def op_update_member(channel_id: str, user_id: str, **values: Any) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        connection.execute(
+            update(members).where(members.c.channel_id == channel_id, members.c.user_id == user_id).values(**values)
+        )
+    return apply
+
+
+def op_update_channel(channel_id: str, **values: Any) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        connection.execute(update(channels).where(channels.c.channel_id == channel_id).values(**values))
+    return apply
