@@ -148,3 +148,18 @@ def test_concurrent_duplicates_make_exactly_one(storage):
     results = run(race())
     assert sum(not isinstance(result, Exception) for result in results) == 1
     assert all(isinstance(result, Conflict) for result in results if isinstance(result, Exception))
+
+
+def test_models_match_the_migrations(engine):
+    """The models queries are written against are exactly what the migrations make."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from vibemuse.storage.models import Base
+
+    upgrade(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    differences = [d for d in differences if not (isinstance(d, tuple) and d[0] == "remove_table"
+                                                  and d[1].name == "alembic_version")]
+    assert differences == []
