@@ -3,6 +3,8 @@ moderation, privacy, blocks, history, and the permission matrix."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 
@@ -236,14 +238,7 @@ async def test_memberships_survive_reconnecting(world, server):
     bob = await world.player("Bob")
     channel_id = await create(world, alice)
     await acked(bob.ws, "join_channel", {"channelId": channel_id})
-    bob.ws.close()
-    await bob.ws.closed()
-    import asyncio
-
-    for _ in range(50):
-        if not server.context.registry.is_online(bob.user_id):
-            break
-        await asyncio.sleep(0.02)
+    await world.wait_offline(bob)
     socket = await world.open_socket(bob)
     await asyncio.sleep(0.1)
     await acked(alice.ws, "channel", {"channelId": channel_id, "text": "welcome back"})

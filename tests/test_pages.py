@@ -59,16 +59,12 @@ async def test_several_recipients_and_paging_the_last_ones_again(world):
 @pytest.mark.gen_test(timeout=20)
 async def test_offline_pages_wait_and_come_back_with_receipts(world, server):
     alice = await world.player("Alice")
-    session = await world.api.register("Bob")
-    bob_id = session["user"]["id"]
+    bob = await world.offline_player("Bob")
+    bob_id = bob.user_id
     ack1 = await page(alice.ws, {"to": ["bob"], "text": "first"})
     ack2 = await page(alice.ws, {"to": ["bob"], "text": "second", "style": "pose"})
     assert ack1["data"]["offline"] == [bob_id] and ack2["data"]["offline"] == [bob_id]
-    from tests.support.world import Player
-
-    bob = Player("Bob", session)
     socket = await world.open_socket(bob)
-    world.players.append(bob)
     first, second = await heard(socket), await heard(socket)
     assert [first["content"]["body"], second["content"]["body"]] == ["first", "second"]
     assert first["unsigned"]["stream_position"] < second["unsigned"]["stream_position"]
@@ -85,19 +81,10 @@ async def test_offline_pages_wait_and_come_back_with_receipts(world, server):
 @pytest.mark.gen_test(timeout=20)
 async def test_a_receipt_waits_for_an_offline_sender(world, server):
     alice = await world.player("Alice")
-    session = await world.api.register("Bob")
+    bob = await world.offline_player("Bob")
     await page(alice.ws, {"to": ["Bob"], "text": "ping me"})
-    alice.ws.close()
-    await alice.ws.closed()
-    for _ in range(50):
-        if not server.context.registry.is_online(alice.user_id):
-            break
-        await asyncio.sleep(0.02)
-    from tests.support.world import Player
-
-    bob = Player("Bob", session)
+    await world.wait_offline(alice)
     await world.open_socket(bob)
-    world.players.append(bob)
     assert (await heard(bob.ws))["content"]["body"] == "ping me"
     await asyncio.sleep(0.2)
     socket = await world.open_socket(alice)

@@ -94,12 +94,7 @@ async def test_the_location_survives_reconnecting(world, server):
     library = await world.room("Library", wizard)
     alice = await world.player("Alice")
     await acked(alice.ws, "join_room", {"roomId": library})
-    alice.ws.close()
-    await alice.ws.closed()
-    for _ in range(50):
-        if not server.context.registry.is_online(alice.user_id):
-            break
-        await asyncio.sleep(0.02)
+    await world.wait_offline(alice)
     socket = await world.open_socket(alice)
     assert socket.welcome["data"]["location"] == library
     assert socket.roster["data"]["room"]["id"] == library

@@ -101,7 +101,7 @@ def _close_sockets_of_token(registry: ConnectionRegistry, token_hash: str) -> No
 class VibeMuseServer:
     context: ServerContext
     application: tornado.web.Application
-    heartbeat: Heartbeat
+    heartbeat: Ticker
     ticker: Ticker
     http_server: tornado.httpserver.HTTPServer | None = None
 
@@ -193,8 +193,9 @@ class VibeMuseServer:
             max_text_length=config.max_text_length,
             clock=clock,
         )
-        heartbeat = Heartbeat(
-            registry, interval=config.heartbeat_interval_seconds, timeout=config.heartbeat_timeout_seconds
+        heartbeat = Ticker(
+            config.heartbeat_interval_seconds,
+            [Heartbeat(registry, timeout=config.heartbeat_timeout_seconds).beat],
         )
         ticker = Ticker(1.0, [presence.expire_typing, presence.sweep_idle])
         return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker)

@@ -46,6 +46,12 @@ class World:
         self.players.append(player)
         return player
 
+    async def offline_player(self, name: str) -> Player:
+        """An account with no socket yet (``open_socket`` connects it later)."""
+        player = Player(name, await self.api.register(name))
+        self.players.append(player)
+        return player
+
     async def open_socket(self, player: Player) -> WsClient:
         socket = await WsClient.logged_in(self.ws_url, self.spec, player.token)
         player.sockets.append(socket)
@@ -59,6 +65,19 @@ class World:
     def close(self) -> None:
         for player in self.players:
             player.close()
+
+    async def wait_offline(self, player: Player) -> None:
+        """Close all of a player's sockets and wait until the server has let them go."""
+        import asyncio
+
+        for socket in player.sockets:
+            socket.close()
+        for _ in range(100):
+            if not self.server.context.registry.is_online(player.user_id):
+                player.sockets.clear()
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{player.name} is still online")
 
     def event_count(self) -> int:
         with self.server.context.storage.engine.connect() as connection:
