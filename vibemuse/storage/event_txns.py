@@ -93,6 +93,7 @@ def _insert_event(connection: Connection, event: dict[str, Any]) -> int:
             room_id=event.get("room_id"),
             channel_id=event.get("channel_id"),
             kind=event.get("content", {}).get("kind"),
+            body=event.get("content", {}).get("body"),
             origin_server_ts=event["origin_server_ts"],
             event_json=encode_canonical_json(event).decode("utf-8"),
         )

@@ -7,7 +7,7 @@ milliseconds since the epoch (UTC), the same unit the protocol uses.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -73,6 +73,10 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_room_position", "room_id", "stream_position"),
         Index("ix_events_channel_position", "channel_id", "stream_position"),
+        Index("ix_events_sender_position", "sender", "stream_position"),
+        Index("ix_events_room_ts", "room_id", "origin_server_ts"),
+        Index("ix_events_channel_ts", "channel_id", "origin_server_ts"),
+        Index("ix_events_type_position", "event_type", "stream_position"),
     )
 
     stream_position: Mapped[int] = mapped_column(POSITION, primary_key=True, autoincrement=True)
@@ -84,6 +88,11 @@ class Event(Base):
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     origin_server_ts: Mapped[int] = mapped_column(BigInteger)
     event_json: Mapped[str] = mapped_column(Text)
+    # The plain text of the latest version of a message, for search and filters
+    # (null for events without text, emptied by a redaction).
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    redacted_ts: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    latest_edit_position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ClientTransaction(Base):
@@ -106,6 +115,7 @@ class EventRecipient(Base):
     """Who a page (or receipt) is addressed to: one row per recipient."""
 
     __tablename__ = "event_recipients"
+    __table_args__ = (Index("ix_event_recipients_position", "stream_position"),)
 
     user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
     stream_position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -150,6 +160,9 @@ class Channel(Base):
     visibility: Mapped[str] = mapped_column(String(16))  # public | private
     owner: Mapped[str] = mapped_column(String(300))
     created_ts: Mapped[int] = mapped_column(BigInteger)
+    # shared: members read all history; joined: members read only what came after they joined
+    history_visibility: Mapped[str] = mapped_column(String(16), server_default="shared")
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the server's setting
 
 
 class ChannelMember(Base):
@@ -163,6 +176,7 @@ class ChannelMember(Base):
     title: Mapped[str | None] = mapped_column(String(64), nullable=True)
     muted_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     joined_ts: Mapped[int] = mapped_column(BigInteger)
+    joined_position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the stream position of the join
 
 
 class ChannelBan(Base):
@@ -182,3 +196,39 @@ class ChannelInvite(Base):
     user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
     invited_by: Mapped[str] = mapped_column(String(300))
     invited_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class Report(Base):
+    """A user's report of a message, for moderators and admins to resolve."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("event_id", "reporter", name="uq_reports_event_reporter"),
+        Index("ix_reports_status", "status", "report_id"),
+    )
+
+    report_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(100))
+    reporter: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
+    created_ts: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # open | resolved
+    resolved_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    resolved_ts: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ArchivedEvent(Base):
+    """Events past their retention, moved out of the live tables (signatures intact)."""
+
+    __tablename__ = "archived_events"
+
+    stream_position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(300))
+    room_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    channel_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    origin_server_ts: Mapped[int] = mapped_column(BigInteger)
+    event_json: Mapped[str] = mapped_column(Text)
+    archived_ts: Mapped[int] = mapped_column(BigInteger)
