@@ -225,6 +225,20 @@ def test_example_limits_are_the_defaults() -> None:
     assert load_json(EXAMPLES / "http/versions.json")["limits"] == defaults
 
 
+def test_protocol_md_quotes_the_default_limits() -> None:
+    """The versions and welcome examples in protocol.md show every limit, with its default."""
+    text = (V1 / "protocol.md").read_text(encoding="utf-8")
+    quoted = [json.loads(match) for match in re.findall(r'"limits": (\{[^{}]*\})', text)]
+    assert len(quoted) >= 2
+    assert all(limits == limits_to_wire(Config()) for limits in quoted)
+
+
+def test_protocol_md_names_every_frame_type_and_error_code() -> None:
+    text = (V1 / "protocol.md").read_text(encoding="utf-8")
+    names = sorted(frame_types("client") | frame_types("server")) + [entry["code"] for entry in ERRORS_JSON["errors"]]
+    assert [name for name in names if f"`{name}`" not in text] == []
+
+
 def test_event_ids_quoted_in_the_prose_are_example_events() -> None:
     known = {event["event_id"] for events in EXAMPLE_EVENTS.values() for event in events}
     for name in ("protocol.md", "events.md"):
