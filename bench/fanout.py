@@ -59,7 +59,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,13 +75,14 @@ FILLER = "the quick brown fox jumps over the lazy dog"
 PASSWORD = "bench-fanout-pw-7"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Runs `vibemuse serve` with an optional garbage-collector probe (--gc-log: every
-# collection's generation and pause, appended to a file) and optional experiments
-# (--experiment), patched in at start so that vibemuse/ itself stays unchanged:
+# Runs `vibemuse serve` with an optional probe (--gc-log: every garbage collection's
+# generation and pause, and each heartbeat's duration, appended to a file) and optional
+# experiments (--experiment), patched in at start so that vibemuse/ itself stays unchanged:
 #   gc-freeze    gc.collect(); gc.freeze() once the server listens
-#   direct-send  send_encoded() calls socket.send() itself while the socket's Tornado
-#                write buffer is empty, and queues on the IOStream only what the kernel
-#                did not take (no Future, no copy, no callback per copy)
+#   direct-send  the per-socket write (_write(), or send_encoded() in older trees) calls
+#                socket.send() itself while the socket's Tornado write buffer is empty, and
+#                queues on the IOStream only what the kernel did not take (no Future, no
+#                copy, no callback per copy)
 SERVER_WRAPPER = r"""
 import gc, os, sys, time
 path = os.environ.get("FANOUT_GC_LOG")
@@ -96,12 +96,23 @@ if path:
             pause = 1000 * (time.perf_counter() - started[0])
             out.write(f"{time.time():.3f} {info['generation']} {pause:.2f} {info['collected']}\n")
     gc.callbacks.append(probe)
+    import vibemuse.realtime.heartbeat as heartbeat  # and time each heartbeat (it pings every socket at once)
+    beat = heartbeat.Heartbeat.beat
+    def timed_beat(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return beat(self, *args, **kwargs)
+        finally:
+            out.write(f"{time.time():.3f} heartbeat {1000 * (time.perf_counter() - started):.2f} 0\n")
+    heartbeat.Heartbeat.beat = timed_beat
 experiments = os.environ.get("FANOUT_EXPERIMENTS", "").split(",")
 if "direct-send" in experiments:
     import tornado.iostream
     from vibemuse.handlers import websocket
-    queue_on_stream = websocket.ClientSocketHandler.send_encoded
-    def send_encoded(self, frame):
+    # the method that writes one frame to the stream: _write() in newer trees, else send_encoded()
+    name = "_write" if hasattr(websocket.ClientSocketHandler, "_write") else "send_encoded"
+    queue_on_stream = getattr(websocket.ClientSocketHandler, name)
+    def write_direct(self, frame, *rest):
         connection = self.ws_connection
         if self._overflowed or connection is None or connection.is_closing():
             return
@@ -116,8 +127,8 @@ if "direct-send" in experiments:
             if sent == len(frame):
                 return
             frame = frame[sent:]
-        queue_on_stream(self, frame)
-    websocket.ClientSocketHandler.send_encoded = send_encoded
+        queue_on_stream(self, frame, *rest)
+    setattr(websocket.ClientSocketHandler, name, write_direct)
 if "gc-freeze" in experiments:
     import vibemuse.app
     listen = vibemuse.app.VibeMuseServer.listen
@@ -529,6 +540,19 @@ def worker_main(conn: Any, spec: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------
 
 
+def source_tree() -> str:
+    """The commit under test, and whether vibemuse/ differs from it."""
+    try:
+        def git(*words: str) -> str:
+            done = subprocess.run(["git", *words], cwd=ROOT, capture_output=True, text=True, check=False, timeout=10)
+            return done.stdout.strip()
+
+        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "vibemuse")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" + uncommitted changes in vibemuse/" if dirty else "")
+
+
 def raise_fd_limit() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -630,14 +654,15 @@ class Run:
             os.kill(self.server_pid, signal.SIGUSR1)
             time.sleep(3.0)
 
-    def start_profiler(self) -> subprocess.Popen | None:
-        """py-spy on the server for the measured window (VibeMUSE only)."""
-        if not self.args.profile or self.target != "vibemuse":
+    def start_profiler(self, phase: str) -> subprocess.Popen | None:
+        """py-spy on the server for the measured window or the connecting (VibeMUSE only)."""
+        if not self.args.profile or self.target != "vibemuse" or phase != self.args.profile_phase:
             return None
         py_spy = shutil.which("py-spy", path=str(VENV_BIN)) or shutil.which("py-spy")
         if not py_spy:
             raise SystemExit("--profile needs py-spy (.venv/bin/pip install py-spy)")
-        command = [py_spy, "record", "--pid", str(self.server_pid), "--duration", str(math.ceil(self.args.seconds)),
+        command = [py_spy, "record", "--pid", str(self.server_pid), "--duration",
+                   str(math.ceil(self.args.seconds if phase == "measure" else self.args.connect_timeout)),
                    "--rate", "250", "--nonblocking", "--threads", "--format", self.args.profile_format,
                    "-o", str(Path(self.args.profile).resolve())]
         profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -737,9 +762,13 @@ class Run:
             rss_before = rss_kib(self.server_pid)
             self.mem_snapshot()
 
+            profiler = self.start_profiler("connect")
             started = time.perf_counter()
             connected = self.ask(self.pipes, "connect")
             result["connect_s"] = round(time.perf_counter() - started, 3)
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+                profiler.wait(timeout=60)
             result["connected"] = sum(c["ok"] for c in connected)
             result["connect_failed"] = sum(c["failed"] for c in connected)
             result["handshake_max_ms"] = round(max(c["handshake_max_ms"] or 0 for c in connected), 1)
@@ -756,6 +785,9 @@ class Run:
                       file=sys.stderr)
 
             speaker = self.pipes[-1:]
+            if connected[-1]["ok"] < self.speakers:
+                raise SystemExit(f"{self.target}: the speakers could not connect: {connected[-1]['failures']} "
+                                 f"(server log: {self.log}, use --keep)")
             # warm-up: one second of messages, not counted; wait until every socket has them
             warm_sent = self.ask(speaker, "speak", "warm", args.rate, 1.0, 0)[0]["sent"]
             live = result["connected"]
@@ -768,7 +800,7 @@ class Run:
 
             capacity = int(args.rate * args.seconds) + 1
             self.ask(self.pipes, "measure", capacity)
-            profiler = self.start_profiler()
+            profiler = self.start_profiler("measure")
             cpu0, client0, t0 = cpu_seconds(self.server_pid), self.client_cpu(), time.perf_counter()
             wall0 = time.time()
             spoken = self.ask(speaker, "speak", "measure", args.rate, args.seconds, 0)[0]
@@ -843,8 +875,10 @@ class Run:
                 at, generation, pause, _ = line.split()
                 if wall0 <= float(at) <= wall1:
                     pauses.setdefault(generation, []).append(float(pause))
-            result["gc_in_window"] = {f"gen{g}": {"count": len(p), "total_ms": round(sum(p), 1),
-                                                   "max_ms": round(max(p), 1)} for g, p in sorted(pauses.items())}
+            result["gc_in_window"] = {
+                g if g == "heartbeat" else f"gen{g}": {"count": len(p), "total_ms": round(sum(p), 1),
+                                                       "max_ms": round(max(p), 1)}
+                for g, p in sorted(pauses.items())}
         if self.target == "vibemuse":
             result["ack_ms"] = {name: round(percentile(ack, q) / 1000, 1)
                                 for name, q in (("p50", .5), ("p99", .99), ("max", 1.0))}
@@ -869,7 +903,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
     width = max(11, *(len(r["target"]) + 1 for r in results))
     print()
     print(f"{'target':<{width}}{'clients':>8}{'msg/s':>7}{'connect s':>10}{'p50 ms':>8}{'p90':>7}{'p99':>7}"
-          f"{'max':>8}{'lost':>6}{'srv CPU':>9}{'µs/copy':>9}{'kB/conn':>9}{'clients CPU':>12}")
+          f"{'max':>8}{'lost':>6}{'srv CPU':>9}{'µs/copy':>9}{'KiB/conn':>9}{'clients CPU':>12}")
     for r in results:
         lat = r["lat_ms"]
         print(f"{r['target']:<{width}}{r['clients']:>8}{r['rate']:>7g}{r['connect_s']:>10.2f}{lat['p50']:>8.1f}"
@@ -883,7 +917,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
             a, b = (ours[key][sub], naive[key][sub]) if sub else (ours[key], naive[key])
             return f"{a / b:.2f}x" if b else "n/a"
         print(f"vibemuse / naive: p99 {ratio('lat_ms', 'p99')}, µs per copy {ratio('us_per_copy')}, "
-              f"kB per connection {ratio('kib_per_conn')}, connect time {ratio('connect_s')}")
+              f"KiB per connection {ratio('kib_per_conn')}, connect time {ratio('connect_s')}")
     for r in results:
         extra = []
         if "ack_ms" in r:
@@ -935,11 +969,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900, help="hard limit for the whole run, seconds")
     parser.add_argument("--profile", metavar="FILE",
                         help="py-spy record the VibeMUSE server during the measured window, write FILE")
+    parser.add_argument("--profile-phase", choices=["measure", "connect"], default="measure")
     parser.add_argument("--profile-format", default="speedscope", choices=["speedscope", "flamegraph", "raw"])
     parser.add_argument("--series", metavar="FILE",
                         help="append per message: target, seq, send offset s, first and last copy latency ms")
     parser.add_argument("--gc-log", action="store_true",
-                        help="log the VibeMUSE server's garbage collections; report those in the window")
+                        help="log the VibeMUSE server's garbage collections and heartbeats; report those in the window")
     parser.add_argument("--experiment", action="append", default=[], choices=["gc-freeze", "direct-send"],
                         help="patch the VibeMUSE server at start (see SERVER_WRAPPER); repeatable")
     parser.add_argument("--mem-trace", metavar="FILE",
@@ -980,6 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     run.cleanup()
                 result["round"] = round_ + 1
+                result["tree"] = source_tree()
                 results.append(result)
                 if args.json:
                     print(json.dumps(result), flush=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from typing import ClassVar
 
 import tornado.iostream
 import tornado.web
@@ -37,7 +38,7 @@ def encode_text_frame(payload: bytes) -> bytes:
 
 
 class Relay(tornado.websocket.WebSocketHandler):
-    sockets: set[Relay] = set()
+    sockets: ClassVar[set[Relay]] = set()
     preencoded = False
 
     def check_origin(self, origin: str) -> bool:

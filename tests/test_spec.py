@@ -214,7 +214,7 @@ def test_events_md_worked_example_quotes_the_example_files() -> None:
 def test_example_features_are_what_the_server_publishes() -> None:
     features = {version.name: version.features for version in SUPPORTED_VERSIONS}
     assert load_json(EXAMPLES / "http/versions.json")["features"] == features
-    quoted = re.search(r'"features": (\{.*?\}),\n', (V1 / "protocol.md").read_text(encoding="utf-8")).group(1)
+    quoted = re.search(r'"features": (\{.*?\}),\n', (V1 / "protocol.md").read_text(encoding="utf-8"), re.S).group(1)
     assert json.loads(quoted) == features
 
 

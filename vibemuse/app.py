@@ -25,6 +25,8 @@ from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
 from vibemuse.handlers.federation import ServerKeysHandler
+from vibemuse.handlers.history import RoomHistoryHandler
+from vibemuse.handlers.messages import MessageHandler, MessageReportHandler, ReportResolveHandler, ReportsHandler
 from vibemuse.handlers.pages import PageHistoryHandler
 from vibemuse.handlers.rooms import RoomHandler, RoomsHandler
 from vibemuse.handlers.versions import VersionsHandler
@@ -44,10 +46,13 @@ from vibemuse.services.accounts import AccountService
 from vibemuse.services.channels import ChannelService
 from vibemuse.services.chat import RoomChat
 from vibemuse.services.events import EventWriter
+from vibemuse.services.history import HistoryService
+from vibemuse.services.messages import MessageService
 from vibemuse.services.pages import PageService
 from vibemuse.services.presence import PresenceService
 from vibemuse.services.passwords import PasswordHasher
 from vibemuse.services.rooms import RoomService
+from vibemuse.services.sync import SyncService
 from vibemuse.specfiles import load_schema_set
 from vibemuse.storage import Storage, create_database_engine, ensure_schema
 
@@ -66,7 +71,12 @@ ROUTES = (
     (r"/api/communication/channels", ChannelsHandler),
     (r"/api/communication/channels/([^/]+)", ChannelHandler),
     (r"/api/communication/channels/([^/]+)/history", ChannelHistoryHandler),
+    (r"/api/communication/history/([^/]+)", RoomHistoryHandler),
     (r"/api/announcements", AnnouncementsHandler),
+    (r"/api/messages/([^/]+)", MessageHandler),
+    (r"/api/messages/([^/]+)/report", MessageReportHandler),
+    (r"/api/reports", ReportsHandler),
+    (r"/api/reports/([0-9]+)/resolve", ReportResolveHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
 )
@@ -156,6 +166,9 @@ class VibeMuseServer:
             chat=None,  # type: ignore[arg-type]  # set below: they need the context's keyring
             pages=None,  # type: ignore[arg-type]
             channels=None,  # type: ignore[arg-type]
+            history=None,  # type: ignore[arg-type]
+            sync=SyncService(storage, max_events=config.resume_max_events),
+            messages=None,  # type: ignore[arg-type]
         )
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,
@@ -191,6 +204,17 @@ class VibeMuseServer:
             pages=context.pages,
             server_name=config.server_name,
             max_text_length=config.max_text_length,
+            clock=clock,
+        )
+        context.history = HistoryService(storage, pages=context.pages, channels=context.channels)
+        context.messages = MessageService(
+            storage,
+            subscriptions=subscriptions,
+            broadcaster=broadcaster,
+            events=events,
+            blocks=context.pages.blocks,
+            max_text_length=config.max_text_length,
+            edit_window_ms=config.edit_window_seconds * 1000,
             clock=clock,
         )
         heartbeat = Ticker(

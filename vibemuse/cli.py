@@ -30,6 +30,8 @@ examples:
   vibemuse user create wizard --admin     # asks for the password
   vibemuse keys rotate                    # new signing key; old one still verifies
   vibemuse migrate --database-url postgresql://postgres@127.0.0.1/vibemuse
+  vibemuse archive --dry-run              # how many events are past their retention
+  vibemuse archive --export old.jsonl     # archive them, also appending them to old.jsonl
 """
 
 
@@ -73,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
         "up on SIGHUP or restart.")
     _common_options(rotate)
 
+    archive = commands.add_parser(
+        "archive", help="move events past their retention into the archive",
+        description="Move events older than their retention (retention_room_days, retention_channel_days "
+        "or a channel's own, retention_page_days, retention_system_days; 0 keeps them for ever) from the "
+        "live history into the archived_events table, signatures intact, and print how many per scope. "
+        "Archived events are no longer served by the history endpoints. Safe beside a running server.")
+    _common_options(archive)
+    archive.add_argument("--export", metavar="FILE.jsonl",
+                         help="also append each archived event to FILE as one line of JSON")
+    archive.add_argument("--dry-run", action="store_true", help="only count; change nothing, write nothing")
+
     user = commands.add_parser("user", help="manage user accounts")
     user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     create = user_commands.add_parser(
@@ -98,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    handler = {"serve": _serve, "migrate": _migrate, "user": _user, "keys": _keys}[args.command]
+    handler = {"serve": _serve, "migrate": _migrate, "user": _user, "keys": _keys, "archive": _archive}[args.command]
     try:
         return handler(args, config, config_path)
     except (ConfigError, OSError) as error:
@@ -151,6 +164,38 @@ def _migrate(args: argparse.Namespace, config: Config, config_path: Path) -> int
     after = schema_status(engine)
     engine.dispose()
     print(f"database schema: {before.current or 'empty'} -> {after.current}")
+    return 0
+
+
+def _archive(args: argparse.Namespace, config: Config, config_path: Path) -> int:
+    from vibemuse.clock import system_clock_ms
+    from vibemuse.storage import create_database_engine, schema_status
+    from vibemuse.storage.history_txns import RetentionPolicy, archive_expired
+
+    engine = create_database_engine(config.resolved_database_url, pool_size=1)
+    try:
+        status = schema_status(engine)
+        if status.current is None:
+            print(f"vibemuse: no VibeMUSE database at {config.resolved_database_url}", file=sys.stderr)
+            return 1
+        if not status.up_to_date:
+            print(f"vibemuse: the database schema is at revision {status.current}, this version needs "
+                  f"{status.head}: run `vibemuse migrate` first", file=sys.stderr)
+            return 3
+        policy = RetentionPolicy(config.retention_room_days, config.retention_channel_days,
+                                 config.retention_page_days, config.retention_system_days)
+        export = open(args.export, "a", encoding="utf-8") if args.export and not args.dry_run else None
+        try:
+            report = archive_expired(engine, policy, system_clock_ms(), export=export, dry_run=args.dry_run)
+        finally:
+            if export is not None:
+                export.close()
+    finally:
+        engine.dispose()
+    for scope, count in report.counts.items():
+        print(f"{scope}: {count}")
+    verb = "would archive" if args.dry_run else "archived"
+    print(f"{verb} {report.total} events" + (f", appended to {args.export}" if export is not None else ""))
     return 0
 
 

@@ -57,7 +57,13 @@ class Config:
     typing_refresh_seconds: float = 3.0
     recent_messages_on_join: int = 20
     max_page_recipients: int = 10
+    resume_max_events: int = 1000
+    edit_window_seconds: int = 15 * 60
     password_min_length: int = 8
+    retention_room_days: int = 90  # days events are kept before `vibemuse archive` moves them; 0: for ever
+    retention_channel_days: int = 365
+    retention_page_days: int = 0
+    retention_system_days: int = 0
     database_threads: int = 4
     shutdown_grace_seconds: float = 5.0
     log_level: str = "info"
@@ -109,7 +115,13 @@ class ConfigSchema(Schema):
     typing_refresh_seconds = fields.Float(validate=validate.Range(0.1, 120))
     recent_messages_on_join = fields.Integer(validate=validate.Range(0, 500))
     max_page_recipients = fields.Integer(validate=validate.Range(1, 100))
+    resume_max_events = fields.Integer(validate=validate.Range(1, 100_000))
+    edit_window_seconds = fields.Integer(validate=validate.Range(0, 30 * 24 * 3600))
     password_min_length = fields.Integer(validate=validate.Range(8, 1024))
+    retention_room_days = fields.Integer(validate=validate.Range(0, 36500))
+    retention_channel_days = fields.Integer(validate=validate.Range(0, 36500))
+    retention_page_days = fields.Integer(validate=validate.Range(0, 36500))
+    retention_system_days = fields.Integer(validate=validate.Range(0, 36500))
     database_threads = fields.Integer(validate=validate.Range(1, 64))
     shutdown_grace_seconds = fields.Float(validate=validate.Range(0, 300))
     log_level = fields.String(validate=validate.OneOf(["debug", "info", "warning", "error"]))

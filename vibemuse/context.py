@@ -18,9 +18,12 @@ from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.services.accounts import AccountService
 from vibemuse.services.channels import ChannelService
 from vibemuse.services.chat import RoomChat
+from vibemuse.services.history import HistoryService
+from vibemuse.services.messages import MessageService
 from vibemuse.services.pages import PageService
 from vibemuse.services.presence import PresenceService
 from vibemuse.services.rooms import RoomService
+from vibemuse.services.sync import SyncService
 from vibemuse.storage import Storage
 
 
@@ -39,6 +42,9 @@ class ServerContext:
     chat: RoomChat
     pages: PageService
     channels: ChannelService
+    history: HistoryService
+    sync: SyncService
+    messages: MessageService
 
     @property
     def server_name(self) -> str:

@@ -21,7 +21,7 @@ class FakeSocket:
     last_seen: float = 0.0
     frames: list[bytes] = field(default_factory=list)
 
-    def send_encoded(self, frame: bytes) -> None:
+    def send_encoded(self, frame: bytes, position: int | None = None) -> None:
         self.frames.append(frame)
 
 

@@ -113,13 +113,19 @@ def make_examples() -> dict[str, Any]:
     PUBLIC = f"#public:{SERVER}"
     chan_ts = T0 + 1_000_000
     public = {"id": PUBLIC, "name": "Public", "description": "Chat for everyone.", "topic": "Game night at 8",
-              "visibility": "public", "owner": MIRA["id"], "createdAt": "2025-12-31T00:00:00.000Z"}
+              "visibility": "public", "owner": MIRA["id"], "createdAt": "2025-12-31T00:00:00.000Z",
+              "historyVisibility": "shared", "retentionDays": None}
     alice_joins = _event("vm.channel.member", ALICE, {
         "membership": "join", "target": ALICE["id"], "target_name": "Alice", "speaker": "Alice",
         "rendered": content.channel_notice("Public", "Alice has joined this channel.")}, chan_ts, 49, channel_id=PUBLIC)
     chan_say = _event("vm.channel.message", ALICE, content.channel_message("Public", "Alice", "Hi all!",
                                                                           MAX_TEXT_LENGTH), chan_ts + 5_000, 50,
                       channel_id=PUBLIC)
+    # Alice fixes a typo in her channel line; a moderator deletes another line.
+    chan_edit = _event("vm.edit", ALICE, {"relates_to": chan_say["event_id"], "new_content": content.channel_message(
+        "Public", "Alice", "Hi, all!", MAX_TEXT_LENGTH)}, chan_ts + 20_000, 51, channel_id=PUBLIC)
+    chan_redaction = _event("vm.redaction", MIRA, {"redacts": chan_say["event_id"], "reason": "off topic"},
+                            chan_ts + 60_000, 52, channel_id=PUBLIC)
     receipt = _event("vm.receipt", MIRA, {"kind": "delivered", "relates_to": alice_page["event_id"],
                                           "recipient": MIRA["id"]}, receipt_ts, 48, recipients=[ALICE["id"]])
 
@@ -160,6 +166,13 @@ def make_examples() -> dict[str, Any]:
                                                                                    "topic": "Game night at 8"}),
         "frames/client/channel_who.json": _client("channel_who", "k4Jx9.18", {"channelId": PUBLIC}),
         "frames/client/channel_list.json": _client("channel_list", "k4Jx9.19", {}),
+        "frames/client/get_message.json": _client("get_message", "k4Jx9.21", {"eventId": chan_say["event_id"]}),
+        "frames/client/edit_message.json": _client("edit_message", "k4Jx9.22", {"eventId": chan_say["event_id"],
+                                                                                 "text": "Hi, all!"}),
+        "frames/client/delete_message.json": _client("delete_message", "m1Pq7.5", {"eventId": chan_say["event_id"],
+                                                                                   "reason": "off topic"}),
+        "frames/client/report_message.json": _client("report_message", "k4Jx9.23", {"eventId": chan_say["event_id"],
+                                                                                     "reason": "spam"}),
         "frames/client/block.json": _client("block", "k4Jx9.14", {"user": "@spammer:muse.example.org",
                                                                    "blocked": True}),
         # -- server frames ---------------------------------------------------
@@ -192,7 +205,7 @@ def make_examples() -> dict[str, Any]:
             "presence", _presence(ALICE, alice_on, away_ts, AWAY, "Making tea.").to_wire(away_ts), 29, away_ts,
             from_user=ALICE["id"]),
         "frames/server/page_receipt.json": _server("page_receipt", {"event": receipt}, 30, receipt_ts + 2,
-                                                   from_user=MIRA["id"], to_user=ALICE["id"]),
+                                                   from_user=MIRA["id"]),
         "frames/server/notice.json": _server("notice", {"inReplyTo": "k4Jx9.15", "text": "You last paged Mira."},
                                              31, receipt_ts + 9, to_user=ALICE["id"]),
         "frames/server/channel_notice.json": _server("channel_notice", {"event": alice_joins}, 32, chan_ts + 2,
@@ -206,8 +219,35 @@ def make_examples() -> dict[str, Any]:
         "frames/server/channel_list.json": _server("channel_list", {"inReplyTo": "k4Jx9.19", "channels": [
             {"channelId": PUBLIC, "name": "Public", "role": "member", "alias": "pub"}]}, 35, chan_ts + 9_500,
             to_user=ALICE["id"]),
+        "frames/server/message_detail.json": _server("message_detail", {
+            "inReplyTo": "k4Jx9.21", "event": dict(chan_say, unsigned={"stream_position": 50,
+                                                                       "replaced_by": chan_edit["event_id"]}),
+            "deleted": False, "latestEdit": chan_edit}, 36, chan_ts + 30_000, to_user=ALICE["id"]),
+        "frames/server/message_edited.json": _server("message_edited", {"event": chan_edit}, 37, chan_ts + 20_002,
+                                                     from_user=ALICE["id"], channel_id=PUBLIC),
+        "frames/server/message_deleted.json": _server("message_deleted", {"event": chan_redaction}, 38,
+                                                      chan_ts + 60_002, from_user=MIRA["id"], channel_id=PUBLIC),
+        "frames/server/resumed.json": _server("resumed", {"since": 41, "upto": 43, "count": 1}, 40, T0 + 600_004,
+                                              to_user=f"@bob:{SERVER}"),
+        "frames/server/resume_gap.json": _server("resume_gap", {"since": 12, "reason": "too_many",
+                                                                "latestPosition": 5012}, 41, T0 + 600_004,
+                                                 to_user=f"@bob:{SERVER}"),
         # -- HTTP bodies -----------------------------------------------------
         "http/event-page.json": {"events": [alice_page], "next": None},
+        "http/message.json": {"event": dict(chan_say, unsigned={"stream_position": 50,
+                                                                "replaced_by": chan_edit["event_id"]}),
+                              "deleted": False, "latestEdit": chan_edit},
+        "http/message-edit-request.json": {"text": "Hi, all!"},
+        "http/report-request.json": {"reason": "spam"},
+        "http/report-created.json": {"id": 7},
+        "http/report-resolve-request.json": {"resolution": "Warned the user."},
+        "http/report.json": {"id": 7, "eventId": chan_say["event_id"], "reporter": f"@bob:{SERVER}", "reason": "spam",
+                             "createdAt": "2026-01-01T00:20:00.000Z", "status": "resolved",
+                             "channelId": PUBLIC, "resolvedBy": MIRA["id"], "resolvedAt": "2026-01-01T00:25:00.000Z",
+                             "resolution": "Warned the user."},
+        "http/report-list.json": {"reports": [{"id": 7, "eventId": chan_say["event_id"], "reporter": f"@bob:{SERVER}",
+                                               "reason": "spam", "createdAt": "2026-01-01T00:20:00.000Z",
+                                               "status": "open", "channelId": PUBLIC}], "next": None},
         "http/channel-create-request.json": {"name": "Public", "description": "Chat for everyone.", "alias": "pub"},
         "http/channel-joined.json": {"channel": public, "created": False, "eventId": alice_joins["event_id"],
                                      "streamPosition": 49},

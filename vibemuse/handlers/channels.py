@@ -1,14 +1,15 @@
-"""``/api/communication/channels``: create or join, leave, list, look, read history."""
+"""``/api/communication/channels``: create or join, leave, list, look, read history (``history.py``)."""
 
 from __future__ import annotations
 
 
 from vibemuse.handlers.base import ApiHandler
 from vibemuse.handlers.communication import idempotency_key
+from vibemuse.handlers.history import HistoryHandler
 from vibemuse.handlers.wire import channel_to_wire, member_to_wire, membership_to_wire
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 
-MAX_LIST, MAX_HISTORY = 200, 100
+MAX_LIST = 200
 
 
 class ChannelsHandler(ApiHandler):
@@ -30,7 +31,8 @@ class ChannelsHandler(ApiHandler):
         body = self.json_body("channel-create-request")
         channel, created, receipt = await self.context.channels.create_or_join(
             principal, idempotency_key(self), body["name"], description=body.get("description", ""),
-            visibility=body.get("visibility", "public"), alias=body.get("alias"), title=body.get("title"))
+            visibility=body.get("visibility", "public"), alias=body.get("alias"), title=body.get("title"),
+            history_visibility=body.get("historyVisibility", "shared"))
         self.send_json({"channel": channel_to_wire(channel), "created": created,
                         "eventId": receipt.event_id, "streamPosition": receipt.stream_position},
                        status=201 if created else 200)
@@ -54,11 +56,8 @@ class ChannelHandler(ApiHandler):
         self.send_json({"eventId": receipt.event_id, "streamPosition": receipt.stream_position})
 
 
-class ChannelHistoryHandler(ApiHandler):
+class ChannelHistoryHandler(HistoryHandler):
     async def get(self, ref: str) -> None:
         principal = await self.principal()
-        limit = self.int_argument("limit", 50, 1, MAX_HISTORY)
-        before = self.int_argument("before", 0, 1, 2**62) or None
-        events = await self.context.channels.history(principal, ref, before, limit)
-        next_cursor = str(events[0]["unsigned"]["stream_position"]) if len(events) == limit else None
-        self.send_json({"events": events, "next": next_cursor})
+        request = self.history_request()
+        self.send_history(await self.context.history.channel(principal, ref, request))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from vibemuse.handlers.wire import member_to_wire, membership_to_wire
+from vibemuse.handlers.wire import member_to_wire, membership_to_wire, message_to_wire
 from vibemuse.protocol import commands
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame
@@ -146,7 +146,8 @@ async def on_channel_moderate(socket: "ClientSocketHandler", frame: ClientFrame)
 
 
 async def on_channel_update(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
-    changes = {key: frame.data[key] for key in ("topic", "description", "visibility") if key in frame.data}
+    changes = {key: frame.data[key] for key in ("topic", "description", "visibility", "historyVisibility",
+                                               "retentionDays") if key in frame.data}
     receipt = await socket.context.channels.update(socket.principal, frame.message_id, frame.data["channelId"],
                                                    changes)
     ack(socket, frame, receipt)
@@ -165,6 +166,29 @@ async def on_channel_list(socket: "ClientSocketHandler", frame: ClientFrame) -> 
     memberships = await socket.context.channels.memberships(socket.principal)
     data = {"inReplyTo": frame.message_id, "channels": [membership_to_wire(m, c) for m, c in memberships]}
     socket.send_frame(socket.context.broadcaster.frame("channel_list", data, to_user=socket.user_id))
+
+
+async def on_get_message(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    stored = await socket.context.messages.get(socket.principal, frame.data["eventId"])
+    data = {"inReplyTo": frame.message_id, **message_to_wire(stored)}
+    socket.send_frame(socket.context.broadcaster.frame("message_detail", data, to_user=socket.user_id))
+
+
+async def on_edit_message(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    data = frame.data
+    ack(socket, frame, await socket.context.messages.edit(socket.principal, frame.message_id, data["eventId"],
+                                                          data["text"]))
+
+
+async def on_delete_message(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    data = frame.data
+    ack(socket, frame, await socket.context.messages.delete(socket.principal, frame.message_id, data["eventId"],
+                                                            data.get("reason")))
+
+
+async def on_report_message(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    report_id = await socket.context.messages.report(socket.principal, frame.data["eventId"], frame.data["reason"])
+    ack(socket, frame, Receipt(None, None), reportId=report_id)
 
 
 def notice(socket: "ClientSocketHandler", frame: ClientFrame, text: str) -> None:
@@ -249,4 +273,8 @@ FRAME_HANDLERS: dict[str, FrameHandler] = {
     "channel_update": on_channel_update,
     "channel_who": on_channel_who,
     "channel_list": on_channel_list,
+    "get_message": on_get_message,
+    "edit_message": on_edit_message,
+    "delete_message": on_delete_message,
+    "report_message": on_report_message,
 }

@@ -32,6 +32,7 @@ from vibemuse.context import ServerContext
 from vibemuse.protocol.content import largest_event_bytes
 from vibemuse.handlers.base import bearer_token
 from vibemuse.handlers.frames import FRAME_HANDLERS
+from vibemuse.handlers.session import start_session
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame, ServerFrame, parse_client_frame
@@ -65,6 +66,10 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self._auth_deadline: asyncio.TimerHandle | None = None
         self._token_expiry: asyncio.TimerHandle | None = None
         self._overflowed = False
+        self._since: int | None = None  # the stream position a resuming client last saw
+        # Deliveries held (with their stream positions) while the session starts
+        # (roster, replay, waiting pages); None once live.
+        self._held: list[tuple[int | None, bytes]] | None = None
 
     # Connection interface of the registry.
     @property
@@ -83,6 +88,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
                 raise ProtocolError(ErrorCode.INVALID_REQUEST, "/api/ws speaks WebSocket only (RFC 6455).")
             offered = self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")
             self.version = negotiate(offered)
+            self._since = _since(self.get_query_argument("since", None))
             token = bearer_token(self.request.headers.get("Authorization"))
             if token is not None:
                 self.principal = await self.context.accounts.authenticate(token)
@@ -128,6 +134,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def _activate(self) -> None:
         assert self.principal is not None and self.version is not None
         context = self.context
+        self._held = []  # live deliveries wait until the session has started
         context.registry.add(self)
         remaining = (self.principal.expires_ts - context.clock()) / 1000
         self._token_expiry = asyncio.get_running_loop().call_later(max(remaining, 0), self._token_expired)
@@ -144,16 +151,24 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         }
         self.send_frame(context.broadcaster.frame("welcome", welcome, to_user=user.user_id))
         context.presence.socket_opened(user)
-        IOLoop.current().spawn_callback(self._send_first_roster, location)
+        IOLoop.current().spawn_callback(self._start_session, location)
 
-    async def _send_first_roster(self, room_id: str) -> None:
-        """After welcome: the roster of the room, then whatever waited while the user was away."""
+    async def _start_session(self, location: str) -> None:
+        """After welcome: roster, replay (when resuming), waiting pages — then live."""
+        sent: set[int] = set()
         try:
-            await self.context.channels.tune_in_user(self.user_id)
-            self.send_frame(await self.context.chat.roster_frame(self.user_id, room_id))
-            await self.context.pages.deliver_pending(self.user_id)
+            sent = await start_session(self, location, self._since)
         except Exception:
-            log.exception("could not send the first roster or waiting pages to %s", self.user_id)
+            log.exception("could not start the session of %s", self.user_id)
+        finally:
+            self._go_live(sent)
+
+    def _go_live(self, already_sent: set[int]) -> None:
+        """Send what was held during the start, minus what the replay carried already."""
+        held, self._held = self._held or [], None
+        for position, frame in held:
+            if position is None or position not in already_sent:
+                self._write(frame)
 
     # -- frames in ------------------------------------------------------
 
@@ -179,6 +194,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
                 ErrorCode.NOT_AUTHENTICATED, "Send an auth frame first.", in_reply_to=frame.message_id
             )
         try:
+            self._since = frame.data.get("since")
             self.principal = await self.context.accounts.authenticate(frame.data["token"])
             self._check_connection_limit()
         except ProtocolError as error:
@@ -220,12 +236,20 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     # -- frames out -----------------------------------------------------
 
     def send_frame(self, frame: ServerFrame) -> None:
-        self.send_encoded(self.context.broadcaster.encode(frame))
+        """A frame for this socket alone (answers, welcome, replay): never held."""
+        self._write(self.context.broadcaster.encode(frame))
 
     def send_text(self, text: str) -> None:
-        self.send_encoded(encode_text_frame(text.encode("utf-8")))
+        self._write(encode_text_frame(text.encode("utf-8")))
 
-    def send_encoded(self, frame: bytes) -> None:
+    def send_encoded(self, frame: bytes, position: int | None = None) -> None:
+        """A delivery from the bus: held while the session starts, else written."""
+        if self._held is not None:
+            self._held.append((position, frame))
+            return
+        self._write(frame)
+
+    def _write(self, frame: bytes) -> None:
         """Queue one pre-encoded WebSocket frame; never blocks, never awaits.
 
         The socket's write buffer is bounded (limits.outboundQueueBytes). A
@@ -270,10 +294,18 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         except tornado.websocket.WebSocketClosedError:
             pass
         except tornado.iostream.StreamBufferFullError:
-            self.send_encoded(b"")  # takes the overflow path: close with 4008
+            self._write(b"")  # takes the overflow path: close with 4008
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         if self.ws_connection is not None:
             self.ws_connection.stream.max_write_buffer_size = None  # the close frame always fits
         super().close(code, reason)
 
+
+def _since(raw: str | None) -> int | None:
+    """The ``since`` query argument: a stream position, or absent."""
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "'since' must be a stream position (a whole number).")
+    return int(raw)

@@ -9,6 +9,7 @@ from vibemuse.protocol.frames import format_timestamp
 from vibemuse.services.accounts import Session
 from vibemuse.storage import RoomRecord, UserRecord
 from vibemuse.storage.channel_txns import ChannelRecord, MemberRecord
+from vibemuse.storage.message_txns import ReportRecord, StoredMessage
 
 
 def user_to_wire(user: UserRecord) -> dict[str, Any]:
@@ -47,6 +48,7 @@ def limits_to_wire(config: Config) -> dict[str, int]:
         "idleAfterMs": config.idle_after_seconds * 1000,
         "typingTimeoutMs": int(config.typing_timeout_seconds * 1000),
         "maxPageRecipients": config.max_page_recipients,
+        "resumeMaxEvents": config.resume_max_events,
     }
 
 
@@ -59,6 +61,8 @@ def channel_to_wire(channel: ChannelRecord) -> dict[str, Any]:
         "visibility": channel.visibility,
         "owner": channel.owner,
         "createdAt": format_timestamp(channel.created_ts),
+        "historyVisibility": channel.history_visibility,
+        "retentionDays": channel.retention_days,
     }
 
 
@@ -76,4 +80,31 @@ def membership_to_wire(member: MemberRecord, channel: ChannelRecord) -> dict[str
         wire["alias"] = member.alias
     if member.title:
         wire["title"] = member.title
+    return wire
+
+
+def message_to_wire(stored: StoredMessage) -> dict[str, Any]:
+    wire: dict[str, Any] = {"event": stored.event, "deleted": stored.redacted}
+    if stored.latest_edit is not None and not stored.redacted:
+        wire["latestEdit"] = stored.latest_edit
+    return wire
+
+
+def report_to_wire(report: ReportRecord) -> dict[str, Any]:
+    wire: dict[str, Any] = {
+        "id": report.report_id,
+        "eventId": report.event_id,
+        "reporter": report.reporter,
+        "reason": report.reason,
+        "createdAt": format_timestamp(report.created_ts),
+        "status": report.status,
+    }
+    if report.channel_id:
+        wire["channelId"] = report.channel_id
+    if report.room_id:
+        wire["roomId"] = report.room_id
+    if report.resolved_by:
+        wire["resolvedBy"] = report.resolved_by
+        wire["resolvedAt"] = format_timestamp(report.resolved_ts or 0)
+        wire["resolution"] = report.resolution or ""
     return wire

@@ -53,6 +53,12 @@ class ErrorCode(enum.StrEnum):
     BANNED = "banned"
     MUTED = "muted"
     INVITE_ONLY = "invite_only"
+    UNKNOWN_MESSAGE = "unknown_message"
+    NOT_EDITABLE = "not_editable"
+    EDIT_WINDOW_PASSED = "edit_window_passed"
+    MESSAGE_DELETED = "message_deleted"
+    ALREADY_REPORTED = "already_reported"
+    UNKNOWN_REPORT = "unknown_report"
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,12 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.BANNED, 403, "You are banned from this channel (details: reason)."),
         ErrorSpec(ErrorCode.MUTED, 403, "You are muted on this channel (details: untilMs, or absent for ever)."),
         ErrorSpec(ErrorCode.INVITE_ONLY, 403, "The channel is private: you need an invitation to join."),
+        ErrorSpec(ErrorCode.UNKNOWN_MESSAGE, 404, "No message has this id, or it is not yours to see."),
+        ErrorSpec(ErrorCode.NOT_EDITABLE, 400, "This kind of event cannot be edited or deleted this way."),
+        ErrorSpec(ErrorCode.EDIT_WINDOW_PASSED, 403, "The message is older than the edit window."),
+        ErrorSpec(ErrorCode.MESSAGE_DELETED, 410, "The message was deleted: it can be neither edited nor deleted again."),
+        ErrorSpec(ErrorCode.ALREADY_REPORTED, 409, "You have reported this message already."),
+        ErrorSpec(ErrorCode.UNKNOWN_REPORT, 404, "No report has this id, or it is not yours to handle."),
     )
 }
 

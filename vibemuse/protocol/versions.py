@@ -24,6 +24,10 @@ class ProtocolVersion:
     header_auth: bool = True
     frame_auth: bool = True
     room_chat: bool = True  # say/pose/ooc/emit, rooms, presence, typing, WHO, @wall
+    pages: bool = True  # page, offline delivery, receipts, haven, blocks
+    channels: bool = True  # channels, aliases, moderation
+    resume: bool = True  # since= on reconnect, resumed / resume_gap
+    message_management: bool = True  # get, edit, delete, report messages
 
     @property
     def subprotocol(self) -> str:

@@ -20,6 +20,7 @@ class Delivery:
     frame: bytes  # a complete WebSocket frame (see wire.encode_text_frame)
     except_user: str | None = None
     except_users: frozenset[str] = frozenset()  # e.g. those who block the sender
+    position: int | None = None  # the stream position of the event the frame carries, if any
 
 
 def room_topic(room_id: str) -> str:

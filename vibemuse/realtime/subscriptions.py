@@ -103,13 +103,13 @@ class Subscriptions:
 
         The hot loop of fan-out: no encoding, no awaits, one queue call per socket.
         """
-        frame, skip, skip_all = delivery.frame, delivery.except_user, delivery.except_users
+        frame, skip, skip_all, position = delivery.frame, delivery.except_user, delivery.except_users, delivery.position
         sockets_of = self._registry.sockets_of
         count = 0
         for user_id in self._topic_users(delivery.topic):
             if user_id == skip or (skip_all and user_id in skip_all):
                 continue
             for connection in sockets_of(user_id):
-                connection.send_encoded(frame)
+                connection.send_encoded(frame, position)
                 count += 1
         return count

@@ -113,6 +113,7 @@ class ChannelService:
     async def create_or_join(
         self, principal: Principal, message_id: str, name: str, *, description: str = "",
         visibility: str = "public", alias: str | None = None, title: str | None = None,
+        history_visibility: str = "shared",
     ) -> tuple[ChannelRecord, bool, Receipt]:
         """Make the channel (the caller owns it) or, if it exists, join it."""
         name = validate_channel_name(name)
@@ -122,17 +123,18 @@ class ChannelService:
             return channel, False, await self.join(principal, message_id, channel.channel_id, alias, title)
         now = self._clock()
         channel = ChannelRecord(channel_id_for(name, self._server_name), name, _clean(description, MAX_DESCRIPTION),
-                                "", visibility, principal.user_id, now)
+                                "", visibility, principal.user_id, now, history_visibility)
         owner = MemberRecord(channel.channel_id, principal.user_id, "owner", _alias(alias), _clean(title, MAX_TITLE)
                              or None, None, now)
         create = self._event(CREATE, principal, channel, {
             "name": name, "creator": principal.user_id, "visibility": visibility, "description": channel.description,
-            "speaker": principal.user.username,
+            "history_visibility": history_visibility, "speaker": principal.user.username,
             "rendered": compose.channel_notice(name, f"Channel created by {principal.user.username}."),
         })
         joined = self._member_event(principal, channel, "join", principal.user)
-        receipt, positions = await self._apply(principal, "join_channel", message_id, [create, joined],
-                                               [ops.op_create_channel(channel), ops.op_add_member(owner)])
+        receipt, positions = await self._apply(principal, "join_channel", message_id, [create, joined], [
+            ops.op_create_channel(channel), ops.op_add_member(owner),
+            ops.op_set_joined_position(channel.channel_id, principal.user_id, joined["event_id"])])
         self._subscriptions.tune_in(principal.user_id, channel.channel_id)
         self._announce(channel, [create, joined], positions)
         return channel, True, receipt
@@ -157,7 +159,8 @@ class ChannelService:
             if not await self._storage.is_invited(channel.channel_id, principal.user_id):
                 raise ProtocolError(ErrorCode.INVITE_ONLY, f"{channel.name} is private: you need an invitation.")
         event = self._member_event(principal, channel, "join", principal.user)
-        receipt, positions = await self._apply(principal, "join_channel", message_id, [event], [settings])
+        receipt, positions = await self._apply(principal, "join_channel", message_id, [event], [
+            settings, ops.op_set_joined_position(channel.channel_id, principal.user_id, event["event_id"])])
         if positions:
             self._subscriptions.tune_in(principal.user_id, channel.channel_id)
             self._announce(channel, [event], positions)
@@ -283,7 +286,12 @@ class ChannelService:
             "topic": _clean(changes.get("topic"), MAX_TOPIC) if "topic" in changes else None,
             "description": _clean(changes.get("description"), MAX_DESCRIPTION) if "description" in changes else None,
             "visibility": changes.get("visibility"),
+            "history_visibility": changes.get("historyVisibility"),
         }.items() if value is not None}
+        if "retentionDays" in changes:  # how long the server keeps the history: the operator's call
+            if not principal.has_role("admin"):
+                raise ProtocolError(ErrorCode.FORBIDDEN, "Only admins can change how long a channel's history is kept.")
+            values["retention_days"] = changes["retentionDays"]
         rendered = compose.channel_notice(channel.name, _settings_line(principal.user.username, values))
         event = self._event(SETTINGS, principal, channel, {**values, "speaker": principal.user.username,
                                                             "rendered": rendered})
@@ -304,12 +312,6 @@ class ChannelService:
 
     def online(self, channel_id: str) -> set[str]:
         return set(self._subscriptions.listeners(channel_id))
-
-    async def history(self, principal: Principal, ref: str, before: int | None, limit: int) -> list[dict]:
-        channel = await self.find(principal, ref)
-        if not principal.has_role("admin"):
-            await self._require_member(principal, channel)
-        return await self._storage.channel_history(channel.channel_id, before, limit)
 
     async def listing(self, principal: Principal, search: str | None, after: str | None,
                       limit: int) -> list[ChannelRecord]:
@@ -344,10 +346,8 @@ class ChannelService:
         for event, position in zip(events, positions):
             frame = self._events.frame("channel_notice", event, position, channel_id=channel.channel_id)
             self._broadcaster.to_channel(channel.channel_id, frame)
-            encoded = self._broadcaster.encode(frame)
-            for user_id in also:
-                if user_id not in self._subscriptions.listeners(channel.channel_id):
-                    self._broadcaster.publish_encoded_to_user(user_id, encoded)
+            listeners = self._subscriptions.listeners(channel.channel_id)
+            self._broadcaster.to_users([user_id for user_id in also if user_id not in listeners], frame)
 
 
 FOREVER = 2**62  # muted_until for a mute without end
@@ -390,4 +390,11 @@ def _settings_line(actor: str, values: dict[str, Any]) -> str:
         parts.append("changed the description")
     if "visibility" in values:
         parts.append(f"made the channel {values['visibility']}")
+    if "history_visibility" in values:
+        parts.append("shared the history with all members" if values["history_visibility"] == "shared"
+                     else "showed members the history from their join on")
+    if "retention_days" in values:
+        days = values["retention_days"]
+        parts.append("kept the history for the server's default time" if days is None
+                     else "kept the history for ever" if days == 0 else f"kept the history for {days} days")
     return f"{actor} " + ", ".join(parts or ["changed nothing"]) + "."

@@ -87,9 +87,7 @@ class PageService:
         if not positions:  # a retry: the first ack again
             return PageResult(receipt, [])
         await self._storage.set_last_paged(principal.user_id, tuple(ids))
-        frame = self._broadcaster.encode(self._events.frame("message", event, positions[0]))
-        for user_id in dict.fromkeys([principal.user_id, *ids]):
-            self._broadcaster.publish_encoded_to_user(user_id, frame)
+        self._broadcaster.to_users([principal.user_id, *ids], self._events.frame("message", event, positions[0]))
         return PageResult(receipt, offline)
 
     async def _recipients(self, principal: Principal, names: list[str] | None) -> list[UserRecord]:
@@ -98,7 +96,7 @@ class PageService:
             if not last:
                 raise ProtocolError(ErrorCode.INVALID_REQUEST, "Page whom? You have not paged anyone yet.")
             names = list(last)
-        unique = list(dict.fromkeys(names))
+        unique = list({name.casefold(): name for name in names}.values())
         if len(unique) > self.max_recipients:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_RECIPIENTS,
@@ -178,11 +176,7 @@ class PageService:
         if online:
             self._broadcaster.to_user(sender, self._events.frame("page_receipt", event, positions[0]))
 
-    # -- history, haven, blocks ----------------------------------------------------
-
-    async def conversation(self, principal: Principal, other_name: str, before: int | None, limit: int) -> list[dict]:
-        other = await self.resolve(other_name)
-        return await self._storage.conversation(principal.user_id, other.user_id, before, limit)
+    # -- haven, blocks ----------------------------------------------------
 
     async def set_haven(self, principal: Principal, haven: bool, message: str | None) -> None:
         cleaned = " ".join(sanitize_text(message).split())[:300] if message else None

@@ -3,7 +3,8 @@
 Every change of membership, moderation or settings is made in the same
 transaction as the event that audits it: the service passes the writes
 (``ChannelOp`` functions built here) to ``Storage.append_events``, which runs
-them before storing the events, so either both happen or neither.
+them before storing the events (those marked ``after_events``, which name the
+new events, right after), so either both happen or neither.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from vibemuse.storage.event_txns import events, with_position
+from vibemuse.storage.event_txns import events
 from vibemuse.storage.models import Channel, ChannelBan, ChannelInvite, ChannelMember
 
 channels = Channel.__table__
@@ -33,6 +34,8 @@ class ChannelRecord:
     visibility: str
     owner: str
     created_ts: int
+    history_visibility: str = "shared"  # shared | joined (members read only what came after their join)
+    retention_days: int | None = None  # None: the server's retention_channel_days; 0: for ever
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class MemberRecord:
     title: str | None
     muted_until: int | None
     joined_ts: int
+    joined_position: int | None = None  # the stream position of the join event
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,12 @@ class BanRecord:
 
 def _channel(row: Any) -> ChannelRecord:
     return ChannelRecord(row.channel_id, row.name, row.description, row.topic, row.visibility, row.owner,
-                         row.created_ts)
+                         row.created_ts, row.history_visibility, row.retention_days)
 
 
 def _member(row: Any) -> MemberRecord:
-    return MemberRecord(row.channel_id, row.user_id, row.role, row.alias, row.title, row.muted_until, row.joined_ts)
+    return MemberRecord(row.channel_id, row.user_id, row.role, row.alias, row.title, row.muted_until, row.joined_ts,
+                        row.joined_position)
 
 
 # -- reads -----------------------------------------------------------------------
@@ -86,7 +91,7 @@ def members_txn(connection: Connection, channel_id: str) -> list[MemberRecord]:
 def memberships_of_txn(connection: Connection, user_id: str) -> list[tuple[MemberRecord, ChannelRecord]]:
     query = (
         select(members, channels.c.name, channels.c.description, channels.c.topic, channels.c.visibility,
-               channels.c.owner, channels.c.created_ts)
+               channels.c.owner, channels.c.created_ts, channels.c.history_visibility, channels.c.retention_days)
         .join(channels, channels.c.channel_id == members.c.channel_id)
         .where(members.c.user_id == user_id)
         .order_by(channels.c.name_folded)
@@ -126,14 +131,6 @@ def list_channels_txn(
     return [_channel(row) for row in rows]
 
 
-def channel_history_txn(connection: Connection, channel_id: str, before: int | None, limit: int) -> list[dict]:
-    query = select(events.c.stream_position, events.c.event_json).where(events.c.channel_id == channel_id)
-    if before is not None:
-        query = query.where(events.c.stream_position < before)
-    rows = list(connection.execute(query.order_by(events.c.stream_position.desc()).limit(limit)))
-    return [with_position(row.event_json, row.stream_position) for row in reversed(rows)]
-
-
 # -- writes that go with events -------------------------------------------------
 
 
@@ -143,7 +140,8 @@ def op_create_channel(channel: ChannelRecord) -> ChannelOp:
         connection.execute(insert(channels).values(
             channel_id=channel.channel_id, seq=seq, name=channel.name, name_folded=channel.name.casefold(),
             description=channel.description, topic=channel.topic, visibility=channel.visibility,
-            owner=channel.owner, created_ts=channel.created_ts))
+            owner=channel.owner, created_ts=channel.created_ts, history_visibility=channel.history_visibility,
+            retention_days=channel.retention_days))
     return apply
 
 
@@ -157,6 +155,16 @@ def op_add_member(member: MemberRecord) -> ChannelOp:
                 title=member.title, muted_until=member.muted_until, joined_ts=member.joined_ts))
         connection.execute(delete(invites).where(invites.c.channel_id == member.channel_id,
                                                  invites.c.user_id == member.user_id))
+    return apply
+
+
+def op_set_joined_position(channel_id: str, user_id: str, join_event_id: str) -> ChannelOp:
+    """Record where a member's join is in the stream; runs after the join event is stored."""
+    def apply(connection: Connection) -> None:
+        position = select(events.c.stream_position).where(events.c.event_id == join_event_id).scalar_subquery()
+        connection.execute(update(members).where(members.c.channel_id == channel_id, members.c.user_id == user_id)
+                           .values(joined_position=position))
+    apply.after_events = True  # type: ignore[attr-defined]
     return apply
 
 

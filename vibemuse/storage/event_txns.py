@@ -57,8 +57,12 @@ def append_events_txn(
         if earlier is not None:
             return earlier, []
     for op in ops:  # the state changes the events record (channel membership, bans, ...)
-        op(connection)
+        if not getattr(op, "after_events", False):
+            op(connection)
     positions = [_insert_event(connection, event) for event in new_events]
+    for op in ops:  # state that names the new events (e.g. the position of a channel join)
+        if getattr(op, "after_events", False):
+            op(connection)
     for index, user_id in pending:
         connection.execute(insert(pending_deliveries).values(user_id=user_id, stream_position=positions[index]))
     receipt = Receipt(
@@ -92,16 +96,36 @@ def _insert_event(connection: Connection, event: dict[str, Any]) -> int:
             sender=event["sender"],
             room_id=event.get("room_id"),
             channel_id=event.get("channel_id"),
-            kind=event.get("content", {}).get("kind"),
+            kind=_kind(event),
             body=event.get("content", {}).get("body"),
             origin_server_ts=event["origin_server_ts"],
             event_json=encode_canonical_json(event).decode("utf-8"),
         )
         .returning(events.c.stream_position)
     ).scalar_one()
-    for user_id in event.get("recipients", ()):
+    for user_id in audience(event):
         connection.execute(insert(event_recipients).values(user_id=user_id, stream_position=position))
     return position
+
+
+def _kind(event: dict[str, Any]) -> str | None:
+    """``events.kind``: ``content.kind``, or for an arrival, departure or channel
+    membership event its ``content.membership`` (``join``, ``leave``, ``kick`` ...)."""
+    content = event.get("content", {})
+    if event["type"] in ("vm.room.member", "vm.channel.member"):
+        return content.get("membership")
+    return content.get("kind")
+
+
+def audience(event: dict[str, Any]) -> list[str]:
+    """Users an event is addressed to by name: a page's recipients, and the member a
+    channel membership event is about (so a kicked member can find their kick)."""
+    named = list(event.get("recipients", ()))
+    if event["type"] == "vm.channel.member":
+        target = event.get("content", {}).get("target")
+        if isinstance(target, str) and target not in named:
+            named.append(target)
+    return named
 
 
 def _relocate(connection: Connection, relocation: Relocation) -> None:
@@ -160,20 +184,3 @@ def claim_pending_txn(connection: Connection, user_id: str, limit: int) -> list[
             )
         )
     return events_at_txn(connection, positions)
-
-
-def conversation_txn(
-    connection: Connection, me: str, other: str, before: int | None, limit: int
-) -> list[dict[str, Any]]:
-    """Pages between two users (either way), newest ``limit`` before ``before``, oldest first."""
-    mine = select(event_recipients.c.stream_position).where(event_recipients.c.user_id == other)
-    theirs = select(event_recipients.c.stream_position).where(event_recipients.c.user_id == me)
-    query = select(events.c.stream_position, events.c.event_json).where(
-        events.c.event_type == "vm.page",
-        ((events.c.sender == me) & events.c.stream_position.in_(mine))
-        | ((events.c.sender == other) & events.c.stream_position.in_(theirs)),
-    )
-    if before is not None:
-        query = query.where(events.c.stream_position < before)
-    rows = list(connection.execute(query.order_by(events.c.stream_position.desc()).limit(limit)))
-    return [with_position(row.event_json, row.stream_position) for row in reversed(rows)]

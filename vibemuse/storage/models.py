@@ -77,6 +77,8 @@ class Event(Base):
         Index("ix_events_room_ts", "room_id", "origin_server_ts"),
         Index("ix_events_channel_ts", "channel_id", "origin_server_ts"),
         Index("ix_events_type_position", "event_type", "stream_position"),
+        Index("ix_events_room_sender_position", "room_id", "sender", "stream_position"),
+        Index("ix_events_channel_sender_position", "channel_id", "sender", "stream_position"),
     )
 
     stream_position: Mapped[int] = mapped_column(POSITION, primary_key=True, autoincrement=True)
@@ -85,6 +87,7 @@ class Event(Base):
     sender: Mapped[str] = mapped_column(String(300))
     room_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
     channel_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # content.kind (say, pose, page, channel, wall ...); content.membership for member events
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     origin_server_ts: Mapped[int] = mapped_column(BigInteger)
     event_json: Mapped[str] = mapped_column(Text)

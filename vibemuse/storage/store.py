@@ -19,13 +19,12 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from vibemuse.storage import channel_txns
+from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
     append_events_txn,
     claim_pending_txn,
-    conversation_txn,
     get_receipt_txn,
     recent_room_events_txn,
 )
@@ -197,8 +196,9 @@ class Storage:
         """Events that waited for ``user_id`` while offline, oldest first; each is returned once."""
         return await self._append(claim_pending_txn, user_id, limit)
 
-    async def conversation(self, me: str, other: str, before: int | None, limit: int) -> list[dict[str, Any]]:
-        return await self._read(conversation_txn, me, other, before, limit)
+    async def history(self, query: history_txns.HistoryQuery) -> history_txns.HistoryPage:
+        """One page of a room's, a channel's or a page conversation's history (``history_txns``)."""
+        return await self._read(history_txns.history_txn, query)
 
     # -- channels -------------------------------------------------------------
 
@@ -225,8 +225,24 @@ class Storage:
     ) -> list[ChannelRecord]:
         return await self._read(channel_txns.list_channels_txn, viewer, search, after, limit, see_all)
 
-    async def channel_history(self, channel_id: str, before: int | None, limit: int) -> list[dict[str, Any]]:
-        return await self._read(channel_txns.channel_history_txn, channel_id, before, limit)
+    # -- resuming --------------------------------------------------------------
+
+    async def latest_position(self) -> int:
+        return await self._read(sync_txns.latest_position_txn)
+
+    async def oldest_position(self) -> int:
+        return await self._read(sync_txns.oldest_position_txn)
+
+    async def moves_since(self, user_id: str, since: int) -> list[dict[str, Any]]:
+        return await self._read(sync_txns.moves_since_txn, user_id, since)
+
+    async def channel_changes_since(self, user_id: str, since: int) -> list[dict[str, Any]]:
+        return await self._read(sync_txns.channel_changes_since_txn, user_id, since)
+
+    async def events_since(
+        self, user_id: str, since: int, rooms: list[str], channels: list[str], limit: int
+    ) -> list[dict[str, Any]]:
+        return await self._read(sync_txns.events_since_txn, user_id, since, rooms, channels, limit)
 
     # -- page settings and blocks ------------------------------------------
 
@@ -402,3 +418,29 @@ def count_rows(connection: Connection, table_name: str) -> int:
     """Rows in one table (used by tests and the CLI to show that nothing changed)."""
     table = {t.name: t for t in (rooms, users, access_tokens, server_state)}[table_name]
     return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+class MessageStore:
+    """Verbs for single messages and reports (``message_txns``), on the same engine and threads."""
+
+    def __init__(self, storage: Storage):
+        self._storage = storage
+
+    async def get_message(self, event_id: str) -> message_txns.StoredMessage | None:
+        return await self._storage._read(message_txns.get_message_txn, event_id)
+
+    async def edits_of(self, positions: list[int]) -> dict[int, dict[str, Any]]:
+        return await self._storage._read(message_txns.edits_of_txn, positions)
+
+    async def add_report(self, event_id: str, reporter: str, reason: str, now_ms: int) -> int:
+        return await self._storage._write(message_txns.add_report_txn, event_id, reporter, reason, now_ms)
+
+    async def list_reports(self, status: str | None, channels: list[str] | None, after: int,
+                           limit: int) -> list[message_txns.ReportRecord]:
+        return await self._storage._read(message_txns.list_reports_txn, status, channels, after, limit)
+
+    async def get_report(self, report_id: int) -> message_txns.ReportRecord | None:
+        return await self._storage._read(message_txns.get_report_txn, report_id)
+
+    async def resolve_report(self, report_id: int, by: str, resolution: str, now_ms: int) -> None:
+        await self._storage._write(message_txns.resolve_report_txn, report_id, by, resolution, now_ms)

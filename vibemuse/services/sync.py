@@ -1,0 +1,117 @@
+"""Resuming: what a reconnecting user missed since the last position they saw.
+
+Theory of operation. A client that reconnects says ``since``: the highest
+stream position it has seen. The server finds every event after it that the
+user was entitled to see *at the time*, and sends them in stream order before
+anything live (the socket holds live frames meanwhile, then drops those the
+replay already carried — no gap and no duplicate at the seam).
+
+Entitlement is reconstructed from the user's own membership events:
+
+- rooms: the room they stood in at ``since`` (the room of their first
+  departure after it, or where they stand now), then each room they arrived
+  in; a room's events count while they stood there (connected or not: the
+  character was there);
+- channels: membership at ``since`` (now, undone by the changes after it),
+  then each join, leave, kick or ban that concerns them, in order — a member
+  sees their own removal;
+- pages and receipts addressed to them or sent by them, and announcements.
+
+If there are more than ``max_events`` such events, or ``since`` is older
+than the oldest event kept, the server does not replay: it says so
+(``resume_gap``) and the client reads the history endpoints instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vibemuse.storage import Storage
+
+LEAVING = ("leave", "kick", "ban")
+
+
+@dataclass(frozen=True)
+class Replay:
+    events: list[dict[str, Any]]
+    upto: int  # the newest position the replay covers
+    gap: str | None = None  # "too_old" | "too_many": no replay was made
+
+
+class SyncService:
+    def __init__(self, storage: Storage, *, max_events: int):
+        self._storage = storage
+        self._max_events = max_events
+
+    async def replay(self, user_id: str, location: str, since: int) -> Replay:
+        upto = await self._storage.latest_position()
+        if since >= upto:
+            return Replay([], upto)
+        oldest = await self._storage.oldest_position()
+        if oldest and since < oldest - 1:
+            return Replay([], upto, gap="too_old")
+        moves = await self._storage.moves_since(user_id, since)
+        changes = await self._storage.channel_changes_since(user_id, since)
+        now_channels = {member.channel_id for member, _ in await self._storage.memberships_of(user_id)}
+        start_room = _room_at(moves, location)
+        start_channels = _channels_at(changes, now_channels)
+        rooms = {start_room} | {move["room_id"] for move in moves}
+        channels = start_channels | {change["channel_id"] for change in changes}
+        candidates = await self._storage.events_since(user_id, since, sorted(rooms), sorted(channels),
+                                                      self._max_events + 1)
+        visible = list(_entitled(candidates, user_id, start_room, start_channels))
+        if len(candidates) > self._max_events:
+            return Replay([], upto, gap="too_many")
+        return Replay(visible, max([upto, *(e["unsigned"]["stream_position"] for e in visible)]))
+
+
+def _room_at(moves: list[dict[str, Any]], location: str) -> str:
+    """Where the user stood at ``since``: the room of the first departure after it."""
+    for move in moves:
+        if move["content"]["membership"] == "leave":
+            return move["room_id"]
+    return location
+
+
+def _channels_at(changes: list[dict[str, Any]], now: set[str]) -> set[str]:
+    """Channels the user was on at ``since``: today's, with the changes since undone."""
+    at_since = set(now)
+    first: dict[str, dict[str, Any]] = {}
+    for change in changes:
+        first.setdefault(change["channel_id"], change)
+    for channel_id, change in first.items():
+        membership = change["content"]["membership"]
+        if membership == "join":
+            at_since.discard(channel_id)
+        elif membership in LEAVING:
+            at_since.add(channel_id)
+    return at_since
+
+
+def _entitled(events: list[dict[str, Any]], user_id: str, room: str, channels: set[str]):
+    """Walk the events in order, following the user's moves and memberships."""
+    channels = set(channels)
+    for event in events:
+        kind = event["type"]
+        if kind == "vm.room.member" and event["sender"] == user_id:
+            if event["content"]["membership"] == "join":
+                room = event["room_id"]
+            yield event  # both their departure and their arrival
+            continue
+        if kind == "vm.channel.member" and event["content"].get("target") == user_id:
+            membership = event["content"]["membership"]
+            if membership == "join":
+                channels.add(event["channel_id"])
+            yield event
+            if membership in LEAVING:
+                channels.discard(event["channel_id"])
+            continue
+        if "room_id" in event:
+            if event["room_id"] == room:
+                yield event
+        elif "channel_id" in event:
+            if event["channel_id"] in channels:
+                yield event
+        else:
+            yield event  # pages, receipts and announcements were selected for the user already
