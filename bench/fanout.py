@@ -6,7 +6,8 @@ bench/naive_server.py as the floor) this script:
 
 1. starts the server as a subprocess on 127.0.0.1 (VibeMUSE with a fresh
    temporary data directory, SQLite, default settings except
-   ``max_connections_per_user``);
+   ``max_connections_per_user``, ``log_level = warning`` and the abuse limits,
+   which would refuse a load test from one address: see ``lifted_limits``);
 2. for VibeMUSE, registers the accounts over HTTP (``--per-user`` sockets per
    listener account, one account per speaker);
 3. reads the server's RSS, opens the N listener sockets from ``--workers``
@@ -553,6 +554,32 @@ def source_tree() -> str:
     return head + (" + uncommitted changes in vibemuse/" if dirty else "")
 
 
+def lifted_limits(sockets: int) -> dict[str, str]:
+    """Environment that lifts VibeMUSE's abuse limits for a load test from one address.
+
+    Every client of the benchmark comes from 127.0.0.1 and one speaker says 20
+    messages a second, so the per-address connection cap, the rate limits
+    (registrations, handshakes, speech ...) and the flood rules would refuse
+    the benchmark itself. The checks still run on every frame; only their
+    thresholds are raised. Settings this tree does not have are left out.
+    """
+    try:
+        from vibemuse import config
+    except Exception:  # noqa: BLE001 - an unimportable tree fails later, with its own message
+        return {}
+    env: dict[str, str] = {}
+    settings = set(getattr(config, "SETTINGS", ()))
+    if "max_connections_per_address" in settings:
+        env["VIBEMUSE_MAX_CONNECTIONS_PER_ADDRESS"] = str(sockets + 100)
+    if "rate_limits" in settings:
+        actions = getattr(config, "DEFAULT_RATE_LIMITS", {})
+        env["VIBEMUSE_RATE_LIMITS"] = json.dumps({action: [1e6, 1e6] for action in actions})
+    for name in ("spam_flood_count", "spam_repeat_count", "spam_disconnect_after"):
+        if name in settings:
+            env["VIBEMUSE_" + name.upper()] = "1000000"
+    return env
+
+
 def raise_fd_limit() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -609,6 +636,7 @@ class Run:
         env = dict(os.environ)
         if self.target == "vibemuse":
             env["VIBEMUSE_MAX_CONNECTIONS_PER_USER"] = str(self.args.per_user)
+            env.update(lifted_limits(self.args.clients + self.speakers))
             env.setdefault("VIBEMUSE_LOG_LEVEL", self.args.server_log_level)
             command = [str(VENV_BIN / "vibemuse"), "serve", "--port", str(self.port),
                        "--data-dir", str(self.tmp / "data"), "--server-name", "bench.localhost"]
@@ -651,8 +679,15 @@ class Run:
     def mem_snapshot(self) -> None:
         """--mem-trace: have the server take a tracemalloc snapshot (the second one writes the diff)."""
         if self.args.mem_trace and self.target == "vibemuse":
+            report = Path(self.args.mem_trace)
+            first = not hasattr(self, "_mem_snapshots")
+            self._mem_snapshots = True
+            if first and report.exists():
+                report.unlink()
             os.kill(self.server_pid, signal.SIGUSR1)
-            time.sleep(3.0)
+            until = time.time() + (5 if first else 300)
+            while time.time() < until and not (not first and report.exists()):
+                time.sleep(0.5)
 
     def start_profiler(self, phase: str) -> subprocess.Popen | None:
         """py-spy on the server for the measured window or the connecting (VibeMUSE only)."""

@@ -17,7 +17,7 @@ from tests.support.client import Api
 from tests.support.clock import FakeClock
 from tests.support.spec import SpecValidator
 from vibemuse.app import VibeMuseServer
-from vibemuse.config import Config
+from vibemuse.config import DEFAULT_RATE_LIMITS, Config
 from vibemuse.services.passwords import PasswordHasher
 from vibemuse.storage import create_database_engine
 
@@ -84,6 +84,12 @@ def config(tmp_path, database_url):
         max_connections_per_user=3,
         database_threads=2,
         shutdown_grace_seconds=1.0,
+        # Functional tests act fast and from one address: limits far away.
+        # tests/test_security.py sets real ones.
+        rate_limits={action: (1e9, 1e9) for action in DEFAULT_RATE_LIMITS},
+        spam_flood_count=1_000_000,
+        spam_repeat_count=1_000_000,
+        max_connections_per_address=100_000,
     )
 
 

@@ -80,7 +80,7 @@ def scope_of(row) -> str:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_archive_moves_expired_events_with_their_signatures(world, server, clock, tmp_path):
-    room, alice, bob, old = await old_and_new_history(world, clock)
+    room, alice, _, old = await old_and_new_history(world, clock)
     engine, now = server.context.storage.engine, time.time_ns() // 1_000_000
     before = {row[0]: row[1:] for row in rows(server, "SELECT stream_position, event_json, event_type, room_id, "
                                                       "channel_id FROM events")}
@@ -119,7 +119,7 @@ async def test_archive_moves_expired_events_with_their_signatures(world, server,
         assert rows(server, "SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH 'ancient'") == [(1,)]  # kept
 
     # The histories no longer serve them, searching included.
-    status, history = await world.api.call("GET", f"/api/communication/history/{room}", token=alice.token)
+    _, history = await world.api.call("GET", f"/api/communication/history/{room}", token=alice.token)
     assert [e["content"].get("body") for e in history["events"] if e["type"] == "vm.room.message"] == [
         "fresh room words"]
     status, found = await world.api.call("GET", f"/api/communication/history/{room}?q=ancient", token=alice.token)

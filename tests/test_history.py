@@ -9,8 +9,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from vibemuse.storage import create_database_engine, ensure_schema
-from vibemuse.storage import history_txns
+from vibemuse.storage import create_database_engine, ensure_schema, history_txns
 from vibemuse.storage.history_txns import HistoryQuery, history_select
 
 SERVER = "test.localhost"
@@ -80,7 +79,7 @@ async def in_room(world, name="Library"):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_room_history_is_for_those_in_the_room_now(world):
-    room, wizard, alice = await in_room(world)
+    room, _, alice = await in_room(world)
     bob = await world.player("Bob")
     admin = await world.player("Root", role="admin")
     await acked(bob.ws, "join_room", {"roomId": room})
@@ -494,8 +493,8 @@ def test_history_queries_use_indexes(fresh_engine, name):
             steps = plan(connection, history_select(query, dialect, fts_first=fts_first), dialect)
             if dialect == "sqlite":
                 tables = [step for step in steps if step.startswith(("SCAN ", "SEARCH "))]
-                assert tables and all(step.startswith("SEARCH ") or step.startswith(("SCAN events_fts VIRTUAL",
-                                      "SCAN anon_", "SCAN (subquery")) for step in tables), steps
+                assert tables and all(step.startswith(("SEARCH ", "SCAN events_fts VIRTUAL", "SCAN anon_",
+                                                       "SCAN (subquery")) for step in tables), steps
                 assert any("INDEX" in step or "PRIMARY KEY" in step for step in tables), steps
                 if name.startswith("room") and not query.words:
                     assert any("ix_events_room" in step for step in steps), steps

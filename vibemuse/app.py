@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
 
 import tornado.httpserver
@@ -20,7 +21,8 @@ from vibemuse.clock import Clock, system_clock_ms
 from vibemuse.config import Config
 from vibemuse.context import ServerContext
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
-from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, RegisterHandler
+from vibemuse.handlers.admin import SpamHandler, SpamUnmuteHandler
+from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, PasswordHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
@@ -39,12 +41,15 @@ from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.realtime.heartbeat import Heartbeat
 from vibemuse.realtime.ids import IdSource
 from vibemuse.realtime.presence import PresenceTracker
+from vibemuse.realtime.ratelimit import Rate, RateLimiter
 from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.realtime.ticker import Ticker
 from vibemuse.realtime.typing_state import TypingState
 from vibemuse.services.accounts import AccountService
 from vibemuse.services.channels import ChannelService
 from vibemuse.services.chat import RoomChat
+from vibemuse.services.guard import Guard
+from vibemuse.services.spam import SpamGuard, SpamRules
 from vibemuse.services.events import EventWriter
 from vibemuse.services.history import HistoryService
 from vibemuse.services.messages import MessageService
@@ -63,6 +68,7 @@ ROUTES = (
     (r"/api/auth/register", RegisterHandler),
     (r"/api/auth/login", LoginHandler),
     (r"/api/auth/logout", LogoutHandler),
+    (r"/api/auth/password", PasswordHandler),
     (r"/api/users/me", MeHandler),
     (r"/api/rooms", RoomsHandler),
     (r"/api/rooms/([^/]+)", RoomHandler),
@@ -77,6 +83,8 @@ ROUTES = (
     (r"/api/messages/([^/]+)/report", MessageReportHandler),
     (r"/api/reports", ReportsHandler),
     (r"/api/reports/([0-9]+)/resolve", ReportResolveHandler),
+    (r"/api/admin/spam", SpamHandler),
+    (r"/api/admin/spam/([^/]+)/unmute", SpamUnmuteHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
 )
@@ -91,6 +99,29 @@ def make_application(context: ServerContext) -> tornado.web.Application:
         websocket_max_message_size=context.config.max_frame_bytes,
         compress_response=False,
     )
+
+
+def make_guard(config: Config, clock: Clock) -> Guard:
+    rates = {action: Rate(burst, per_second) for action, (burst, per_second) in config.rate_limits.items()}
+    rules = SpamRules(
+        flood_count=config.spam_flood_count,
+        flood_window_ms=int(config.spam_flood_window_seconds * 1000),
+        repeat_count=config.spam_repeat_count,
+        repeat_window_ms=int(config.spam_repeat_window_seconds * 1000),
+        mute_base_ms=config.spam_mute_seconds * 1000,
+        disconnect_after_muted_attempts=config.spam_disconnect_after,
+    )
+    return Guard(RateLimiter(rates), SpamGuard(rules, clock))
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """HTTPS/WSS from the configured certificate and key; plain HTTP when none is set."""
+    if not config.tls_certificate:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_certificate, config.tls_key)
+    return context
 
 
 def http_body_hard_limit(config: Config) -> int:
@@ -169,6 +200,7 @@ class VibeMuseServer:
             history=None,  # type: ignore[arg-type]
             sync=SyncService(storage, max_events=config.resume_max_events),
             messages=None,  # type: ignore[arg-type]
+            guard=make_guard(config, clock),
         )
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,
@@ -228,7 +260,8 @@ class VibeMuseServer:
         """Start serving; returns the bound port (useful with port 0)."""
         config = self.context.config
         self.http_server = tornado.httpserver.HTTPServer(
-            self.application, max_body_size=http_body_hard_limit(config), xheaders=False
+            self.application, max_body_size=http_body_hard_limit(config), xheaders=False,
+            ssl_options=tls_context(config),
         )
         sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host)
         self.http_server.add_sockets(sockets)

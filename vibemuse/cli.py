@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import signal
@@ -139,8 +140,9 @@ def _serve(args: argparse.Namespace, config: Config, config_path: Path) -> int:
             print(f"vibemuse: {error}", file=sys.stderr)
             return 3
         port = server.listen()
-        log.info("%s %s serving %s on http://%s:%d (ws: /api/ws)",
-                 SOFTWARE_NAME, __version__, config.server_name, config.host, port)
+        scheme = "https" if config.tls_certificate else "http"
+        log.info("%s %s serving %s on %s://%s:%d (ws: /api/ws)",
+                 SOFTWARE_NAME, __version__, config.server_name, scheme, config.host, port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -184,18 +186,15 @@ def _archive(args: argparse.Namespace, config: Config, config_path: Path) -> int
             return 3
         policy = RetentionPolicy(config.retention_room_days, config.retention_channel_days,
                                  config.retention_page_days, config.retention_system_days)
-        export = open(args.export, "a", encoding="utf-8") if args.export and not args.dry_run else None
-        try:
+        exporting = bool(args.export) and not args.dry_run
+        with open(args.export, "a", encoding="utf-8") if exporting else contextlib.nullcontext() as export:
             report = archive_expired(engine, policy, system_clock_ms(), export=export, dry_run=args.dry_run)
-        finally:
-            if export is not None:
-                export.close()
     finally:
         engine.dispose()
     for scope, count in report.counts.items():
         print(f"{scope}: {count}")
     verb = "would archive" if args.dry_run else "archived"
-    print(f"{verb} {report.total} events" + (f", appended to {args.export}" if export is not None else ""))
+    print(f"{verb} {report.total} events" + (f", appended to {args.export}" if exporting else ""))
     return 0
 
 

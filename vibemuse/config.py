@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,6 +25,22 @@ from vibemuse.protocol.ids import is_valid_server_name
 
 CONFIG_FILE_NAME = "vibemuse.toml"
 ENV_PREFIX = "VIBEMUSE_"
+
+
+DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
+    "speech": (10, 2.0),  # say, pose, ooc, emit, @wall (per user)
+    "channel": (10, 2.0),  # channel messages
+    "page": (10, 1.0),
+    "typing": (20, 4.0),
+    "moves": (10, 1.0),  # joining and leaving rooms and channels
+    "actions": (20, 2.0),  # edits, deletions, reports, moderation, settings
+    "queries": (30, 5.0),  # who, channel_who, channel_list, get_message, ping
+    "http_write": (30, 3.0),  # POST, PUT, DELETE over HTTP (per user)
+    "login_account": (5, 1 / 60),  # login attempts per account
+    "login_address": (20, 0.5),  # login attempts per address
+    "register_address": (5, 1 / 60),  # registrations per address
+    "handshake_address": (30, 5.0),  # WebSocket handshakes per address
+}
 
 
 class ConfigError(Exception):
@@ -59,6 +75,18 @@ class Config:
     max_page_recipients: int = 10
     resume_max_events: int = 1000
     edit_window_seconds: int = 15 * 60
+    max_connections_per_address: int = 100
+    allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
+    tls_certificate: str = ""  # PEM file; with tls_key, the server speaks HTTPS/WSS
+    tls_key: str = ""
+    # Token buckets per action: burst, refill per second (see realtime/ratelimit.py)
+    rate_limits: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    spam_flood_count: int = 20
+    spam_flood_window_seconds: float = 10.0
+    spam_repeat_count: int = 4
+    spam_repeat_window_seconds: float = 60.0
+    spam_mute_seconds: int = 60
+    spam_disconnect_after: int = 20
     password_min_length: int = 8
     retention_room_days: int = 90  # days events are kept before `vibemuse archive` moves them; 0: for ever
     retention_channel_days: int = 365
@@ -117,6 +145,43 @@ class ConfigSchema(Schema):
     max_page_recipients = fields.Integer(validate=validate.Range(1, 100))
     resume_max_events = fields.Integer(validate=validate.Range(1, 100_000))
     edit_window_seconds = fields.Integer(validate=validate.Range(0, 30 * 24 * 3600))
+    max_connections_per_address = fields.Integer(validate=validate.Range(1, 1_000_000))
+    allowed_origins = fields.Method(deserialize="_origins")
+    tls_certificate = fields.String()
+    tls_key = fields.String()
+    rate_limits = fields.Method(deserialize="_rates")
+    spam_flood_count = fields.Integer(validate=validate.Range(2, 1_000_000))
+    spam_flood_window_seconds = fields.Float(validate=validate.Range(0.1, 3600))
+    spam_repeat_count = fields.Integer(validate=validate.Range(2, 1_000_000))
+    spam_repeat_window_seconds = fields.Float(validate=validate.Range(0.1, 3600))
+    spam_mute_seconds = fields.Integer(validate=validate.Range(1, 7 * 24 * 3600))
+    spam_disconnect_after = fields.Integer(validate=validate.Range(1, 1_000_000))
+
+    def _origins(self, value: Any) -> tuple[str, ...]:
+        """A list, or (from the environment) a comma-separated string, of origins like https://muse.example.org."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+            raise ValidationError("must be a list of origins")
+        return tuple(item.strip().rstrip("/") for item in items if item.strip())
+
+    def _rates(self, value: Any) -> dict[str, tuple[float, float]]:
+        """A table {action = [burst, per_second]} (a JSON object in the environment), merged over the defaults."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValidationError("must be a JSON object of action: [burst, per_second]") from None
+        if not isinstance(value, dict):
+            raise ValidationError("must be a table of action = [burst, per_second]")
+        rates = dict(DEFAULT_RATE_LIMITS)
+        for action, pair in value.items():
+            if action not in DEFAULT_RATE_LIMITS:
+                raise ValidationError(f"unknown action {action!r} (known: {', '.join(DEFAULT_RATE_LIMITS)})")
+            if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                    or not all(isinstance(x, (int, float)) and x > 0 for x in pair)):
+                raise ValidationError(f"{action} must be [burst, per_second], both above 0")
+            rates[action] = (float(pair[0]), float(pair[1]))
+        return rates
     password_min_length = fields.Integer(validate=validate.Range(8, 1024))
     retention_room_days = fields.Integer(validate=validate.Range(0, 36500))
     retention_channel_days = fields.Integer(validate=validate.Range(0, 36500))
@@ -131,6 +196,8 @@ class ConfigSchema(Schema):
         config = Config(**values)
         if config.heartbeat_timeout_seconds <= config.heartbeat_interval_seconds:
             raise ValidationError("must be longer than heartbeat_interval_seconds", "heartbeat_timeout_seconds")
+        if bool(config.tls_certificate) != bool(config.tls_key):
+            raise ValidationError("tls_certificate and tls_key go together", "tls_key")
         return config
 
 
@@ -188,9 +255,23 @@ def write_initial_config(path: Path, config: Config) -> None:
         "",
         "# Defaults of the other settings, for reference:",
     ]
-    for field in dataclasses.fields(Config):
-        if field.name not in {"server_name", "host", "port", "data_dir"}:
-            lines.append(f"# {field.name} = {json.dumps(field.default)}")
+    defaults = Config()
+    for setting in dataclasses.fields(Config):
+        if setting.name not in {"server_name", "host", "port", "data_dir"}:
+            lines.append(f"# {setting.name} = {_toml(getattr(defaults, setting.name))}")
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _toml(value: Any) -> str:
+    """A value as TOML (for the commented defaults of the first config file)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
+    return json.dumps(value)

@@ -18,6 +18,7 @@ from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.services.accounts import AccountService
 from vibemuse.services.channels import ChannelService
 from vibemuse.services.chat import RoomChat
+from vibemuse.services.guard import Guard
 from vibemuse.services.history import HistoryService
 from vibemuse.services.messages import MessageService
 from vibemuse.services.pages import PageService
@@ -45,6 +46,7 @@ class ServerContext:
     history: HistoryService
     sync: SyncService
     messages: MessageService
+    guard: Guard
 
     @property
     def server_name(self) -> str:

@@ -18,6 +18,7 @@ class FakeSocket:
     connection_id: str
     user_id: str
     token_hash: str = "t"
+    address: str = "127.0.0.1"
     last_seen: float = 0.0
     frames: list[bytes] = field(default_factory=list)
 

@@ -9,6 +9,7 @@ from vibemuse.handlers.wire import session_to_wire, user_to_wire
 class RegisterHandler(ApiHandler):
     async def post(self) -> None:
         body = self.json_body("register-request")
+        self.context.guard.limit("register_address", self.address)
         session = await self.context.accounts.register(body["username"], body["password"])
         self.send_json(session_to_wire(session), status=201)
 
@@ -16,6 +17,9 @@ class RegisterHandler(ApiHandler):
 class LoginHandler(ApiHandler):
     async def post(self) -> None:
         body = self.json_body("login-request")
+        guard = self.context.guard
+        guard.limit("login_address", self.address)
+        guard.limit("login_account", str(body["username"]).casefold())
         session = await self.context.accounts.login(body["username"], body["password"])
         self.send_json(session_to_wire(session))
 
@@ -32,3 +36,12 @@ class MeHandler(ApiHandler):
     async def get(self) -> None:
         principal = await self.principal()
         self.send_json({"user": user_to_wire(principal.user), "location": principal.user.location_room_id})
+
+
+class PasswordHandler(ApiHandler):
+    async def post(self) -> None:
+        """Change the password: every token of the user is revoked, a new session is returned."""
+        principal = await self.principal()
+        body = self.json_body("password-change-request")
+        session = await self.context.accounts.change_password(principal, body["currentPassword"], body["newPassword"])
+        self.send_json(session_to_wire(session))

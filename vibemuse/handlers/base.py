@@ -75,10 +75,18 @@ class ApiHandler(tornado.web.RequestHandler):
         return int(raw)
 
     async def principal(self) -> Principal:
+        """The authenticated user; requests that change things count against ``http_write``."""
         token = bearer_token(self.request.headers.get("Authorization"))
         if token is None:
             raise ProtocolError(ErrorCode.NOT_AUTHENTICATED, "This endpoint needs 'Authorization: Bearer <token>'.")
-        return await self.context.accounts.authenticate(token)
+        principal = await self.context.accounts.authenticate(token)
+        if self.request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            self.context.guard.limit("http_write", principal.user_id)
+        return principal
+
+    @property
+    def address(self) -> str:
+        return self.request.remote_ip or "unknown"
 
     def send_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -104,6 +112,8 @@ class ApiHandler(tornado.web.RequestHandler):
                 self.set_status(500)
             error = ProtocolError(code, _default_message(code))
         self.set_header("Content-Type", "application/json; charset=utf-8")
+        if error.code is ErrorCode.RATE_LIMITED:
+            self.set_header("Retry-After", str(max(1, -(-error.details.get("retryAfterMs", 1000) // 1000))))
         self.finish(json.dumps({"error": error.to_wire()}, separators=(",", ":")))
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from vibemuse.handlers.wire import member_to_wire, membership_to_wire, message_to_wire
 from vibemuse.protocol import commands
-from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.protocol.rendering import join_names
@@ -214,7 +214,7 @@ async def on_command(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     if translated is None:
         raise ProtocolError(ErrorCode.UNKNOWN_COMMAND, 'Huh?  (Type "help" for help.)')
     frame_type, data = translated
-    await FRAME_HANDLERS[frame_type](socket, ClientFrame(frame_type, frame.message_id, data, frame.from_user))
+    await dispatch(socket, ClientFrame(frame_type, frame.message_id, data, frame.from_user))
 
 
 def _translate(command: commands.Command, room: dict) -> tuple[str, dict] | None:
@@ -278,3 +278,32 @@ FRAME_HANDLERS: dict[str, FrameHandler] = {
     "delete_message": on_delete_message,
     "report_message": on_report_message,
 }
+
+# The rate-limit class of each frame type (``config.rate_limits``); frames
+# that carry a message are also checked against the spam rules.
+ACTION_OF: dict[str, str] = {
+    "ping": "queries", "who": "queries", "channel_who": "queries", "channel_list": "queries",
+    "get_message": "queries",
+    "say": "speech", "pose": "speech", "ooc": "speech", "emit": "speech", "wall": "speech",
+    "channel": "channel", "page": "page", "typing": "typing",
+    "join_room": "moves", "leave_room": "moves", "join_channel": "moves", "leave_channel": "moves",
+    "edit_message": "actions", "delete_message": "actions", "report_message": "actions",
+    "channel_moderate": "actions", "channel_update": "actions", "set_haven": "actions", "block": "actions",
+    "set_presence": "actions",
+}
+SPOKEN = frozenset({"say", "pose", "ooc", "emit", "wall", "channel", "page"})
+
+
+async def dispatch(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
+    """Run one frame of an authenticated socket: limits and spam rules first, then its handler."""
+    guard = socket.context.guard
+    action = ACTION_OF.get(frame.type)
+    if action is not None:
+        guard.limit(action, socket.user_id)
+    verdict = guard.speech(socket.user_id, frame.data["text"]) if frame.type in SPOKEN else None
+    if verdict is not None and verdict.disconnect:
+        socket.close(CloseCode.SPAM, "spam")
+        return
+    await FRAME_HANDLERS[frame.type](socket, frame)
+    if verdict is not None and verdict.warning:
+        notice(socket, frame, verdict.warning)

@@ -31,7 +31,7 @@ from vibemuse.config import Config
 from vibemuse.context import ServerContext
 from vibemuse.protocol.content import largest_event_bytes
 from vibemuse.handlers.base import bearer_token
-from vibemuse.handlers.frames import FRAME_HANDLERS
+from vibemuse.handlers.frames import FRAME_HANDLERS, dispatch
 from vibemuse.handlers.session import start_session
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
@@ -86,6 +86,12 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         try:
             if self.request.headers.get("Upgrade", "").lower() != "websocket":
                 raise ProtocolError(ErrorCode.INVALID_REQUEST, "/api/ws speaks WebSocket only (RFC 6455).")
+            origin = self.request.headers.get("Origin")
+            if origin is not None and not self.check_origin(origin):
+                raise ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, "WebSocket connections from this origin are refused.")
+            self.context.guard.limit("handshake_address", self.address)
+            if self.context.registry.count_for_address(self.address) >= self.context.config.max_connections_per_address:
+                raise ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many sockets from your address.")
             offered = self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")
             self.version = negotiate(offered)
             self._since = _since(self.get_query_argument("since", None))
@@ -102,6 +108,18 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self.set_status(error.http_status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(tornado.escape.json_encode({"error": error.to_wire()}))
+
+    @property
+    def address(self) -> str:
+        return self.request.remote_ip or "unknown"
+
+    def check_origin(self, origin: str) -> bool:
+        """Same origin, or one of ``allowed_origins``; clients that send no Origin
+        (non-browser clients) are not subject to it. A refusal is a 403 before
+        the upgrade, so a foreign page cannot use a player's browser to connect."""
+        if origin.rstrip("/") in self.context.config.allowed_origins:
+            return True
+        return super().check_origin(origin)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return self.version.subprotocol if subprotocols and self.version else None
@@ -216,12 +234,11 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, "fromUser must be your own user id.", in_reply_to=frame.message_id
             )
-        handler = FRAME_HANDLERS.get(frame.type)
-        if handler is None:  # in spec/ but not served here: never drop the socket for it
+        if frame.type not in FRAME_HANDLERS:  # in spec/ but not served here: never drop the socket for it
             raise ProtocolError(
                 ErrorCode.UNKNOWN_TYPE, f"{frame.type!r} is not handled by this server.", in_reply_to=frame.message_id
             )
-        await handler(self, frame)
+        await dispatch(self, frame)
 
     def on_pong(self, data: bytes) -> None:
         self.last_seen = time.monotonic()

@@ -59,6 +59,8 @@ class ErrorCode(enum.StrEnum):
     MESSAGE_DELETED = "message_deleted"
     ALREADY_REPORTED = "already_reported"
     UNKNOWN_REPORT = "unknown_report"
+    RATE_LIMITED = "rate_limited"
+    FORBIDDEN_ORIGIN = "forbidden_origin"
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,9 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
                   "No channel has this id, name or alias (private channels you may not see are unknown too)."),
         ErrorSpec(ErrorCode.NOT_A_MEMBER, 403, "Only members of the channel may do this."),
         ErrorSpec(ErrorCode.BANNED, 403, "You are banned from this channel (details: reason)."),
-        ErrorSpec(ErrorCode.MUTED, 403, "You are muted on this channel (details: untilMs, or absent for ever)."),
+        ErrorSpec(ErrorCode.MUTED, 403,
+                  "You are muted: on this channel (details: untilMs, or none for ever), or on the whole server "
+                  "for spam (details: scope server, untilMs, remainingMs)."),
         ErrorSpec(ErrorCode.INVITE_ONLY, 403, "The channel is private: you need an invitation to join."),
         ErrorSpec(ErrorCode.UNKNOWN_MESSAGE, 404, "No message has this id, or it is not yours to see."),
         ErrorSpec(ErrorCode.NOT_EDITABLE, 400, "This kind of event cannot be edited or deleted this way."),
@@ -129,6 +133,9 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.MESSAGE_DELETED, 410, "The message was deleted: it can be neither edited nor deleted again."),
         ErrorSpec(ErrorCode.ALREADY_REPORTED, 409, "You have reported this message already."),
         ErrorSpec(ErrorCode.UNKNOWN_REPORT, 404, "No report has this id, or it is not yours to handle."),
+        ErrorSpec(ErrorCode.RATE_LIMITED, 429,
+                  "Too many requests of this kind; nothing was done. details.retryAfterMs says when to try again."),
+        ErrorSpec(ErrorCode.FORBIDDEN_ORIGIN, 403, "The WebSocket handshake came from a web page of another origin."),
     )
 }
 
@@ -146,6 +153,7 @@ class CloseCode(enum.IntEnum):
     TOO_MANY_CONNECTIONS = 4005
     TOKEN_EXPIRED = 4006
     SLOW_CONSUMER = 4008
+    SPAM = 4009
 
 
 CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
@@ -159,6 +167,7 @@ CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.TOO_MANY_CONNECTIONS: "The user already has limits.maxConnectionsPerUser open sockets.",
     CloseCode.TOKEN_EXPIRED: "The access token this socket used has expired; log in again and reconnect.",
     CloseCode.SLOW_CONSUMER: "The client read too slowly: its outbound queue passed limits.outboundQueueBytes.",
+    CloseCode.SPAM: "The user kept sending messages while muted for spam.",
 }
 
 

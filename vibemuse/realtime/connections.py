@@ -17,6 +17,7 @@ class Connection(Protocol):
     connection_id: str
     user_id: str
     token_hash: str
+    address: str  # the peer's IP address
     last_seen: float  # monotonic seconds of the last frame or pong received
 
     def send_text(self, text: str) -> None: ...
@@ -31,6 +32,7 @@ class Connection(Protocol):
 class ConnectionRegistry:
     def __init__(self) -> None:
         self._by_user: dict[str, dict[str, Connection]] = {}
+        self._by_address: dict[str, int] = {}
         self._ids = IdSource("c")
 
     def new_connection_id(self) -> str:
@@ -38,6 +40,7 @@ class ConnectionRegistry:
 
     def add(self, connection: Connection) -> None:
         self._by_user.setdefault(connection.user_id, {})[connection.connection_id] = connection
+        self._by_address[connection.address] = self._by_address.get(connection.address, 0) + 1
 
     def discard(self, connection: Connection) -> bool:
         """Unregister a socket; True if it was registered."""
@@ -47,7 +50,16 @@ class ConnectionRegistry:
         found = sockets.pop(connection.connection_id, None) is not None
         if not sockets:
             del self._by_user[connection.user_id]
+        if found:
+            left = self._by_address.get(connection.address, 1) - 1
+            if left:
+                self._by_address[connection.address] = left
+            else:
+                self._by_address.pop(connection.address, None)
         return found
+
+    def count_for_address(self, address: str) -> int:
+        return self._by_address.get(address, 0)
 
     def count_for(self, user_id: str) -> int:
         return len(self._by_user.get(user_id, ()))

@@ -129,10 +129,27 @@ class AccountService:
             raise ProtocolError(ErrorCode.TOKEN_EXPIRED, "The access token has expired; log in again.")
         return Principal(user=user, token_hash=record.token_hash, expires_ts=record.expires_ts)
 
+    async def change_password(self, principal: Principal, current: object, new: object) -> Session:
+        """Check the current password, set the new one, revoke every token of the user (closing
+        their sockets) and open a fresh session."""
+        user = principal.user
+        if not isinstance(current, str) or not await asyncio.to_thread(self._hasher.verify, current,
+                                                                         user.password_hash):
+            raise ProtocolError(ErrorCode.INVALID_CREDENTIALS, "The current password is wrong.")
+        new = check_password_policy(new, user.username, self._password_min_length)
+        revoked = await self._storage.change_password(
+            user.user_id, await asyncio.to_thread(self._hasher.hash, new), self._clock())
+        for token_hash in revoked:
+            await self._revoked(token_hash)
+        return await self._open_session(user)
+
+    async def _revoked(self, token_hash: str) -> None:
+        if self.on_token_revoked is not None:
+            result = self.on_token_revoked(token_hash)
+            if result is not None:
+                await result
+
     async def logout(self, principal: Principal) -> None:
         """Revoke the token the principal used; sockets opened with it are closed."""
         await self._storage.revoke_access_token(principal.token_hash, self._clock())
-        if self.on_token_revoked is not None:
-            result = self.on_token_revoked(principal.token_hash)
-            if result is not None:
-                await result
+        await self._revoked(principal.token_hash)

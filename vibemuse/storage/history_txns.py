@@ -59,7 +59,7 @@ PAGE_TYPES = ("vm.page", "vm.receipt")
 MEMBER_TYPES = ("vm.room.member", "vm.channel.member")
 MODERATION = ("kick", "ban", "unban", "invite", "mute", "unmute", "promote", "demote")
 MESSAGE_KINDS = ("say", "pose", "semipose", "ooc", "emit", "page", "channel", "wall")
-# The ``kind`` filter's vocabulary (protocol.md section 17.3).
+# The ``kind`` filter's vocabulary (protocol.md section 18.3).
 KINDS = MESSAGE_KINDS + ("join", "leave", "moderation", "settings")
 
 
@@ -92,6 +92,10 @@ class HistoryPage:
 
 def history_txn(connection: Connection, query: HistoryQuery) -> HistoryPage:
     dialect = connection.dialect.name
+    if dialect == "postgresql":
+        # One small page: starting parallel workers costs more than they save (and a plan
+        # misled by correlated columns, e.g. a chatty pair's pages, would start them).
+        connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
     fts_first = dialect == "sqlite" and bool(query.words) and query.conversation is None and _fts_leads(
         connection, query)
     rows = list(connection.execute(history_select(query, dialect, fts_first=fts_first)))
@@ -315,9 +319,8 @@ def archive_expired(
     with ``dry_run``); with ``export``, also write each as one JSON line (the stored
     event plus ``unsigned.stream_position``) before its batch commits."""
     report = ArchiveReport(dry_run=dry_run)
-    with engine.connect() as connection:
-        with connection.begin():
-            parts = list(_expired_selects(connection, policy, now_ms))
+    with engine.connect() as connection, connection.begin():
+        parts = list(_expired_selects(connection, policy, now_ms))
     for scope, expired in parts:
         if dry_run:
             with engine.connect() as connection, connection.begin():

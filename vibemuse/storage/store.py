@@ -156,6 +156,10 @@ class Storage:
     async def revoke_access_token(self, token_hash: str, now_ms: int) -> bool:
         return await self._write(_revoke_access_token_txn, token_hash, now_ms)
 
+    async def change_password(self, user_id: str, password_hash: str, now_ms: int) -> list[str]:
+        """Set a new password hash and revoke every token of the user; returns the revoked hashes."""
+        return await self._write(_change_password_txn, user_id, password_hash, now_ms)
+
     async def purge_expired_tokens(self, now_ms: int) -> int:
         return await self._write(_purge_expired_tokens_txn, now_ms)
 
@@ -408,6 +412,18 @@ def _revoke_access_token_txn(connection: Connection, token_hash: str, now_ms: in
         .values(revoked_ts=now_ms)
     )
     return connection.execute(query).rowcount == 1
+
+
+def _change_password_txn(connection: Connection, user_id: str, password_hash: str, now_ms: int) -> list[str]:
+    if connection.execute(update(users).where(users.c.user_id == user_id).values(
+            password_hash=password_hash)).rowcount != 1:
+        raise NotFound(user_id)
+    live = access_tokens.c.user_id == user_id
+    hashes = [row.token_hash for row in connection.execute(
+        select(access_tokens.c.token_hash).where(live, access_tokens.c.revoked_ts.is_(None)))]
+    connection.execute(update(access_tokens).where(live, access_tokens.c.revoked_ts.is_(None)).values(
+        revoked_ts=now_ms))
+    return hashes
 
 
 def _purge_expired_tokens_txn(connection: Connection, now_ms: int) -> int:
