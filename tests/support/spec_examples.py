@@ -190,6 +190,7 @@ def make_examples() -> dict[str, Any]:
             {
                 "room": {"id": LIBRARY, "name": "The Library", "description": LIBRARY_DESCRIPTION},
                 "members": [alice_now.to_wire(move_ts + 6), mira_idle.to_wire(move_ts + 6)],
+                "memberCount": 2,
                 "recent": [mira_pose, arrival],
             },
             25, move_ts + 6, to_user=ALICE["id"], room_id=LIBRARY,
@@ -197,7 +198,7 @@ def make_examples() -> dict[str, Any]:
         "frames/server/typing.json": _server("typing", {"roomId": LIBRARY, "userId": ALICE["id"], "typing": True,
                                                         "timeoutMs": TYPING_TIMEOUT_MS},
                                              26, T0 + 180_020, from_user=ALICE["id"], room_id=LIBRARY),
-        "frames/server/who.json": _server("who", {"inReplyTo": WHO_ID, "users": who_users}, 27, who_ts,
+        "frames/server/who.json": _server("who", {"inReplyTo": WHO_ID, "users": who_users, "total": 3}, 27, who_ts,
                                           to_user=ALICE["id"]),
         "frames/server/system_message.json": _server("system_message", {"event": wall}, 28, wall_ts + 2,
                                                      from_user=WIZARD["id"]),
@@ -263,7 +264,7 @@ def make_examples() -> dict[str, Any]:
             "membership": {"channelId": PUBLIC, "name": "Public", "role": "member", "alias": "pub",
                            "title": "Curious"}},
         "http/channel-left.json": {"eventId": alice_joins["event_id"], "streamPosition": 49},
-        "http/who.json": {"users": who_users},
+        "http/who.json": {"users": who_users, "total": 3},
         "http/announcement-request.json": {"text": WALL_TEXT},
         "http/receipt.json": {"eventId": wall["event_id"], "streamPosition": 46},
     }

@@ -14,7 +14,8 @@ _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:~-]{1,64}")
 class WhoHandler(ApiHandler):
     async def get(self) -> None:
         await self.principal()
-        self.send_json({"users": self.context.presence.who()})
+        users, total = self.context.presence.who()
+        self.send_json({"users": users, "total": total})
 
 
 class AnnouncementsHandler(ApiHandler):

@@ -86,10 +86,9 @@ async def on_typing(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
 
 
 async def on_who(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
-    users = socket.context.presence.who()
-    socket.send_frame(
-        socket.context.broadcaster.frame("who", {"inReplyTo": frame.message_id, "users": users}, to_user=socket.user_id)
-    )
+    users, total = socket.context.presence.who()
+    data = {"inReplyTo": frame.message_id, "users": users, "total": total}
+    socket.send_frame(socket.context.broadcaster.frame("who", data, to_user=socket.user_id))
 
 
 async def on_set_presence(socket: "ClientSocketHandler", frame: ClientFrame) -> None:

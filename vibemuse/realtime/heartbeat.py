@@ -7,11 +7,15 @@ nothing — no frame and no pong — for ``timeout`` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Callable
 
 from vibemuse.protocol.errors import CloseCode
 from vibemuse.realtime.connections import ConnectionRegistry
+
+
+SLICE = 500  # sockets per turn of the event loop
 
 
 class Heartbeat:
@@ -26,14 +30,19 @@ class Heartbeat:
         self._timeout = timeout
         self._monotonic = monotonic
 
-    def beat(self) -> int:
-        """Ping the live, close the silent; returns how many were closed."""
+    async def beat(self) -> int:
+        """Ping the live, close the silent; returns how many were closed.
+
+        Works through the sockets in slices, letting the event loop run between
+        them, so a beat over thousands of sockets never stalls message delivery."""
         deadline = self._monotonic() - self._timeout
         closed = 0
-        for connection in self._registry:
+        for count, connection in enumerate(self._registry, start=1):
             if connection.last_seen < deadline:
                 connection.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
                 closed += 1
             else:
                 connection.ping()
+            if count % SLICE == 0:
+                await asyncio.sleep(0)
         return closed

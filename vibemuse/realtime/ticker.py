@@ -1,17 +1,18 @@
-"""A once-a-second timer for the small periodic chores of real time
-(expiring typing indicators, marking users idle)."""
+"""A timer for the periodic chores of real time (expiring typing indicators,
+marking users idle, the heartbeat); a chore may be a plain function or a
+coroutine function."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
 
 class Ticker:
-    def __init__(self, interval: float, chores: list[Callable[[], None]]):
+    def __init__(self, interval: float, chores: list[Callable[[], Any]]):
         self._interval = interval
         self._chores = chores
         self._task: asyncio.Task[None] | None = None
@@ -30,6 +31,8 @@ class Ticker:
             await asyncio.sleep(self._interval)
             for chore in self._chores:
                 try:
-                    chore()
+                    result = chore()
+                    if asyncio.iscoroutine(result):
+                        await result
                 except Exception:  # one failing chore must not stop the others
                     log.exception("periodic chore %r failed", chore)

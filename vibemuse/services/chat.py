@@ -31,6 +31,7 @@ from vibemuse.services.presence import PresenceService
 from vibemuse.storage import Receipt, Relocation, Storage, TransactionKey
 from vibemuse.storage.records import NotFound
 
+ROSTER_MAX_MEMBERS = 200  # a crowded room's roster lists the most recently active; memberCount has them all
 ROOM_MESSAGE = "vm.room.message"
 ROOM_MEMBER = "vm.room.member"
 SYSTEM = "vm.system"
@@ -159,9 +160,11 @@ class RoomChat:
         recent = _within_budget(
             await self._storage.recent_room_events(room_id, self._recent_on_join), self._roster_budget_bytes
         )
+        members = self._presence.members(room_id)
         data = {
             "room": {"id": room.room_id, "name": room.name, "description": room.description},
-            "members": self._presence.members(room_id),
+            "members": members[:ROSTER_MAX_MEMBERS],
+            "memberCount": len(members),
             "recent": recent,
         }
         return self._broadcaster.frame("roster", data, room_id=room_id, to_user=user_id)

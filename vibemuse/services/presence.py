@@ -20,6 +20,9 @@ from vibemuse.realtime.typing_state import TypingState
 from vibemuse.storage import UserRecord
 
 
+WHO_MAX = 500  # users one WHO lists (its total counts them all)
+
+
 class PresenceService:
     def __init__(
         self,
@@ -94,14 +97,18 @@ class PresenceService:
     # -- rosters and WHO -----------------------------------------------------
 
     def members(self, room_id: str) -> list[dict[str, Any]]:
+        """Who is in the room, most recently active first."""
         now = self._clock()
-        found = (self.tracker.get(user_id) for user_id in self.subscriptions.users_in(room_id))
-        return [presence.to_wire(now) for presence in found if presence is not None]
+        found = [self.tracker.get(user_id) for user_id in self.subscriptions.users_in(room_id)]
+        present = sorted((p for p in found if p is not None), key=lambda p: (-p.last_input_ms, p.user_id))
+        return [presence.to_wire(now) for presence in present]
 
-    def who(self) -> list[dict[str, Any]]:
-        """Every connected user, longest-connected first (MUSH WHO order is newest last)."""
+    def who(self, limit: int = WHO_MAX) -> tuple[list[dict[str, Any]], int]:
+        """Connected users, longest-connected first (as MUSH WHO lists them), at most ``limit``;
+        and how many there are in all."""
         now = self._clock()
-        return [p.to_wire(now) for p in sorted(self.tracker, key=lambda p: (p.connected_since_ms, p.user_id))]
+        everyone = sorted(self.tracker, key=lambda p: (p.connected_since_ms, p.user_id))
+        return [p.to_wire(now) for p in everyone[:limit]], len(everyone)
 
     # -- typing --------------------------------------------------------------
 
