@@ -170,3 +170,18 @@ async def test_reports_are_stored_once_and_resolved_by_moderators(world):
     assert status == 200 and done["status"] == "resolved" and done["resolvedBy"] == alice.user_id
     status, still_open = await world.api.call("GET", "/api/reports", token=admin.token)
     assert [r["eventId"] for r in still_open["reports"]] == [said["eventId"]]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_history_shows_the_latest_text_marked_edited(world):
+    alice = await world.player("Alice")
+    said = await acked(alice.ws, "say", {"text": "teh cat"})
+    edit = await acked(alice.ws, "edit_message", {"eventId": said["eventId"], "text": "the cat"})
+    room = alice.ws.welcome["data"]["location"]
+    status, page = await world.api.call("GET", f"/api/communication/history/{room}", token=alice.token,
+                                        schema="event-page")
+    assert status == 200
+    original = next(e for e in page["events"] if e["event_id"] == said["eventId"])
+    assert original["unsigned"]["replaced_by"] == edit["eventId"]
+    assert original["unsigned"]["edited"]["content"]["body"] == "the cat"
+    assert any(e["event_id"] == edit["eventId"] for e in page["events"])

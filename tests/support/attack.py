@@ -137,17 +137,19 @@ def dirty_strings(value: Any, path: str = "$") -> list[str]:
 
 
 def dirty_rows(engine: Any, skip_tables: Iterable[str] = ()) -> list[str]:
-    """Every stored value, in every table of the server's database, that holds a hostile character."""
+    """Every stored text, in every table of the server's database, that holds a hostile character
+    (binary columns and SQLite's full-text index internals are not text)."""
     metadata = MetaData()
     metadata.reflect(bind=engine)
     found: list[str] = []
     with engine.connect() as connection:
         for table in metadata.sorted_tables:
-            if table.name in skip_tables:
+            if table.name in skip_tables or "_fts" in table.name:
                 continue
             for row in connection.execute(select(table)):
                 for column, value in row._mapping.items():
-                    found += dirty_strings(value, f"{table.name}.{column}")
+                    if not isinstance(value, (bytes, bytearray, memoryview)):
+                        found += dirty_strings(value, f"{table.name}.{column}")
     return found
 
 

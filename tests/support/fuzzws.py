@@ -53,7 +53,10 @@ class FuzzSocket(RawWebSocket):
             header += bytes([0x80 | 126]) + struct.pack("!H", length)
         else:
             header += bytes([0x80 | 127]) + struct.pack("!Q", length)
-        self.sock.sendall(header + key + _mask(payload, key))
+        try:
+            self.sock.sendall(header + key + _mask(payload, key))
+        except OSError:  # the server closed the connection (what it sent before may still be readable)
+            raise SocketClosed(None, []) from None
 
     def send_json(self, frame: Any) -> None:
         self.send_raw(json.dumps(frame, ensure_ascii=False).encode("utf-8"))
@@ -75,7 +78,10 @@ class FuzzSocket(RawWebSocket):
         """Send a ping frame and return every frame that came before its pong (the pong excluded)."""
         self._ids += 1
         marker = f"sync-{self._ids}"
-        self.send_json({"type": "ping", "messageId": marker, "data": {}})
+        try:
+            self.send_json({"type": "ping", "messageId": marker, "data": {}})
+        except SocketClosed:
+            pass  # read what came before the close
         frames: list[dict[str, Any]] = []
         while True:
             try:

@@ -1,7 +1,7 @@
 """Histories over HTTP: ``GET /api/communication/history/{roomId}``, and the query
 every history endpoint shares (rooms, channels, page conversations).
 
-Query parameters (protocol.md section 18): ``limit``; ``before`` or ``after``
+Query parameters (protocol.md section 19): ``limit``; ``before`` or ``after``
 (stream positions, at most one); ``kind`` (repeatable, or a comma list);
 ``sender``; ``since`` / ``until`` (RFC 3339 or milliseconds since the epoch);
 ``q`` (full-text search). A bad value is ``invalid_request`` naming it.

@@ -28,6 +28,7 @@ class ProtocolVersion:
     channels: bool = True  # channels, aliases, moderation
     resume: bool = True  # since= on reconnect, resumed / resume_gap
     message_management: bool = True  # get, edit, delete, report messages
+    history: bool = True  # history endpoints with filters and search
 
     @property
     def subprotocol(self) -> str:

@@ -26,9 +26,11 @@ from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.ids import parse_room_id, parse_user_id, validate_username
 from vibemuse.services.accounts import Principal
 from vibemuse.services.channels import ChannelService
+from vibemuse.services.messages import EDITABLE
 from vibemuse.services.pages import PageService
 from vibemuse.storage import Storage
 from vibemuse.storage.history_txns import KINDS, HistoryPage, HistoryQuery
+from vibemuse.storage.store import MessageStore
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 
@@ -102,11 +104,26 @@ class HistoryService:
         query = replace(query, before=request.before, after=request.after, kinds=request.kinds, sender=sender,
                         since_ms=request.since_ms, until_ms=request.until_ms, words=request.words)
         page: HistoryPage = await self._storage.history(query)
+        await self._mark_edits(page.events)
         next_cursor = None
         if page.more and page.events:
             edge = page.events[-1] if request.after is not None else page.events[0]
             next_cursor = str(edge["unsigned"]["stream_position"])
         return History(page.events, next_cursor)
+
+
+    async def _mark_edits(self, events: list[dict]) -> None:
+        """Edited messages show their latest text: ``unsigned.replaced_by`` names the edit and
+        ``unsigned.edited`` carries it (its id, time and new content)."""
+        edited = [event["unsigned"]["stream_position"] for event in events if event["type"] in EDITABLE]
+        edits = await MessageStore(self._storage).edits_of(edited)
+        for event in events:
+            edit = edits.get(event["unsigned"]["stream_position"])
+            if edit is not None:
+                event["unsigned"]["replaced_by"] = edit["event_id"]
+                event["unsigned"]["edited"] = {"event_id": edit["event_id"],
+                                               "origin_server_ts": edit["origin_server_ts"],
+                                               "content": edit["content"].get("new_content", {})}
 
 
 def _check_user_ref(ref: str) -> None:

@@ -59,7 +59,7 @@ PAGE_TYPES = ("vm.page", "vm.receipt")
 MEMBER_TYPES = ("vm.room.member", "vm.channel.member")
 MODERATION = ("kick", "ban", "unban", "invite", "mute", "unmute", "promote", "demote")
 MESSAGE_KINDS = ("say", "pose", "semipose", "ooc", "emit", "page", "channel", "wall")
-# The ``kind`` filter's vocabulary (protocol.md section 18.3).
+# The ``kind`` filter's vocabulary (protocol.md section 19.3).
 KINDS = MESSAGE_KINDS + ("join", "leave", "moderation", "settings")
 
 
