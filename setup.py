@@ -34,6 +34,7 @@ setup(
             "hypothesis>=6.100",
             "signedjson>=1.1.4",
             "canonicaljson>=2.0",
+            "schemathesis>=4.30,<5",  # tests/test_openapi_fuzz.py runs its `st` command
         ],
     },
     entry_points={"console_scripts": ["vibemuse = vibemuse.cli:main"]},

@@ -217,6 +217,8 @@ class Sock:
         "request",
         "seen",
         "started",
+        "after",
+        "index",
         "transport",
         "upgraded",
     )
@@ -234,6 +236,8 @@ class Sock:
         self.started = 0.0
         self.connected_at = 0.0
         self.failure: str | None = None
+        self.after: list[tuple[bytes, bytes]] | None = None  # (frame, ack marker) to send once joined
+        self.index = -1  # page scenario: this socket's user number
 
     # asyncio.Protocol
     def connection_made(self, transport: Any) -> None:
@@ -338,6 +342,10 @@ class Worker:
         self.send_ns: dict[int, int] = {}
         self.ack_lat = array.array("q")
         self.errors: list[str] = []
+        # page scenario: page i goes from user i % page_users to its partner (user number ^ 1)
+        self.page_users = spec.get("page_users", 0)
+        self.echo_lat = array.array("q")  # the sender's own copy of each page, µs
+        self.recv_last_ns = 0
 
     # -- frames in ------------------------------------------------------------
 
@@ -357,8 +365,13 @@ class Worker:
                     return
                 seen[seq] = 1
             us = (now - sent) // 1000
-            self.lat.append(us)
             self.received += 1
+            if now > self.recv_last_ns:
+                self.recv_last_ns = now
+            if self.page_users and seq % self.page_users == sock.index:
+                self.echo_lat.append(us)  # the sender's own copy: not a delivery latency
+                return
+            self.lat.append(us)
             if seq < len(seen):
                 self.last[seq] = max(self.last[seq], us)
                 self.first[seq] = min(self.first[seq], us)
@@ -373,8 +386,16 @@ class Worker:
                 if buf.find(marker, start, end) >= 0:
                     sock.pending.discard(marker)
             if not sock.pending and sock.upgraded:
-                sock._joined()
-        if self.spec["role"] == "speak":
+                if sock.after:  # setup frames (join_room, join_channel): wait for their acks too
+                    frames, sock.after = sock.after, None
+                    for payload, marker in frames:
+                        sock.pending.add(marker)
+                        sock.transport.write(client_frame(1, payload))
+                else:
+                    sock._joined()
+            elif buf.find(b'"type":"error"', start, end) >= 0 and buf.find(b'"inReplyTo":"j', start, end) >= 0:
+                sock._fail("setup frame refused: " + buf[start:min(end, start + 300)].decode("utf-8", "replace"))
+        if self.spec["role"] in ("speak", "page"):
             frame = buf[start:end]
             if b'"type":"ack"' in frame:
                 at = frame.find(b'"inReplyTo":"m.')
@@ -393,6 +414,10 @@ class Worker:
             for key in self.body_path:
                 value = value[key]
             ok = isinstance(value, str) and value.startswith(f"fanout {seq} {sent} ")
+            if ok and self.page_users:
+                frame = json.loads(payload)
+                ok = frame["type"] == "message" and frame["data"]["event"]["type"] == "vm.page"
+                value = value if ok else f"{frame['type']} / {frame['data'].get('event', {}).get('type')}"
         except (ValueError, KeyError, TypeError) as error:
             ok, value = False, repr(error)
         self.verified += 1
@@ -409,10 +434,16 @@ class Worker:
         gate = asyncio.Semaphore(spec["concurrency"])
         markers = tuple(m.encode() for m in spec["ready_markers"])
 
-        async def one(token: str | None) -> Sock:
+        after = spec.get("after") or [None] * len(spec["tokens"])
+        indices = spec.get("indices") or [-1] * len(spec["tokens"])
+
+        async def one(token: str | None, setup: list[list[str]] | None, index: int) -> Sock:
             async with gate:
                 sock = Sock(self, handshake_request(spec["host"], spec["port"], spec["path"], token,
                                                     spec["subprotocol"]), markers)
+                if setup:
+                    sock.after = [(payload.encode(), marker.encode()) for payload, marker in setup]
+                sock.index = index
                 sock.ready = loop.create_future()
                 sock.started = time.perf_counter()
                 self.socks.append(sock)
@@ -424,7 +455,8 @@ class Worker:
                 return sock
 
         started = time.perf_counter()
-        socks = await asyncio.gather(*(one(token) for token in spec["tokens"]))
+        socks = await asyncio.gather(*(one(token, setup, index)
+                                       for token, setup, index in zip(spec["tokens"], after, indices)))
         elapsed = time.perf_counter() - started
         ok = [s for s in socks if s.ready.result()]
         failures = [s.failure for s in socks if not s.ready.result()]
@@ -451,7 +483,11 @@ class Worker:
             word = "fanout" if kind == "measure" else "warmup"
             text = f"{word} {seq} {sent} {FILLER}"
             prefix = "m" if kind == "measure" else "w"
-            frame = {"type": "say", "messageId": f"{prefix}.{seq}", "data": {"text": text}}
+            if self.spec.get("speak_type", "say") == "channel":
+                frame = {"type": "channel", "messageId": f"{prefix}.{seq}",
+                         "data": {"channelId": self.spec["channel_id"], "text": text}}
+            else:
+                frame = {"type": "say", "messageId": f"{prefix}.{seq}", "data": {"text": text}}
             if kind == "measure" and not naive:
                 self.send_ns[seq] = sent
             live[i % len(live)].transport.write(client_frame(1, json.dumps(frame, separators=(",", ":")).encode()))
@@ -459,6 +495,38 @@ class Worker:
             last_ns = sent
         return {"sent": total, "first_ns": first_ns, "last_ns": last_ns,
                 "behind_ms": 1000 * max(0.0, loop.time() - (t0 + (total - 1) / rate))}
+
+    async def page(self, kind: str, rate: float, seconds: float, start_at: float) -> dict[str, Any]:
+        """Page scenario: every worker sends the pages of its own users on one shared schedule."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        users, names = self.page_users, self.spec["page_names"]
+        mine = {s.index: s for s in self.socks if s.ready.done() and s.ready.result()}
+        total = round(rate * seconds)
+        t0 = loop.time() + max(0.0, start_at - time.time())
+        first_ns = last_ns = sent_here = 0
+        last_i = -1
+        word, prefix = ("fanout", "m") if kind == "measure" else ("warmup", "w")
+        for i in range(total):
+            sock = mine.get(i % users)
+            if sock is None:
+                continue
+            delay = t0 + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent = time.time_ns()
+            frame = {"type": "page", "messageId": f"{prefix}.{i}",
+                     "data": {"to": [names[(i % users) ^ 1]], "text": f"{word} {i} {sent} {FILLER}"}}
+            if kind == "measure":
+                self.send_ns[i] = sent
+            sock.transport.write(client_frame(1, json.dumps(frame, separators=(",", ":")).encode()))
+            first_ns = first_ns or sent
+            last_ns, last_i = sent, i
+            sent_here += 1
+        behind = 1000 * max(0.0, loop.time() - (t0 + last_i / rate)) if last_i >= 0 else 0.0
+        return {"sent": total, "sent_here": sent_here, "first_ns": first_ns, "last_ns": last_ns,
+                "behind_ms": behind}
 
     def measure(self, capacity: int) -> None:
         for sock in self.socks:
@@ -471,12 +539,20 @@ class Worker:
 
     def finish(self, sent: int) -> dict[str, Any]:
         self.measuring = False
-        missing = sockets_missing = 0
+        missing = sockets_missing = echo_missing = 0
         live = 0
+        users = self.page_users
         for sock in self.socks:
             if not sock.upgraded:
                 continue
             live += 1
+            if users:  # pages from the partner, and this user's own pages (the echo)
+                seen = sock.seen
+                lacking = sum(1 for i in range((sock.index ^ 1) % users, sent, users) if not seen[i])
+                echo_missing += sum(1 for i in range(sock.index, sent, users) if not seen[i])
+                missing += lacking
+                sockets_missing += lacking > 0
+                continue
             got = sum(sock.seen[:sent])
             if got < sent:
                 missing += sent - got
@@ -485,7 +561,9 @@ class Worker:
                 "received": self.received, "duplicates": self.duplicates,
                 "missing": missing, "sockets_missing": sockets_missing, "sockets": live,
                 "closed": dict(self.closed_codes), "ack_lat": self.ack_lat.tobytes(), "errors": self.errors,
-                "verified": self.verified, "verify_failures": self.verify_failures}
+                "verified": self.verified, "verify_failures": self.verify_failures,
+                "echo_missing": echo_missing, "echo_lat": self.echo_lat.tobytes(),
+                "recv_last_ns": self.recv_last_ns}
 
     def stats(self) -> dict[str, Any]:
         return {"received": self.received, "warm": self.warm, "closed": sum(self.closed_codes.values())}
@@ -510,6 +588,8 @@ class Worker:
                 self.conn.send(await self.connect_all())
             elif command == "speak":
                 self.conn.send(await self.speak(*args))
+            elif command == "page":
+                self.conn.send(await self.page(*args))
             elif command == "measure":
                 self.measure(*args)
                 self.conn.send("ok")
@@ -628,16 +708,29 @@ class Run:
         self.pipes: list[Any] = []
         self.log = self.tmp / "server.log"
         self.gc_log = self.tmp / "gc.log"
-        self.speakers = args.speakers
+        # the naive relay knows rooms only: it always runs the room scenario
+        self.scenario = args.scenario if target == "vibemuse" else "room"
+        self.speakers = 0 if self.scenario == "page" else args.speakers
+        self.per_user = args.per_user or (100 if self.scenario == "room" else 1)
+        self.setup: dict[str, Any] = {}
 
     # -- server ---------------------------------------------------------------
 
     def start_server(self) -> None:
         env = dict(os.environ)
         if self.target == "vibemuse":
-            env["VIBEMUSE_MAX_CONNECTIONS_PER_USER"] = str(self.args.per_user)
-            env.update(lifted_limits(self.args.clients + self.speakers))
+            env["VIBEMUSE_MAX_CONNECTIONS_PER_USER"] = str(self.per_user)
+            env.update(lifted_limits(self.sockets() + self.speakers))
             env.setdefault("VIBEMUSE_LOG_LEVEL", self.args.server_log_level)
+            if self.scenario == "channel":
+                # the speaker makes the rooms, so it must be a builder: create it with the server's own CLI
+                started = time.perf_counter()
+                for index in range(self.speakers):
+                    subprocess.run([str(VENV_BIN / "vibemuse"), "user", "create", f"Speaker{index}", "--admin",
+                                    "--data-dir", str(self.tmp / "data"), "--server-name", "bench.localhost"],
+                                   input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
+                                   timeout=120, cwd=str(ROOT))
+                self.setup["admin_create_s"] = round(time.perf_counter() - started, 2)
             command = [str(VENV_BIN / "vibemuse"), "serve", "--port", str(self.port),
                        "--data-dir", str(self.tmp / "data"), "--server-name", "bench.localhost"]
             if self.args.gc_log or self.args.experiment or self.args.mem_trace:
@@ -713,17 +806,55 @@ class Run:
         with urllib.request.urlopen(request, timeout=120) as response:
             return json.loads(response.read())["accessToken"]
 
+    def login(self, username: str) -> str:
+        return self.post("/api/auth/login", {"username": username, "password": PASSWORD})["accessToken"]
+
+    def post(self, path: str, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
+                                         headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())
+
+    def sockets(self) -> int:
+        """Listener sockets: --clients, or two per pair in the page scenario."""
+        return 2 * self.args.pairs if self.scenario == "page" else self.args.clients
+
+    def page_names(self) -> list[str]:
+        return [f"P{index:05d}" for index in range(2 * self.args.pairs)]
+
     def accounts(self) -> tuple[list[str | None], list[str | None]]:
         """Tokens for the listener sockets (several sockets per account) and the speakers."""
-        clients, per_user = self.args.clients, self.args.per_user
+        clients, per_user = self.sockets(), self.per_user
         if self.target != "vibemuse":
             return [None] * clients, [None] * self.speakers
         users = math.ceil(clients / per_user)
-        names = [f"L{index:05d}" for index in range(users)] + [f"Speaker{index}" for index in range(self.speakers)]
+        prefix = "P" if self.scenario == "page" else "L"
+        names = [f"{prefix}{index:05d}" for index in range(users)]
+        if self.scenario == "room":
+            names += [f"Speaker{index}" for index in range(self.speakers)]
         with ThreadPoolExecutor(self.args.register_threads) as pool:
             tokens = list(pool.map(self.register, names))
+        if self.scenario == "channel":  # the speakers exist already (admins, made with the CLI)
+            tokens += [self.login(f"Speaker{index}") for index in range(self.speakers)]
         listeners = [tokens[index // per_user] for index in range(clients)]
         return listeners, tokens[users:]
+
+    def setup_channel(self, speaker: str) -> list[list[list[str]]]:
+        """Channel scenario: the speaker makes the channel and the rooms; each listener's setup frames."""
+        channel = self.post("/api/communication/channels", {"name": "Bench"}, speaker)["channel"]
+        rooms = [self.post("/api/rooms", {"name": f"Bench room {index}"}, speaker)["id"]
+                 for index in range(self.args.rooms)]
+        self.setup.update({"channel": channel["id"], "rooms": len(rooms)})
+        frames = []
+        for index in range(self.sockets()):
+            join_room = {"type": "join_room", "messageId": "jr", "data": {"roomId": rooms[index % len(rooms)]}}
+            join_channel = {"type": "join_channel", "messageId": "jc", "data": {"channelId": self.args.channel_id}}
+            frames.append([[json.dumps(join_room), '"inReplyTo":"jr"'],
+                           [json.dumps(join_channel), '"inReplyTo":"jc"']])
+        return frames
 
     # -- client processes -----------------------------------------------------
 
@@ -736,15 +867,28 @@ class Run:
             "body_path": ["data", "event", "content", "body"] if vibemuse else ["data", "text"],
             "concurrency": self.args.connect_concurrency, "connect_timeout": self.args.connect_timeout,
             "deadline": self.deadline, "verify_every": self.args.verify_every,
+            "speak_type": "channel" if self.scenario == "channel" else "say", "channel_id": self.args.channel_id,
         }
 
-    def start_clients(self, listeners: list[str | None], speakers: list[str | None]) -> None:
+    def start_clients(self, listeners: list[str | None], speakers: list[str | None],
+                      after: list[Any] | None = None) -> None:
         ctx = mp.get_context("spawn")
         k = self.args.workers
-        shares = [listeners[index::k] for index in range(k)]
-        for role, tokens in [("listen", share) for share in shares] + [("speak", speakers)]:
+        shares = []
+        for index in range(k):
+            spec = self.spec("page" if self.scenario == "page" else "listen", listeners[index::k])
+            if after:
+                spec["after"] = after[index::k]
+            if self.scenario == "page":
+                spec["indices"] = list(range(len(listeners)))[index::k]
+                spec["page_users"] = len(listeners)
+                spec["page_names"] = self.page_names()
+            shares.append(spec)
+        if self.speakers:
+            shares.append(self.spec("speak", speakers))
+        for spec in shares:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(child, self.spec(role, tokens)), daemon=True)
+            proc = ctx.Process(target=worker_main, args=(child, spec), daemon=True)
             proc.start()
             child.close()
             self.procs.append(proc)
@@ -778,21 +922,28 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         args = self.args
-        receivers = args.clients + self.speakers
+        page = self.scenario == "page"
+        clients = self.sockets()
+        receivers = clients + self.speakers
         label = self.target
         if self.target == "vibemuse" and args.experiment:
             label += "+" + "+".join(args.experiment)
-        result: dict[str, Any] = {"target": label, "clients": args.clients, "speakers": self.speakers,
-                                  "rate": args.rate, "seconds": args.seconds}
+        if self.scenario != "room":
+            label += " " + self.scenario
+        result: dict[str, Any] = {"target": label, "scenario": self.scenario, "clients": clients,
+                                  "speakers": self.speakers, "rate": args.rate, "seconds": args.seconds}
         try:
             self.start_server()
             started = time.perf_counter()
             listeners, speakers = self.accounts()
+            after = None
+            if self.scenario == "channel":
+                after = self.setup_channel(speakers[0])
             if self.target == "vibemuse":
-                result["accounts"] = {"listener_accounts": math.ceil(args.clients / args.per_user),
-                                      "sockets_per_account": args.per_user,
-                                      "register_s": round(time.perf_counter() - started, 2)}
-            self.start_clients(listeners, speakers)
+                result["accounts"] = {"listener_accounts": math.ceil(clients / self.per_user),
+                                      "sockets_per_account": self.per_user,
+                                      "register_s": round(time.perf_counter() - started, 2), **self.setup}
+            self.start_clients(listeners, speakers, after)
             time.sleep(1.0)  # let the client processes start and the server settle
             rss_before = rss_kib(self.server_pid)
             self.mem_snapshot()
@@ -819,16 +970,21 @@ class Run:
                 print(f"  {self.target}: only {result['connected']} of {receivers} sockets connected",
                       file=sys.stderr)
 
-            speaker = self.pipes[-1:]
-            if connected[-1]["ok"] < self.speakers:
+            speaker = self.pipes if page else self.pipes[-1:]
+            if not page and connected[-1]["ok"] < self.speakers:
                 raise SystemExit(f"{self.target}: the speakers could not connect: {connected[-1]['failures']} "
                                  f"(server log: {self.log}, use --keep)")
             # warm-up: one second of messages, not counted; wait until every socket has them
-            warm_sent = self.ask(speaker, "speak", "warm", args.rate, 1.0, 0)[0]["sent"]
+            if page:  # each page reaches the partner and the sender's own socket
+                warm_sent = self.ask(speaker, "page", "warm", args.rate, 1.0, time.time() + 0.3)[0]["sent"]
+                warm_copies = 2 * warm_sent
+            else:
+                warm_sent = self.ask(speaker, "speak", "warm", args.rate, 1.0, 0)[0]["sent"]
+                warm_copies = warm_sent * result["connected"]
             live = result["connected"]
             until = time.time() + args.drain_timeout
             while time.time() < until:
-                if sum(s["warm"] for s in self.ask(self.pipes, "stats")) >= warm_sent * live:
+                if sum(s["warm"] for s in self.ask(self.pipes, "stats")) >= warm_copies:
                     break
                 time.sleep(0.1)
             time.sleep(0.5)
@@ -838,9 +994,16 @@ class Run:
             profiler = self.start_profiler("measure")
             cpu0, client0, t0 = cpu_seconds(self.server_pid), self.client_cpu(), time.perf_counter()
             wall0 = time.time()
-            spoken = self.ask(speaker, "speak", "measure", args.rate, args.seconds, 0)[0]
-            sent = spoken["sent"]
-            expected = sent * live
+            if page:
+                parts = self.ask(speaker, "page", "measure", args.rate, args.seconds, time.time() + 0.3)
+                spoken = {"sent": parts[0]["sent"], "behind_ms": max(p["behind_ms"] for p in parts),
+                          "first_ns": min(p["first_ns"] for p in parts if p["first_ns"])}
+                sent = spoken["sent"]
+                expected = 2 * sent
+            else:
+                spoken = self.ask(speaker, "speak", "measure", args.rate, args.seconds, 0)[0]
+                sent = spoken["sent"]
+                expected = sent * live
             until = time.time() + args.drain_timeout
             while time.time() < until:
                 got = sum(s["received"] for s in self.ask(self.pipes, "stats"))
@@ -876,17 +1039,32 @@ class Run:
         spread = array.array("q", sorted(b - a for a, b in zip(first, last) if b))
         first = array.array("q", sorted(a for a, b in zip(first, last) if b))
         ack = array.array("q")
-        ack.frombytes(finished[-1]["ack_lat"])
+        for part in (finished if page else finished[-1:]):
+            ack.frombytes(part["ack_lat"])
         ack = array.array("q", sorted(ack))
         window = t1 - t0
         server_cpu = cpu1 - cpu0
         delivered = sum(p["received"] for p in finished)
-        copies = sent * receivers
+        copies = 2 * sent if page else sent * receivers
+        if page:
+            echo = array.array("q")
+            for part in finished:
+                echo.frombytes(part["echo_lat"])
+            echo = array.array("q", sorted(echo))
+            span = (max(p["recv_last_ns"] for p in finished) - spoken["first_ns"]) / 1e9
+            result.update({
+                "pages": sent,
+                "echo_lost": sum(p["echo_missing"] for p in finished),
+                "echo_ms": {name: round(percentile(echo, q) / 1000, 1)
+                            for name, q in (("p50", .5), ("p99", .99), ("max", 1.0))},
+                "pages_per_s": round(sent / span, 1) if span > 0 else None,
+                "us_per_page": round(1e6 * (cpu1 - cpu0) / sent, 1) if sent else None,
+            })
         result.update({
             "messages": sent,
             "speaker_behind_ms": round(spoken["behind_ms"], 1),
             "deliveries": delivered,
-            "lost": copies - delivered,
+            "lost": sum(p["missing"] for p in finished) if page else copies - delivered,
             "sockets_missing": sum(p["sockets_missing"] for p in finished),
             "duplicates": sum(p["duplicates"] for p in finished),
             "closed": {str(code): n for p in finished for code, n in p["closed"].items()},
@@ -953,6 +1131,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
             return f"{a / b:.2f}x" if b else "n/a"
         print(f"vibemuse / naive: p99 {ratio('lat_ms', 'p99')}, µs per copy {ratio('us_per_copy')}, "
               f"KiB per connection {ratio('kib_per_conn')}, connect time {ratio('connect_s')}")
+        if ours.get("scenario") == "channel":
+            print("  (the naive relay has no channels: its figures are the room scenario of the same run, "
+                  "same clients and rate)")
     for r in results:
         extra = []
         if "ack_ms" in r:
@@ -961,6 +1142,14 @@ def print_table(results: list[dict[str, Any]]) -> None:
             a = r["accounts"]
             extra.append(f"{a['listener_accounts']} listener accounts x {a['sockets_per_account']} sockets "
                          f"(registered in {a['register_s']} s)")
+            if "channel" in a:
+                extra.append(f"channel {a['channel']} over {a['rooms']} rooms, admin speaker made by the CLI in "
+                             f"{a['admin_create_s']} s")
+        if "pages" in r:
+            extra.append(f"{r['pages']} pages, {r['pages_per_s']} pages/s sustained (first send to last copy), "
+                         f"{r['us_per_page']} µs server CPU per page, sender's own copy p50/p99/max "
+                         f"{r['echo_ms']['p50']}/{r['echo_ms']['p99']}/{r['echo_ms']['max']} ms, "
+                         f"own copies lost {r['echo_lost']} (lost column: partner copies)")
         extra.append(f"per message: first copy p50/p99 {r['first_copy_ms']['p50']}/{r['first_copy_ms']['p99']} ms, "
                      f"first-to-last copy p50/p99 {r['spread_ms']['p50']}/{r['spread_ms']['p99']} ms")
         extra.append(f"{r['messages']} msgs, {r['deliveries']} copies in {r['window_s']} s, "
@@ -984,16 +1173,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="See bench/README.md for recorded figures.")
     parser.add_argument("--clients", type=int, default=1000, help="listener sockets (default 1000, at most 20000)")
-    parser.add_argument("--rate", type=float, default=20, help="messages per second, all speakers (default 20)")
+    parser.add_argument("--scenario", choices=["room", "channel", "page"], default="room",
+                        help="room: everyone in one room (default); channel: the listeners are members of one "
+                             "channel and spread over --rooms rooms, the speaker sends channel messages; page: "
+                             "--pairs pairs of users page each other (VibeMUSE only)")
+    parser.add_argument("--rooms", type=int, default=10, help="channel scenario: rooms to spread over (default 10)")
+    parser.add_argument("--channel-id", default="bench", help="channel scenario: channelId in the frames")
+    parser.add_argument("--pairs", type=int, default=500, help="page scenario: pairs of users (default 500)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="messages per second, all speakers (default 20); page scenario: pages per second "
+                             "over all pairs (default 200)")
     parser.add_argument("--seconds", type=float, default=10, help="measured sending time (default 10)")
     parser.add_argument("--speakers", type=int, default=1, help="speaker sockets, round-robin (default 1)")
     parser.add_argument("--workers", type=int, default=3, help="listener client processes (default 3)")
     parser.add_argument("--target", choices=["vibemuse", "naive", "preencoded", "both", "all"], default="both",
                         help="both = naive then vibemuse; all = naive, preencoded, vibemuse")
     parser.add_argument("--repeat", type=int, default=1, help="run the targets this many times, interleaved")
-    parser.add_argument("--per-user", type=int, default=100,
-                        help="listener sockets per VibeMUSE account (sets max_connections_per_user; default 100)")
-    parser.add_argument("--register-threads", type=int, default=4)
+    parser.add_argument("--per-user", type=int, default=None,
+                        help="listener sockets per VibeMUSE account (sets max_connections_per_user; default 100, "
+                             "1 in the channel and page scenarios)")
+    parser.add_argument("--register-threads", type=int, default=None, help="default 4, 8 for channel and page")
     parser.add_argument("--connect-concurrency", type=int, default=50, help="handshakes in flight per process")
     parser.add_argument("--connect-timeout", type=float, default=120)
     parser.add_argument("--drain-timeout", type=float, default=20,
@@ -1018,11 +1217,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folders and server logs")
     parser.add_argument("--json", action="store_true", help="print one JSON object per target")
     args = parser.parse_args(argv)
+    if args.rate is None:
+        args.rate = 200 if args.scenario == "page" else 20
+    if args.register_threads is None:
+        args.register_threads = 4 if args.scenario == "room" else 8
+    if args.scenario == "page":
+        args.clients = 2 * args.pairs
+        if not 1 <= args.pairs <= MAX_CLIENTS // 2:
+            parser.error(f"--pairs must be 1..{MAX_CLIENTS // 2}")
+    if not 1 <= args.rooms <= 100:
+        parser.error("--rooms 1..100")
     if not 1 <= args.clients <= MAX_CLIENTS:
         parser.error(f"--clients must be 1..{MAX_CLIENTS}")
     if not 0 < args.rate <= 1000 or not 0 < args.seconds <= 300 or args.repeat > 10:
         parser.error("--rate 0..1000, --seconds 0..300, --repeat <= 10")
-    if not 1 <= args.workers <= 16 or not 1 <= args.speakers <= 100 or not 1 <= args.per_user <= 1000:
+    if not 1 <= args.workers <= 16 or not 1 <= args.speakers <= 100 or not 1 <= (args.per_user or 1) <= 1000:
         parser.error("--workers 1..16, --speakers 1..100, --per-user 1..1000")
     fds = raise_fd_limit()
     need = args.clients + args.speakers + 200
@@ -1038,12 +1247,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(int(args.timeout) + 1)
     targets = {"both": ["naive", "vibemuse"], "all": ["naive", "preencoded", "vibemuse"]}.get(
         args.target, [args.target])
+    if args.scenario == "page" and targets != ["vibemuse"]:
+        print("page scenario: the naive relay has no pages; running VibeMUSE only", file=sys.stderr)
+        targets = ["vibemuse"]
     results = []
     try:
         for round_ in range(args.repeat):
             for target in targets:
-                print(f"[{time.strftime('%H:%M:%S')}] {target}: {args.clients} clients, {args.rate:g} msg/s for "
-                      f"{args.seconds:g} s (round {round_ + 1})", file=sys.stderr, flush=True)
+                scenario = args.scenario if target == "vibemuse" else "room"
+                print(f"[{time.strftime('%H:%M:%S')}] {target} {scenario}: {args.clients} clients, {args.rate:g} "
+                      f"msg/s for {args.seconds:g} s (round {round_ + 1})", file=sys.stderr, flush=True)
                 run = Run(target, args, deadline)
                 try:
                     result = run.execute()

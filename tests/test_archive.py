@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.client import PASSWORD
+from tests.support.client import PASSWORD, acked
 from tests.support.clock import FakeClock
 from vibemuse.config import Config, ConfigError, load_config
 from vibemuse.protocol.events import verify_event
@@ -27,13 +27,6 @@ POLICY = RetentionPolicy(room_days=90, channel_days=365, page_days=30, system_da
 def clock():
     """The server's clock starts 400 days ago: what it stores now is old by today's."""
     return FakeClock(time.time_ns() // 1_000_000 - 400 * DAY_MS)
-
-
-async def acked(socket, frame_type, data):
-    message_id = await socket.send_frame(frame_type, data)
-    ack = await socket.receive_type("ack")
-    assert ack["data"]["inReplyTo"] == message_id, ack
-    return ack
 
 
 def rows(server, sql: str) -> list[tuple]:

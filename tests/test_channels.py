@@ -7,17 +7,7 @@ import asyncio
 
 import pytest
 
-
-async def acked(socket, frame_type, data):
-    message_id = await socket.send_frame(frame_type, data)
-    ack = await socket.receive_type("ack")
-    assert ack["data"]["inReplyTo"] == message_id, ack
-    return ack
-
-
-async def refused(socket, frame_type, data):
-    await socket.send_frame(frame_type, data)
-    return (await socket.receive_type("error"))["data"]
+from tests.support.client import acked, refused
 
 
 async def create(world, player, name="Public", **body):

@@ -9,22 +9,11 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from tests.support.client import acked, refused
 from vibemuse.storage import create_database_engine, ensure_schema, history_txns
 from vibemuse.storage.history_txns import HistoryQuery, history_select
 
 SERVER = "test.localhost"
-
-
-async def acked(socket, frame_type, data):
-    message_id = await socket.send_frame(frame_type, data)
-    ack = await socket.receive_type("ack")
-    assert ack["data"]["inReplyTo"] == message_id, ack
-    return ack
-
-
-async def refused(socket, frame_type, data):
-    await socket.send_frame(frame_type, data)
-    return (await socket.receive_type("error"))["data"]
 
 
 def room_path(room_id: str) -> str:

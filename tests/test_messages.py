@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.client import acked as ack_frame
+from tests.support.client import refused
 from vibemuse.protocol.events import verify_event
 
 
 async def acked(socket, frame_type, data):
-    message_id = await socket.send_frame(frame_type, data)
-    ack = await socket.receive_type("ack")
-    assert ack["data"]["inReplyTo"] == message_id, ack
-    return ack["data"]
-
-
-async def refused(socket, frame_type, data):
-    await socket.send_frame(frame_type, data)
-    return (await socket.receive_type("error"))["data"]
+    return (await ack_frame(socket, frame_type, data))["data"]
 
 
 def path(event_id: str) -> str:

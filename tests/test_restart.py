@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import FAST_HASHER
-from tests.support.client import Api, WsClient
+from tests.support.client import Api, WsClient, acked
 from tests.support.world import Player
 from vibemuse.app import VibeMuseServer
 
@@ -15,13 +15,6 @@ async def start(config, clock):
     server = await VibeMuseServer.create(config, clock=clock, hasher=FAST_HASHER)
     port = server.listen(0, "127.0.0.1")
     return server, f"http://127.0.0.1:{port}"
-
-
-async def acked(socket, frame_type, data):
-    message_id = await socket.send_frame(frame_type, data)
-    ack = await socket.receive_type("ack")
-    assert ack["data"]["inReplyTo"] == message_id
-    return ack
 
 
 @pytest.mark.gen_test(timeout=30)

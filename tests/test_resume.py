@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import FAST_HASHER
 from tests.support.client import Api, WsClient
+from tests.support.client import acked as ack_frame
 from vibemuse.app import VibeMuseServer
 
 EVENT_FRAMES = {"message", "user_joined", "user_left", "channel_message", "channel_notice", "system_message",
@@ -32,10 +33,8 @@ def last_position(socket):
 
 
 async def acked(socket, frame_type, data):
-    message_id = await socket.send_frame(frame_type, data)
-    ack = await socket.receive_type("ack")
-    assert ack["data"]["inReplyTo"] == message_id
-    return ack["data"].get("streamPosition")
+    """The stream position of the event the request made."""
+    return (await ack_frame(socket, frame_type, data))["data"].get("streamPosition")
 
 
 async def resume(world, player, since):

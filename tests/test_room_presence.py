@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import pytest
 
+from tests.support.client import acked
+
 
 @pytest.fixture
 def server_config(config):
@@ -24,13 +26,6 @@ async def presence_of(socket, user_id, timeout=5.0):
         frame = await socket.receive_type("presence", timeout=timeout)
         if frame["data"]["userId"] == user_id:
             return frame
-
-
-async def acked(socket, frame_type, data=None):
-    message_id = await send(socket, frame_type, data)
-    ack = await socket.receive_type("ack")
-    assert ack["data"]["inReplyTo"] == message_id
-    return ack
 
 
 @pytest.mark.gen_test(timeout=20)

@@ -196,3 +196,19 @@ async def refused_auth_frame(ws_url: str, spec: SpecValidator, token: str) -> tu
     error = client.received[0]["data"]
     assert error["inReplyTo"] == message_id
     return code, error
+
+
+async def acked(socket: WsClient, frame_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Send a frame and return its ``ack`` (other frames stay pending)."""
+    message_id = await socket.send_frame(frame_type, data or {})
+    ack = await socket.receive_type("ack")
+    assert ack["data"]["inReplyTo"] == message_id, ack
+    return ack
+
+
+async def refused(socket: WsClient, frame_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Send a frame that must be refused; return the ``error`` frame's data."""
+    message_id = await socket.send_frame(frame_type, data or {})
+    error = await socket.receive_type("error")
+    assert error["data"].get("inReplyTo") in (message_id, None), error
+    return error["data"]

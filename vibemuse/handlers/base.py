@@ -15,7 +15,7 @@ from typing import Any
 import tornado.web
 
 from vibemuse.context import ServerContext
-from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.errors import ERROR_CATALOGUE, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import decode_json_object
 from vibemuse.services.accounts import Principal
 
@@ -107,9 +107,10 @@ class ApiHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
         if not isinstance(error, ProtocolError):
-            code = _STATUS_CODES.get(status_code, ErrorCode.INTERNAL_ERROR)
-            if code is ErrorCode.INTERNAL_ERROR:
-                self.set_status(500)
+            code = _STATUS_CODES.get(status_code)
+            if code is None:  # Tornado's own 4xx (a malformed request) or a failure of ours
+                code = ErrorCode.INVALID_REQUEST if 400 <= status_code < 500 else ErrorCode.INTERNAL_ERROR
+                self.set_status(ERROR_CATALOGUE[code].http_status)
             error = ProtocolError(code, _default_message(code))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         if error.code is ErrorCode.RATE_LIMITED:
@@ -119,6 +120,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
 def _default_message(code: ErrorCode) -> str:
     return {
+        ErrorCode.INVALID_REQUEST: "The request is malformed.",
         ErrorCode.NOT_FOUND: "No such endpoint.",
         ErrorCode.METHOD_NOT_ALLOWED: "This endpoint does not take that method.",
         ErrorCode.PAYLOAD_TOO_LARGE: "The body is too large.",

@@ -290,7 +290,7 @@ ACTION_OF: dict[str, str] = {
     "channel_moderate": "actions", "channel_update": "actions", "set_haven": "actions", "block": "actions",
     "set_presence": "actions",
 }
-SPOKEN = frozenset({"say", "pose", "ooc", "emit", "wall", "channel", "page"})
+SPOKEN = frozenset({"say", "pose", "ooc", "emit", "wall", "channel", "page", "edit_message"})
 
 
 async def dispatch(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
@@ -299,7 +299,8 @@ async def dispatch(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     action = ACTION_OF.get(frame.type)
     if action is not None:
         guard.limit(action, socket.user_id)
-    verdict = guard.speech(socket.user_id, frame.data["text"]) if frame.type in SPOKEN else None
+    spoken = frame.type in SPOKEN
+    verdict = guard.speech(socket.user_id, frame.data["text"], f"{frame.type}:{frame.message_id}") if spoken else None
     if verdict is not None and verdict.disconnect:
         socket.close(CloseCode.SPAM, "spam")
         return

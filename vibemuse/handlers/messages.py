@@ -53,5 +53,7 @@ class ReportResolveHandler(ApiHandler):
     async def post(self, report_id: str) -> None:
         principal = await self.principal()
         body = self.json_body("report-resolve-request")
+        if len(report_id) > 15:  # past any id this server hands out (and past what databases hold)
+            raise ProtocolError(ErrorCode.UNKNOWN_REPORT, "There is no such report (or it is not yours to handle).")
         report = await self.context.messages.resolve(principal, int(report_id), body["resolution"])
         self.send_json(report_to_wire(report))

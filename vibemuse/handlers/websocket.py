@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
 from typing import Any
 
 import tornado.escape
@@ -83,26 +84,36 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     # -- handshake ------------------------------------------------------
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        held = False
         try:
-            if self.request.headers.get("Upgrade", "").lower() != "websocket":
-                raise ProtocolError(ErrorCode.INVALID_REQUEST, "/api/ws speaks WebSocket only (RFC 6455).")
-            origin = self.request.headers.get("Origin")
-            if origin is not None and not self.check_origin(origin):
-                raise ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, "WebSocket connections from this origin are refused.")
-            self.context.guard.limit("handshake_address", self.address)
-            if self.context.registry.count_for_address(self.address) >= self.context.config.max_connections_per_address:
+            self._check_handshake()
+            held = self.context.registry.hold_address(self.address, self.context.config.max_connections_per_address)
+            if not held:
                 raise ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many sockets from your address.")
-            offered = self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")
-            self.version = negotiate(offered)
             self._since = _since(self.get_query_argument("since", None))
             token = bearer_token(self.request.headers.get("Authorization"))
             if token is not None:
                 self.principal = await self.context.accounts.authenticate(token)
                 self._check_connection_limit()
+            # Tornado's get() runs the whole life of the socket: the address is
+            # counted until it ends, whatever way it ends.
+            await super().get(*args, **kwargs)
         except ProtocolError as error:
             self._refuse_handshake(error)
-            return
-        await super().get(*args, **kwargs)
+        finally:
+            if held:
+                self.context.registry.release_address(self.address)
+
+    def _check_handshake(self) -> None:
+        """What is refused before any work: not an upgrade, a foreign origin, too many
+        handshakes from the address, only unknown protocol versions."""
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "/api/ws speaks WebSocket only (RFC 6455).")
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            raise ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, "WebSocket connections from this origin are refused.")
+        self.context.guard.limit("handshake_address", self.address)
+        self.version = negotiate(self.request.headers.get("Sec-WebSocket-Protocol", "").split(","))
 
     def _refuse_handshake(self, error: ProtocolError) -> None:
         self.set_status(error.http_status)
@@ -114,12 +125,15 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         return self.request.remote_ip or "unknown"
 
     def check_origin(self, origin: str) -> bool:
-        """Same origin, or one of ``allowed_origins``; clients that send no Origin
-        (non-browser clients) are not subject to it. A refusal is a 403 before
-        the upgrade, so a foreign page cannot use a player's browser to connect."""
-        if origin.rstrip("/") in self.context.config.allowed_origins:
+        """Same origin (the Origin's host and port are the request's Host), or one of
+        ``allowed_origins``; clients that send no Origin (non-browser clients) are
+        not asked. A refusal is a 403 before the upgrade, so a foreign page cannot
+        use a player's browser to connect."""
+        origin = origin.rstrip("/")
+        if origin in self.context.config.allowed_origins:
             return True
-        return super().check_origin(origin)
+        netloc = urllib.parse.urlparse(origin).netloc.lower()
+        return bool(netloc) and netloc == self.request.host.lower()
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return self.version.subprotocol if subprotocols and self.version else None

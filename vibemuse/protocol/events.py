@@ -83,6 +83,9 @@ REDACTION_KEPT_TOP_LEVEL_KEYS = (
 )
 SCOPE_FIELDS = ("room_id", "channel_id", "recipients")
 SYSTEM_EVENT_TYPE = "vm.system"
+# Server-wide events have no scope: announcements, and the redactions and
+# edits of announcements (which must reach everyone the announcement did).
+SCOPELESS_TYPES = frozenset({SYSTEM_EVENT_TYPE, "vm.redaction", "vm.edit"})
 MAX_EVENT_BYTES = 65536
 MAX_RECIPIENTS = 100
 MAX_CHANNEL_ID_LENGTH = 255
@@ -217,7 +220,7 @@ def _check_scope(event: Mapping[str, Any]) -> None:
     if len(present) > 1:
         raise EventError(f"an event has one scope field, not {', '.join(present)}")
     if not present:
-        if event["type"] != SYSTEM_EVENT_TYPE:
+        if event["type"] not in SCOPELESS_TYPES:
             raise EventError("needs one of room_id, channel_id, recipients")
         return
     value = event[present[0]]

@@ -23,6 +23,8 @@ from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.schemas import SchemaSet
 
 MAX_MESSAGE_ID_LENGTH = 64
+MAX_DEPTH = 32  # no frame of the protocol nests deeper; deeper ones are refused before validation
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
 # common.json#/$defs/messageId: only such ids are echoed in inReplyTo.
 _MESSAGE_ID = re.compile(rf"[A-Za-z0-9._:~-]{{1,{MAX_MESSAGE_ID_LENGTH}}}")
 
@@ -82,16 +84,45 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_json_object(raw: str | bytes, what: str = "frame") -> Any:
-    """Parse strict JSON (no NaN/Infinity, valid UTF-8); ``bad_json`` otherwise."""
+    """Parse strict JSON (no NaN/Infinity, valid UTF-8, no lone surrogates, at most
+    ``MAX_DEPTH`` levels); ``bad_json`` otherwise."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
+        _check_shape(value, _SURROGATE_ESCAPE.search(text) is not None, what)
+        return value
     except UnicodeDecodeError:
         raise ProtocolError(ErrorCode.BAD_JSON, f"The {what} is not valid UTF-8.") from None
     except RecursionError:
         raise ProtocolError(ErrorCode.BAD_JSON, f"The {what} is nested too deeply.") from None
     except ValueError as error:
         raise ProtocolError(ErrorCode.BAD_JSON, f"The {what} is not valid JSON: {error}") from None
+
+
+def _check_shape(value: Any, maybe_surrogates: bool, what: str) -> None:
+    """Refuse deep nesting and (only if the text escaped one) lone surrogates, iteratively."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values()) + (list(item) if maybe_surrogates else [])
+        elif isinstance(item, list):
+            children = item
+        else:
+            if maybe_surrogates and isinstance(item, str) and _has_lone_surrogate(item):
+                raise ProtocolError(ErrorCode.BAD_JSON, f"The {what} holds a lone UTF-16 surrogate (not Unicode text).")
+            continue
+        if depth > MAX_DEPTH:
+            raise ProtocolError(ErrorCode.BAD_JSON, f"The {what} is nested deeper than {MAX_DEPTH} levels.")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_client_frame(raw: str | bytes, schemas: SchemaSet) -> ClientFrame:

@@ -40,7 +40,22 @@ class ConnectionRegistry:
 
     def add(self, connection: Connection) -> None:
         self._by_user.setdefault(connection.user_id, {})[connection.connection_id] = connection
-        self._by_address[connection.address] = self._by_address.get(connection.address, 0) + 1
+
+    def hold_address(self, address: str, limit: int) -> bool:
+        """Count one more socket from ``address`` — from its handshake on, authenticated
+        or not — unless it already has ``limit``; False then."""
+        held = self._by_address.get(address, 0)
+        if held >= limit:
+            return False
+        self._by_address[address] = held + 1
+        return True
+
+    def release_address(self, address: str) -> None:
+        left = self._by_address.get(address, 1) - 1
+        if left > 0:
+            self._by_address[address] = left
+        else:
+            self._by_address.pop(address, None)
 
     def discard(self, connection: Connection) -> bool:
         """Unregister a socket; True if it was registered."""
@@ -50,12 +65,6 @@ class ConnectionRegistry:
         found = sockets.pop(connection.connection_id, None) is not None
         if not sockets:
             del self._by_user[connection.user_id]
-        if found:
-            left = self._by_address.get(connection.address, 1) - 1
-            if left:
-                self._by_address[connection.address] = left
-            else:
-                self._by_address.pop(connection.address, None)
         return found
 
     def count_for_address(self, address: str) -> int:

@@ -24,13 +24,14 @@ joined by invitation only and is unknown to those who may not see it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from vibemuse.clock import Clock
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
-from vibemuse.protocol.ids import channel_id_for, parse_channel_id, validate_channel_name
+from vibemuse.protocol.ids import CHANNEL_NAME_PATTERN, channel_id_for, parse_channel_id, validate_channel_name
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
@@ -43,6 +44,7 @@ from vibemuse.storage import channel_txns as ops
 from vibemuse.storage.channel_txns import BanRecord, ChannelRecord, MemberRecord
 
 CREATE, MEMBER, SETTINGS, MESSAGE = "vm.channel.create", "vm.channel.member", "vm.channel.settings", "vm.channel.message"
+CHANNEL_NAME = re.compile(CHANNEL_NAME_PATTERN)
 MODERATION = ("kick", "ban", "unban", "invite", "mute", "unmute", "promote", "demote")
 MAX_ALIAS, MAX_TITLE, MAX_TOPIC, MAX_DESCRIPTION, MAX_REASON = 16, 64, 300, 1000, 300
 
@@ -84,7 +86,8 @@ class ChannelService:
         """A channel by id or (local) name that ``principal`` may see; ``unknown_channel`` otherwise."""
         parsed = parse_channel_id(ref)
         channel_id = str(parsed) if parsed else channel_id_for(ref, self._server_name)
-        channel = await self._storage.get_channel(channel_id)
+        valid = parsed is not None or CHANNEL_NAME.fullmatch(ref) is not None  # nothing odd reaches the database
+        channel = await self._storage.get_channel(channel_id) if valid else None
         if channel is not None and await self._may_see(principal, channel):
             return channel
         shown = sanitize_text(ref)[:64]

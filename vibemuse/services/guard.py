@@ -31,5 +31,5 @@ class Guard:
                 details={"retryAfterMs": retry_after, "action": action},
             )
 
-    def speech(self, user_id: str, text: str) -> Verdict:
-        return self.spam.check(user_id, text)
+    def speech(self, user_id: str, text: str, message_id: str | None = None) -> Verdict:
+        return self.spam.check(user_id, text, message_id)

@@ -17,6 +17,7 @@ signatures still verify. Both reach everyone who can see the original, live
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from vibemuse.clock import Clock
@@ -32,6 +33,7 @@ from vibemuse.storage import Conflict, Receipt, Storage, TransactionKey
 from vibemuse.storage.message_txns import ReportRecord, StoredMessage, op_record_edit, op_redact
 from vibemuse.storage.store import MessageStore
 
+EVENT_ID = re.compile(r"\$[A-Za-z0-9_-]{43}")
 EDITABLE = ("vm.room.message", "vm.channel.message", "vm.page")
 SCOPE_KEYS = ("room_id", "channel_id", "recipients")
 MAX_REASON = 1000
@@ -63,7 +65,8 @@ class MessageService:
     # -- reading -------------------------------------------------------------------
 
     async def get(self, principal: Principal, event_id: str) -> StoredMessage:
-        stored = await self._messages.get_message(event_id) if isinstance(event_id, str) else None
+        well_formed = isinstance(event_id, str) and EVENT_ID.fullmatch(event_id) is not None
+        stored = await self._messages.get_message(event_id) if well_formed else None
         if stored is None or not await self.may_see(principal, stored.event):
             raise ProtocolError(ErrorCode.UNKNOWN_MESSAGE, "There is no such message (or it is not yours to see).")
         return stored

@@ -24,7 +24,8 @@ from typing import Callable
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
-_FOLD = re.compile(r"%[xXcC](<[^>]*>|.)|%[rtbRTB]|\W+")
+_MARKUP = re.compile(r"%[xXcC](<[^>]*>|.)|%[rtbRTB%]")
+_NON_WORD = re.compile(r"\W+")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Offender:
     muted_until_ms: int = 0
     attempts_while_muted: int = 0
     recent: deque = field(default_factory=deque)  # (time, folded text)
+    message_ids: deque = field(default_factory=lambda: deque(maxlen=64))  # recent requests, to spot retries
     last_reason: str = ""
 
 
@@ -63,10 +65,15 @@ class SpamGuard:
         self._users: dict[str, Offender] = {}
         self._max_tracked = max_tracked
 
-    def check(self, user_id: str, text: str) -> Verdict:
-        """Note one message; raise ``muted`` if the user may not speak now."""
+    def check(self, user_id: str, text: str, message_id: str | None = None) -> Verdict:
+        """Note one message; raise ``muted`` if the user may not speak now. A retry of a
+        request seen lately (same ``message_id``) is not counted again."""
         now = self._clock()
         offender = self._offender(user_id)
+        if message_id is not None:
+            if message_id in offender.message_ids and offender.muted_until_ms <= now:
+                return Verdict()
+            offender.message_ids.append(message_id)
         if offender.muted_until_ms > now:
             offender.attempts_while_muted += 1
             if offender.attempts_while_muted >= self.rules.disconnect_after_muted_attempts:
@@ -150,4 +157,6 @@ class SpamGuard:
 
 
 def _fold(text: str) -> str:
-    return _FOLD.sub(" ", text.casefold()).strip()
+    """The text as the repeat rule compares it: markup removed first, then case and
+    everything but letters and digits folded away."""
+    return _NON_WORD.sub(" ", _MARKUP.sub("", text).casefold()).strip()
