@@ -156,3 +156,9 @@ async def test_chunked_oversized_body_is_refused_too(api, server):
     assert response.code == 413
     assert json.loads(response.body)["error"]["code"] == "payload_too_large"
     assert count_rows(server, "users") == 0
+
+
+@pytest.mark.gen_test
+async def test_method_not_allowed_says_what_is(api):
+    response = await api.http.fetch(api.base_url + "/api/versions", method="DELETE", raise_error=False)
+    assert response.code == 405 and response.headers["Allow"] == "GET"

@@ -43,5 +43,7 @@ class PasswordHandler(ApiHandler):
         """Change the password: every token of the user is revoked, a new session is returned."""
         principal = await self.principal()
         body = self.json_body("password-change-request")
+        # A stolen token must not guess the password faster than a login could.
+        self.context.guard.limit("login_account", principal.user.username.casefold())
         session = await self.context.accounts.change_password(principal, body["currentPassword"], body["newPassword"])
         self.send_json(session_to_wire(session))

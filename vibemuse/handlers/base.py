@@ -100,6 +100,11 @@ class ApiHandler(tornado.web.RequestHandler):
             status_code = error.http_status
         super().send_error(status_code, **kwargs)
 
+    def allowed_methods(self) -> list[str]:
+        """The methods this endpoint implements (for the ``Allow`` header of a 405)."""
+        return [method for method in ("GET", "POST", "PUT", "DELETE")
+                if getattr(type(self), method.lower()) is not getattr(tornado.web.RequestHandler, method.lower())]
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if not isinstance(value, ProtocolError):
             super().log_exception(typ, value, tb)
@@ -113,6 +118,8 @@ class ApiHandler(tornado.web.RequestHandler):
                 self.set_status(ERROR_CATALOGUE[code].http_status)
             error = ProtocolError(code, _default_message(code))
         self.set_header("Content-Type", "application/json; charset=utf-8")
+        if error.code is ErrorCode.METHOD_NOT_ALLOWED:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         if error.code is ErrorCode.RATE_LIMITED:
             self.set_header("Retry-After", str(max(1, -(-error.details.get("retryAfterMs", 1000) // 1000))))
         self.finish(json.dumps({"error": error.to_wire()}, separators=(",", ":")))

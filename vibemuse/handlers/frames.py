@@ -296,14 +296,17 @@ SPOKEN = frozenset({"say", "pose", "ooc", "emit", "wall", "channel", "page", "ed
 async def dispatch(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     """Run one frame of an authenticated socket: limits and spam rules first, then its handler."""
     guard = socket.context.guard
-    action = ACTION_OF.get(frame.type)
-    if action is not None:
-        guard.limit(action, socket.user_id)
+    # The spam rules see every attempt, even one the rate limit then refuses:
+    # a flooder held at the limit is still a flooder, and a muted one still
+    # works towards the disconnect.
     spoken = frame.type in SPOKEN
     verdict = guard.speech(socket.user_id, frame.data["text"], f"{frame.type}:{frame.message_id}") if spoken else None
     if verdict is not None and verdict.disconnect:
         socket.close(CloseCode.SPAM, "spam")
         return
+    action = ACTION_OF.get(frame.type)
+    if action is not None:
+        guard.limit(action, socket.user_id)
     await FRAME_HANDLERS[frame.type](socket, frame)
     if verdict is not None and verdict.warning:
         notice(socket, frame, verdict.warning)
