@@ -233,3 +233,36 @@ async def test_memberships_survive_reconnecting(world, server):
     await asyncio.sleep(0.1)
     await acked(alice.ws, "channel", {"channelId": channel_id, "text": "welcome back"})
     assert (await chatter(socket))["content"]["body"] == "welcome back"
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_leaving_and_rejoining_keeps_a_mute_and_an_ownership(world):
+    alice = await world.player("Alice")
+    bob = await world.player("Bob")
+    channel_id = await create(world, alice)
+    await acked(bob.ws, "join_channel", {"channelId": channel_id, "alias": "pub"})
+    await acked(alice.ws, "channel_moderate", {"channelId": channel_id, "action": "mute", "user": "bob"})
+    await acked(bob.ws, "leave_channel", {"channelId": channel_id})
+    await acked(bob.ws, "join_channel", {"channelId": channel_id})
+    before = world.event_count()
+    assert (await refused(bob.ws, "channel", {"channelId": channel_id, "text": "free!"}))["code"] == "muted"
+    assert world.event_count() == before
+    await acked(alice.ws, "leave_channel", {"channelId": channel_id})
+    await acked(alice.ws, "join_channel", {"channelId": channel_id})
+    await acked(alice.ws, "channel_moderate", {"channelId": channel_id, "action": "unmute", "user": "bob"})
+    await acked(bob.ws, "command", {"line": "+PUB back again"})  # aliases match in any case
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_joining_over_http_without_a_socket_is_not_being_online(world):
+    alice = await world.player("Alice")
+    await create(world, alice)
+    bob = await world.offline_player("Bob")
+    status, _ = await world.api.call("POST", "/api/communication/channels", {"name": "Public"}, token=bob.token)
+    assert status == 200
+    status, detail = await world.api.call("GET", "/api/communication/channels/public", token=alice.token)
+    assert {m["userId"]: m["online"] for m in detail["members"]} == {alice.user_id: True, bob.user_id: False}
+    socket = await world.open_socket(bob)
+    await asyncio.sleep(0.1)
+    await acked(alice.ws, "channel", {"channelId": "public", "text": "hi bob"})
+    assert (await socket.receive_type("channel_message"))["data"]["event"]["content"]["body"] == "hi bob"

@@ -230,6 +230,7 @@ class VibeMuseServer:
         context.channels = ChannelService(
             storage,
             subscriptions=subscriptions,
+            registry=registry,
             broadcaster=broadcaster,
             events=events,
             blocks=context.pages.blocks,

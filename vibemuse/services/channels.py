@@ -35,6 +35,7 @@ from vibemuse.protocol.ids import CHANNEL_NAME_PATTERN, channel_id_for, parse_ch
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
+from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
@@ -62,6 +63,7 @@ class ChannelService:
         storage: Storage,
         *,
         subscriptions: Subscriptions,
+        registry: ConnectionRegistry,
         broadcaster: Broadcaster,
         events: EventWriter,
         blocks: BlockList,
@@ -72,6 +74,7 @@ class ChannelService:
     ):
         self._storage = storage
         self._subscriptions = subscriptions
+        self._registry = registry
         self._broadcaster = broadcaster
         self._events = events
         self._blocks = blocks
@@ -103,6 +106,7 @@ class ChannelService:
     async def by_alias(self, principal: Principal, alias: str) -> ChannelRecord:
         """``+pub``: the user's own alias, else a unique prefix of one of their channels' names."""
         memberships = await self._storage.memberships_of(principal.user_id)
+        alias = alias.lower()
         exact = [channel for member, channel in memberships if member.alias == alias]
         prefixed = [channel for _, channel in memberships if channel.name.casefold().startswith(alias.casefold())]
         found = exact or (prefixed if len(prefixed) == 1 else [])
@@ -138,7 +142,7 @@ class ChannelService:
         receipt, positions = await self._apply(principal, "join_channel", message_id, [create, joined], [
             ops.op_create_channel(channel), ops.op_add_member(owner),
             ops.op_set_joined_position(channel.channel_id, principal.user_id, joined["event_id"])])
-        self._subscriptions.tune_in(principal.user_id, channel.channel_id)
+        self._tune_in(principal.user_id, channel.channel_id)
         self._announce(channel, [create, joined], positions)
         return channel, True, receipt
 
@@ -147,11 +151,15 @@ class ChannelService:
     ) -> Receipt:
         channel = await self.find(principal, ref)
         member = await self._storage.get_membership(channel.channel_id, principal.user_id)
+        # A returning owner is the owner again; a mute survives leaving and rejoining.
+        role = member.role if member else ("owner" if channel.owner == principal.user_id else "member")
+        muted_until = member.muted_until if member else await self._storage.standing_mute(
+            channel.channel_id, principal.user_id)
         settings = ops.op_add_member(MemberRecord(
-            channel.channel_id, principal.user_id, member.role if member else "member",
+            channel.channel_id, principal.user_id, role,
             _alias(alias) if alias is not None else (member.alias if member else None),
             (_clean(title, MAX_TITLE) or None) if title is not None else (member.title if member else None),
-            member.muted_until if member else None, member.joined_ts if member else self._clock()))
+            muted_until, member.joined_ts if member else self._clock()))
         if member is not None:  # already in: only alias and title change, no event
             receipt, _ = await self._apply(principal, "join_channel", message_id, [], [settings])
             return receipt
@@ -165,7 +173,7 @@ class ChannelService:
         receipt, positions = await self._apply(principal, "join_channel", message_id, [event], [
             settings, ops.op_set_joined_position(channel.channel_id, principal.user_id, event["event_id"])])
         if positions:
-            self._subscriptions.tune_in(principal.user_id, channel.channel_id)
+            self._tune_in(principal.user_id, channel.channel_id)
             self._announce(channel, [event], positions)
         return receipt
 
@@ -184,6 +192,12 @@ class ChannelService:
             self._announce(channel, [event], positions, also=[principal.user_id])
             self._subscriptions.tune_out(principal.user_id, channel.channel_id)
         return receipt
+
+    def _tune_in(self, user_id: str, channel_id: str) -> None:
+        """Hear the channel now — only a user with an open socket (a join over HTTP with
+        none open takes effect when they connect)."""
+        if self._registry.is_online(user_id):
+            self._subscriptions.tune_in(user_id, channel_id)
 
     async def tune_in_user(self, user_id: str) -> None:
         """A user's socket opened: they hear all their channels again."""

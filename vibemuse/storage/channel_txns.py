@@ -9,6 +9,7 @@ new events, right after), so either both happen or neither.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -209,3 +210,29 @@ def op_update_channel(channel_id: str, **values: Any) -> ChannelOp:
     def apply(connection: Connection) -> None:
         connection.execute(update(channels).where(channels.c.channel_id == channel_id).values(**values))
     return apply
+
+
+def standing_mute_txn(connection: Connection, channel_id: str, user_id: str) -> int | None:
+    """When a mute on ``user_id`` in the channel ends (``FOREVER``-like for no end), if the
+    latest mute or unmute about them there is a mute — so leaving and rejoining does not
+    shake it off. None if they are not muted."""
+    from vibemuse.storage.event_txns import event_recipients
+
+    about_them = select(event_recipients.c.stream_position).where(event_recipients.c.user_id == user_id)
+    query = (
+        select(events.c.event_json)
+        .where(events.c.channel_id == channel_id, events.c.event_type == "vm.channel.member",
+               events.c.stream_position.in_(about_them), events.c.kind.in_(("mute", "unmute")))
+        .order_by(events.c.stream_position.desc())
+        .limit(1)
+    )
+    row = connection.execute(query).first()
+    if row is None:
+        return None
+    content = json.loads(row.event_json).get("content", {})
+    if content.get("membership") != "mute":
+        return None
+    return content.get("until", MUTED_FOREVER)
+
+
+MUTED_FOREVER = 2**62

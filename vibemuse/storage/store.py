@@ -218,6 +218,9 @@ class Storage:
     async def memberships_of(self, user_id: str) -> list[tuple[MemberRecord, ChannelRecord]]:
         return await self._read(channel_txns.memberships_of_txn, user_id)
 
+    async def standing_mute(self, channel_id: str, user_id: str) -> int | None:
+        return await self._read(channel_txns.standing_mute_txn, channel_id, user_id)
+
     async def get_ban(self, channel_id: str, user_id: str) -> BanRecord | None:
         return await self._read(channel_txns.get_ban_txn, channel_id, user_id)
 
