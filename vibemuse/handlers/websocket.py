@@ -22,6 +22,7 @@ import urllib.parse
 from typing import Any
 
 import tornado.escape
+import tornado.httputil
 import tornado.iostream
 import tornado.web
 import tornado.websocket
@@ -122,7 +123,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
     @property
     def address(self) -> str:
-        return self.request.remote_ip or "unknown"
+        return getattr(self, "_address", None) or self.request.remote_ip or "unknown"
 
     def check_origin(self, origin: str) -> bool:
         """Same origin (the Origin's host and port are the request's Host), or one of
@@ -142,11 +143,21 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
         assert self.ws_connection is not None
         self.ws_connection.stream.max_write_buffer_size = outbound_bound(self.context.config)
+        self._forget_handshake()
         if self.principal is not None:
             self._activate()
         else:
             loop = asyncio.get_running_loop()
             self._auth_deadline = loop.call_later(self.context.config.auth_timeout_seconds, self._auth_timed_out)
+
+    def _forget_handshake(self) -> None:
+        """Drop what only the handshake needed (its request and response headers):
+        a socket lives for hours, and thousands of them live at once."""
+        self._address = self.request.remote_ip or "unknown"
+        self.request.headers = _NO_HEADERS  # nothing writes to them once the socket is open
+        self._headers = _NO_HEADERS
+        self.request.query_arguments = _NO_ARGUMENTS
+        self.request.arguments = _NO_ARGUMENTS
 
     def _token_expired(self) -> None:
         self._token_expiry = None
@@ -344,6 +355,8 @@ def _since(raw: str | None) -> int | None:
     return int(raw)
 
 
+_NO_HEADERS = tornado.httputil.HTTPHeaders()
+_NO_ARGUMENTS: dict[str, list[bytes]] = {}
 PING_FRAME = b"\x89\x00"  # FIN + ping, no payload (RFC 6455 5.5.2)
 
 
