@@ -252,7 +252,7 @@ class VibeMuseServer:
         )
         heartbeat = Ticker(
             config.heartbeat_interval_seconds,
-            [Heartbeat(registry, timeout=config.heartbeat_timeout_seconds).beat],
+            [Heartbeat(registry, timeout=config.heartbeat_timeout_seconds, clock=clock).beat],
         )
         ticker = Ticker(1.0, [presence.expire_typing, presence.sweep_idle])
         return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker)

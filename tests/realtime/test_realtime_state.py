@@ -19,6 +19,7 @@ class FakeSocket:
     user_id: str
     token_hash: str = "t"
     address: str = "127.0.0.1"
+    expires_ms: int | None = None
     last_seen: float = 0.0
     frames: list[bytes] = field(default_factory=list)
 

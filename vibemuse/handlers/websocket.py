@@ -56,17 +56,48 @@ def outbound_bound(config: Config) -> int:
     return config.outbound_queue_bytes + largest_event_bytes(config.max_text_length)
 
 
+class _SocketState:
+    __slots__ = ("principal", "version", "connection_id", "last_seen", "auth_deadline",
+                 "overflowed", "since", "held", "address")
+
+    def __init__(self) -> None:
+        self.address: str | None = None
+
+
+def _state(name: str) -> property:
+    def get(self: "ClientSocketHandler") -> Any:
+        return getattr(self._s, name)
+
+    def set(self: "ClientSocketHandler", value: Any) -> None:
+        setattr(self._s, name, value)
+
+    return property(get, set)
+
+
 class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     context: ServerContext
 
+    # The socket's own state lives in one slotted object: with few instance
+    # attributes a handler keeps a compact (key-sharing) __dict__, which saves
+    # over a kilobyte per socket when thousands are open.
+    principal = _state("principal")
+    version = _state("version")
+    connection_id = _state("connection_id")
+    last_seen = _state("last_seen")
+    _auth_deadline = _state("auth_deadline")
+    _overflowed = _state("overflowed")
+    _since = _state("since")
+    _held = _state("held")
+    _address = _state("address")
+
     def initialize(self, context: ServerContext) -> None:
+        self._s = _SocketState()
         self.context = context
         self.principal: Principal | None = None
         self.version: ProtocolVersion | None = None
         self.connection_id = context.registry.new_connection_id()
         self.last_seen = time.monotonic()
         self._auth_deadline: asyncio.TimerHandle | None = None
-        self._token_expiry: asyncio.TimerHandle | None = None
         self._overflowed = False
         self._since: int | None = None  # the stream position a resuming client last saw
         # Deliveries held (with their stream positions) while the session starts
@@ -77,6 +108,11 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     @property
     def user_id(self) -> str:
         return self.principal.user_id if self.principal else ""
+
+    @property
+    def expires_ms(self) -> int | None:
+        """When the socket's access token expires (the heartbeat closes it then, 4006)."""
+        return self.principal.expires_ts if self.principal else None
 
     @property
     def token_hash(self) -> str:
@@ -123,7 +159,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
     @property
     def address(self) -> str:
-        return getattr(self, "_address", None) or self.request.remote_ip or "unknown"
+        return self._address or self.request.remote_ip or "unknown"
 
     def check_origin(self, origin: str) -> bool:
         """Same origin (the Origin's host and port are the request's Host), or one of
@@ -158,10 +194,10 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self._headers = _NO_HEADERS
         self.request.query_arguments = _NO_ARGUMENTS
         self.request.arguments = _NO_ARGUMENTS
-
-    def _token_expired(self) -> None:
-        self._token_expiry = None
-        self.close(CloseCode.TOKEN_EXPIRED, "access token expired")
+        # Per-request leftovers of RequestHandler, unused once upgraded: shared empties.
+        self.path_kwargs = self.open_kwargs = _NO_ARGUMENTS
+        self._write_buffer = self._transforms = _NOTHING
+        self.ui = None
 
     def _auth_timed_out(self) -> None:
         self._auth_deadline = None
@@ -179,8 +215,6 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         context = self.context
         self._held = []  # live deliveries wait until the session has started
         context.registry.add(self)
-        remaining = (self.principal.expires_ts - context.clock()) / 1000
-        self._token_expiry = asyncio.get_running_loop().call_later(max(remaining, 0), self._token_expired)
         user = self.principal.user
         location = context.presence.location_of(user)
         welcome = {
@@ -269,10 +303,9 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self.last_seen = time.monotonic()
 
     def on_close(self) -> None:
-        for timer in (self._auth_deadline, self._token_expiry):
-            if timer is not None:
-                timer.cancel()
-        self._auth_deadline = self._token_expiry = None
+        if self._auth_deadline is not None:
+            self._auth_deadline.cancel()
+            self._auth_deadline = None
         self._unregister()
 
     # -- frames out -----------------------------------------------------
@@ -356,7 +389,8 @@ def _since(raw: str | None) -> int | None:
 
 
 _NO_HEADERS = tornado.httputil.HTTPHeaders()
-_NO_ARGUMENTS: dict[str, list[bytes]] = {}
+_NO_ARGUMENTS: dict[str, Any] = {}
+_NOTHING: list[Any] = []
 PING_FRAME = b"\x89\x00"  # FIN + ping, no payload (RFC 6455 5.5.2)
 
 

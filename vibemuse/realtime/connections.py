@@ -18,6 +18,7 @@ class Connection(Protocol):
     user_id: str
     token_hash: str
     address: str  # the peer's IP address
+    expires_ms: int | None  # when its access token expires
     last_seen: float  # monotonic seconds of the last frame or pong received
 
     def send_text(self, text: str) -> None: ...
