@@ -17,6 +17,17 @@ async def create(world, player, name="Public", **body):
     return created["channel"]["id"]
 
 
+async def three_on_a_channel(world):
+    """Alice owns #public; Bob and Carol are on it."""
+    alice = await world.player("Alice")
+    bob = await world.player("Bob")
+    carol = await world.player("Carol")
+    channel_id = await create(world, alice)
+    for player in (bob, carol):
+        await acked(player.ws, "join_channel", {"channelId": channel_id})
+    return alice, bob, carol, channel_id
+
+
 async def notice(socket):
     return (await socket.receive_type("channel_notice"))["data"]["event"]
 
@@ -81,12 +92,7 @@ async def test_titles_lists_and_who(world):
 
 @pytest.mark.gen_test(timeout=20)
 async def test_moderation_mute_kick_ban_and_the_audit_trail(world):
-    alice = await world.player("Alice")
-    bob = await world.player("Bob")
-    carol = await world.player("Carol")
-    channel_id = await create(world, alice)
-    for player in (bob, carol):
-        await acked(player.ws, "join_channel", {"channelId": channel_id})
+    alice, bob, carol, channel_id = await three_on_a_channel(world)
     # a member cannot moderate
     error = await refused(bob.ws, "channel_moderate", {"channelId": channel_id, "action": "kick", "user": "carol"})
     assert error["code"] == "forbidden"
@@ -141,12 +147,7 @@ async def test_private_channels_need_an_invitation_and_stay_hidden(world):
 
 @pytest.mark.gen_test(timeout=20)
 async def test_a_blocker_stops_hearing_the_blocked_on_channels(world):
-    alice = await world.player("Alice")
-    bob = await world.player("Bob")
-    carol = await world.player("Carol")
-    channel_id = await create(world, alice)
-    for player in (bob, carol):
-        await acked(player.ws, "join_channel", {"channelId": channel_id})
+    alice, bob, carol, channel_id = await three_on_a_channel(world)
     await acked(alice.ws, "block", {"user": "bob", "blocked": True})
     await acked(bob.ws, "channel", {"channelId": channel_id, "text": "can anyone hear me"})
     assert (await chatter(carol.ws))["content"]["body"] == "can anyone hear me"
