@@ -7,16 +7,20 @@ from vibemuse.handlers.wire import session_to_wire, user_to_wire
 
 
 class RegisterHandler(ApiHandler):
+    request_schemas = {"POST": "register-request"}
+
     async def post(self) -> None:
-        body = self.json_body("register-request")
+        body = self.json_body()
         self.context.guard.limit("register_address", self.address)
         session = await self.context.accounts.register(body["username"], body["password"])
         self.send_json(session_to_wire(session), status=201)
 
 
 class LoginHandler(ApiHandler):
+    request_schemas = {"POST": "login-request"}
+
     async def post(self) -> None:
-        body = self.json_body("login-request")
+        body = self.json_body()
         guard = self.context.guard
         guard.limit("login_address", self.address)
         guard.limit("login_account", str(body["username"]).casefold())
@@ -39,10 +43,12 @@ class MeHandler(ApiHandler):
 
 
 class PasswordHandler(ApiHandler):
+    request_schemas = {"POST": "password-change-request"}
+
     async def post(self) -> None:
         """Change the password: every token of the user is revoked, a new session is returned."""
         principal = await self.principal()
-        body = self.json_body("password-change-request")
+        body = self.json_body()
         # A stolen token must not guess the password faster than a login could.
         self.context.guard.limit("login_account", principal.user.username.casefold())
         session = await self.context.accounts.change_password(principal, body["currentPassword"], body["newPassword"])
