@@ -21,10 +21,7 @@ class LoginHandler(ApiHandler):
 
     async def post(self) -> None:
         body = self.json_body()
-        guard = self.context.guard
-        guard.limit("login_address", self.address)
-        guard.limit("login_account", str(body["username"]).casefold())
-        session = await self.context.accounts.login(body["username"], body["password"])
+        session = await self.context.accounts.login(body["username"], body["password"], self.address)
         self.send_json(session_to_wire(session))
 
 
@@ -49,7 +46,6 @@ class PasswordHandler(ApiHandler):
         """Change the password: every token of the user is revoked, a new session is returned."""
         principal = await self.principal()
         body = self.json_body()
-        # A stolen token must not guess the password faster than a login could.
-        self.context.guard.limit("login_account", principal.user.username.casefold())
-        session = await self.context.accounts.change_password(principal, body["currentPassword"], body["newPassword"])
+        session = await self.context.accounts.change_password(
+            principal, body["currentPassword"], body["newPassword"], self.address)
         self.send_json(session_to_wire(session))
