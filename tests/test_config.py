@@ -47,8 +47,8 @@ def test_explicit_config_file(tmp_path):
         ("max_frame_bytes = 10", "max_frame_bytes"),
         ("heartbeat_interval_seconds = 30\nheartbeat_timeout_seconds = 10", "heartbeat_timeout_seconds"),
         ('log_level = "loud"', "log_level"),
-        ("rate_limits = { login_account_address = [50, 0.1] }", "login_account"),  # one address would lock it
-        ("rate_limits = { login_account = [5, 0.1] }", "login_account"),
+        ("rate_limits = { login_account_address = [60, 0.1] }", "login_account"),  # one address would lock it
+        ("rate_limits = { login_account = [4, 0.1] }", "login_account"),
         ("rate_limits = { login_account = [100, 0.001] }", "login_account"),
     ],
 )

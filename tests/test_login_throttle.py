@@ -51,4 +51,4 @@ def test_an_account_knows_its_last_few_addresses():
     check.attempt("alice", "10.0.1.1")  # a wrong password from a stranger empties the account's bucket
     assert refused_by(check, "alice", addresses[0]) == "login_account"  # the oldest is forgotten
     for address in addresses[1:]:
-        check.attempt(address=address, account="alice")
+        check.attempt("alice", address)

@@ -185,9 +185,9 @@ class ConfigSchema(Schema):
                 raise ValidationError(f"{action} must be [burst, per_second], both above 0")
             rates[action] = (float(pair[0]), float(pair[1]))
         one, every = rates["login_account_address"], rates["login_account"]
-        if every[0] < one[0] + 1 or every[1] < one[1]:
-            raise ValidationError("login_account must have a larger burst and at least the refill of "
-                                  "login_account_address, or one address could lock an account out")
+        if every[0] < one[0] or every[1] < one[1]:
+            raise ValidationError("login_account must be at least as large as login_account_address, in burst "
+                                  "and in refill, or one address could lock an account out")
         return rates
     password_min_length = fields.Integer(validate=validate.Range(8, 1024))
     retention_room_days = fields.Integer(validate=validate.Range(0, 36500))
