@@ -284,6 +284,9 @@ async def test_what_leaving_and_rejoining_keeps(world):
     await rejoin(carol, channel_id)
     assert (await standing(world, alice, channel_id))[carol.user_id] == ("member", False)
     await acked(carol.ws, "command", {"line": "+PUB thanks"})  # aliases match in any case
+    await moderate(alice, channel_id, "kick", "bob")  # a kicked moderator comes back a member too
+    await acked(bob.ws, "join_channel", {"channelId": channel_id})
+    assert (await standing(world, alice, channel_id))[bob.user_id] == ("member", False)
 
 
 @pytest.mark.gen_test(timeout=20)
