@@ -236,22 +236,74 @@ async def test_memberships_survive_reconnecting(world, server):
     assert (await chatter(socket))["content"]["body"] == "welcome back"
 
 
-@pytest.mark.gen_test(timeout=20)
-async def test_leaving_and_rejoining_keeps_a_mute_and_an_ownership(world):
-    alice = await world.player("Alice")
-    bob = await world.player("Bob")
-    channel_id = await create(world, alice)
-    await acked(bob.ws, "join_channel", {"channelId": channel_id, "alias": "pub"})
-    await acked(alice.ws, "channel_moderate", {"channelId": channel_id, "action": "mute", "user": "bob"})
-    await acked(bob.ws, "leave_channel", {"channelId": channel_id})
-    await acked(bob.ws, "join_channel", {"channelId": channel_id})
+async def standing(world, viewer, channel_id):
+    """Each member's (role, muted), as the channel detail shows them."""
+    path = f"/api/communication/channels/{channel_id.replace('#', '%23')}"
+    status, detail = await world.api.call("GET", path, token=viewer.token, schema="channel-detail")
+    assert status == 200, detail
+    return {member["userId"]: (member["role"], member["muted"]) for member in detail["members"]}
+
+
+async def moderate(actor, channel_id, action, user, **extra):
+    return await acked(actor.ws, "channel_moderate", {"channelId": channel_id, "action": action, "user": user,
+                                                      **extra})
+
+
+async def rejoin(player, channel_id):
+    await acked(player.ws, "leave_channel", {"channelId": channel_id})
+    await acked(player.ws, "join_channel", {"channelId": channel_id})
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_what_leaving_and_rejoining_keeps(world):
+    """16.2/16.5: the owner comes back as owner, a moderator as a member, a muted member
+    still muted (with the same end) — after a leave, a kick, or a ban and an unban."""
+    alice, bob, carol, channel_id = await three_on_a_channel(world)
+    await moderate(alice, channel_id, "promote", "bob")
+    await moderate(alice, channel_id, "mute", "carol", durationSeconds=600)
+    until = (await refused(carol.ws, "channel", {"channelId": channel_id, "text": "hi"}))["details"]["untilMs"]
+    for player in (alice, bob, carol):
+        await rejoin(player, channel_id)
+    assert await standing(world, alice, channel_id) == {
+        alice.user_id: ("owner", False), bob.user_id: ("member", False), carol.user_id: ("member", True)}
     before = world.event_count()
-    assert (await refused(bob.ws, "channel", {"channelId": channel_id, "text": "free!"}))["code"] == "muted"
+    error = await refused(carol.ws, "channel", {"channelId": channel_id, "text": "free!"})
+    assert (error["code"], error["details"]) == ("muted", {"untilMs": until})
+    error = await refused(bob.ws, "channel_moderate", {"channelId": channel_id, "action": "unmute", "user": "carol"})
+    assert error["code"] == "forbidden"  # no longer a moderator
     assert world.event_count() == before
-    await acked(alice.ws, "leave_channel", {"channelId": channel_id})
+    await moderate(alice, channel_id, "promote", "bob")  # the owner's rights came back with the role
+    await moderate(bob, channel_id, "kick", "carol")
+    await acked(carol.ws, "join_channel", {"channelId": channel_id})
+    await moderate(bob, channel_id, "ban", "carol")
+    await moderate(bob, channel_id, "unban", "carol")
+    await acked(carol.ws, "join_channel", {"channelId": channel_id})
+    assert (await standing(world, alice, channel_id))[carol.user_id] == ("member", True)
+    assert (await refused(carol.ws, "channel", {"channelId": channel_id, "text": "now?"}))["code"] == "muted"
+    await moderate(bob, channel_id, "unmute", "carol")  # only an unmute (or the end) lifts it
+    await rejoin(carol, channel_id)
+    assert (await standing(world, alice, channel_id))[carol.user_id] == ("member", False)
+    await acked(carol.ws, "command", {"line": "+PUB thanks"})  # aliases match in any case
+    await moderate(alice, channel_id, "kick", "bob")  # a kicked moderator comes back a member too
+    await acked(bob.ws, "join_channel", {"channelId": channel_id})
+    assert (await standing(world, alice, channel_id))[bob.user_id] == ("member", False)
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_mute_without_end_and_a_banned_owner_come_back(world):
+    alice, bob, _, channel_id = await three_on_a_channel(world)
+    admin = await world.player("Root", role="admin")
+    await moderate(alice, channel_id, "mute", "bob")
+    await rejoin(bob, channel_id)
+    error = await refused(bob.ws, "channel", {"channelId": channel_id, "text": "free!"})
+    assert error["code"] == "muted" and "details" not in error
+    await moderate(admin, channel_id, "ban", "alice")
+    assert (await refused(alice.ws, "join_channel", {"channelId": channel_id}))["code"] == "banned"
+    await moderate(admin, channel_id, "unban", "alice")
     await acked(alice.ws, "join_channel", {"channelId": channel_id})
-    await acked(alice.ws, "channel_moderate", {"channelId": channel_id, "action": "unmute", "user": "bob"})
-    await acked(bob.ws, "command", {"line": "+PUB back again"})  # aliases match in any case
+    assert (await standing(world, alice, channel_id))[alice.user_id] == ("owner", False)
+    await moderate(alice, channel_id, "unmute", "bob")
+    await acked(bob.ws, "channel", {"channelId": channel_id, "text": "back"})
 
 
 @pytest.mark.gen_test(timeout=20)

@@ -47,6 +47,9 @@ def test_explicit_config_file(tmp_path):
         ("max_frame_bytes = 10", "max_frame_bytes"),
         ("heartbeat_interval_seconds = 30\nheartbeat_timeout_seconds = 10", "heartbeat_timeout_seconds"),
         ('log_level = "loud"', "log_level"),
+        ("rate_limits = { login_account_address = [60, 0.1] }", "login_account"),  # one address would lock it
+        ("rate_limits = { login_account = [4, 0.1] }", "login_account"),
+        ("rate_limits = { login_account = [100, 0.001] }", "login_account"),
     ],
 )
 def test_bad_settings_name_the_setting(tmp_path, text, setting):
@@ -59,6 +62,14 @@ def test_broken_toml_is_reported(tmp_path):
     (tmp_path / "vibemuse.toml").write_text("port = = 3\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config({"data_dir": str(tmp_path)}, {})
+
+
+def test_login_limits_may_be_set_when_one_address_cannot_lock_an_account(tmp_path):
+    (tmp_path / "vibemuse.toml").write_text("rate_limits = { login_account_address = [3, 0.01], "
+                                            "login_account = [200, 0.5] }\n")
+    config, _ = load_config({"data_dir": str(tmp_path)}, {})
+    assert config.rate_limits["login_account"] == (200, 0.5)
+    assert config.rate_limits["login_account_address"] == (3, 0.01)
 
 
 def test_environment_values_are_converted(tmp_path):

@@ -150,6 +150,39 @@ async def test_bad_pages_change_nothing(world, data, code):
     assert not [f for f in await bob.ws.quiet(0.2) if f["type"] == "message"]
 
 
+def spellings_of_bob(count):
+    """``count`` entries that all name Bob: bob, Bob, BOB, @bob:<server>, bob, ..."""
+    names = ["bob", "Bob", "BOB", "@bob:test.localhost"]
+    return [names[n % len(names)] for n in range(count)]
+
+
+@pytest.mark.parametrize("as_line", [False, True], ids=["frame", "command"])
+@pytest.mark.gen_test
+async def test_recipients_are_counted_as_written_at_the_edge(world, server, as_line):
+    """``maxPageRecipients`` entries go through (one recipient, one page); one more entry is
+    refused even though every entry names the same user (15.1)."""
+    alice = await world.player("Alice")
+    bob = await world.player("Bob")
+    most = server.context.config.max_page_recipients
+
+    def send(count):
+        names = spellings_of_bob(count)
+        if as_line:
+            return alice.ws.send_frame("command", {"line": f"page {' '.join(names)}=hi"})
+        return alice.ws.send_frame("page", {"to": names, "text": "hi"})
+
+    await send(most)
+    await alice.ws.receive_type("ack")
+    event = await heard(bob.ws)
+    assert event["recipients"] == [bob.user_id]
+    before = world.event_count()
+    await send(most + 1)
+    error = (await alice.ws.receive_type("error"))["data"]
+    assert (error["code"], error["details"]) == ("too_many_recipients", {"maxRecipients": most})
+    assert world.event_count() == before
+    assert not [f for f in await bob.ws.quiet(0.2) if f["type"] == "message"]
+
+
 @pytest.mark.gen_test
 async def test_a_retried_page_is_stored_and_sent_once(world):
     alice = await world.player("Alice")

@@ -115,35 +115,6 @@ async def test_http_writes_are_limited_with_429_and_retry_after(world, server, b
     assert (await world.api.call("POST", "/api/communication/channels", {"name": "chan9"}, token=bob.token))[0] == 201
 
 
-@pytest.mark.parametrize("overrides", [limits(login_account=bucket(3))], ids=["account3"])
-@pytest.mark.gen_test
-async def test_login_attempts_per_account(api, server):
-    await api.register("Alice")
-    await api.register("Bob")
-    for _ in range(3):
-        assert await http_status(api, "POST", "/api/auth/login", {"username": "alice", "password": "guess!guess"}) \
-            == (401, "invalid_credentials")
-    tokens = count_rows(server, "access_tokens")
-    for name in ("Alice", "ALICE"):  # even the right password, in any case of the name, waits now
-        status, body = await api.call("POST", "/api/auth/login", {"username": name, "password": PASSWORD})
-        assert status == 429 and body["error"]["code"] == "rate_limited"
-        assert body["error"]["details"]["action"] == "login_account"
-    assert count_rows(server, "access_tokens") == tokens  # no token was issued
-    status, _ = await api.call("POST", "/api/auth/login", {"username": "bob", "password": PASSWORD})
-    assert status == 200  # another account, same address
-
-
-@pytest.mark.parametrize("overrides", [limits(login_address=bucket(4))], ids=["address4"])
-@pytest.mark.gen_test
-async def test_login_attempts_per_address(api):
-    await api.register("Alice")
-    for n in range(4):
-        assert (await http_status(api, "POST", "/api/auth/login",
-                                  {"username": f"nobody{n}", "password": "guess!guess"}))[0] == 401
-    status, body = await api.call("POST", "/api/auth/login", {"username": "alice", "password": PASSWORD})
-    assert status == 429 and body["error"]["details"]["action"] == "login_address"
-
-
 @pytest.mark.parametrize("overrides", [limits(register_address=bucket(2))], ids=["register2"])
 @pytest.mark.gen_test
 async def test_registrations_per_address(api, server):

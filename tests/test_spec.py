@@ -351,6 +351,23 @@ def test_openapi_methods_equal_the_handlers() -> None:
         assert documented == implemented, path
 
 
+def test_openapi_request_bodies_equal_the_handlers_request_schemas() -> None:
+    """Each handler checks the Content-Type (415) and the schema of exactly the bodies the
+    document declares."""
+    handlers = {route_to_openapi_path(pattern): handler for pattern, handler in vibemuse.app.ROUTES}
+    for path, item in OPENAPI["paths"].items():
+        handler = handlers[re.sub(r"\{[^}]+\}", "{}", path)]
+        documented = {
+            method.upper(): operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            for method, operation in item.items() if isinstance(operation, dict) and "requestBody" in operation}
+        declared = {method: f"schemas/http/{schema}.json"
+                    for method, schema in getattr(handler, "request_schemas", {}).items()}
+        assert documented == declared, path
+        for method in documented:
+            assert item[method.lower()]["requestBody"]["required"] is True, (path, method)
+            assert "415" in item[method.lower()]["responses"], (path, method)
+
+
 def _operations():
     for path, item in OPENAPI["paths"].items():
         for method, operation in item.items():

@@ -49,6 +49,7 @@ from vibemuse.services.accounts import AccountService
 from vibemuse.services.channels import ChannelService
 from vibemuse.services.chat import RoomChat
 from vibemuse.services.guard import Guard
+from vibemuse.services.login_throttle import LoginThrottle
 from vibemuse.services.spam import SpamGuard, SpamRules
 from vibemuse.services.events import EventWriter
 from vibemuse.services.history import HistoryService
@@ -157,6 +158,7 @@ class VibeMuseServer:
         registry = ConnectionRegistry()
         rooms = RoomService(storage, server_name=config.server_name, clock=clock, online_users=registry.online_user_ids)
         default_room = await rooms.ensure_default_room(config.default_room_name, config.default_room_description)
+        guard = make_guard(config, clock)
         accounts = AccountService(
             storage,
             server_name=config.server_name,
@@ -164,6 +166,7 @@ class VibeMuseServer:
             token_lifetime_ms=config.token_lifetime_seconds * 1000,
             password_min_length=config.password_min_length,
             hasher=hasher or PasswordHasher(),
+            throttle=LoginThrottle(guard.limiter),
             clock=clock,
             on_token_revoked=lambda token_hash: _close_sockets_of_token(registry, token_hash),
         )
@@ -200,7 +203,7 @@ class VibeMuseServer:
             history=None,  # type: ignore[arg-type]
             sync=SyncService(storage, max_events=config.resume_max_events),
             messages=None,  # type: ignore[arg-type]
-            guard=make_guard(config, clock),
+            guard=guard,
         )
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,

@@ -36,8 +36,11 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
     "actions": (20, 2.0),  # edits, deletions, reports, moderation, settings
     "queries": (30, 5.0),  # who, channel_who, channel_list, get_message, ping
     "http_write": (30, 3.0),  # POST, PUT, DELETE over HTTP (per user)
-    "login_account": (5, 1 / 60),  # login attempts per account
-    "login_address": (20, 0.5),  # login attempts per address
+    # Passwords (login, password change; protocol.md 18.1, services/login_throttle.py)
+    "login_address": (20, 0.5),  # attempts from one address, right or wrong
+    "login_account_address": (5, 1 / 60),  # wrong passwords for one account from one address
+    "login_failures_address": (30, 1 / 30),  # wrong passwords from one address, all accounts
+    "login_account": (50, 0.1),  # wrong passwords for one account from all addresses
     "register_address": (5, 1 / 60),  # registrations per address
     "handshake_address": (30, 5.0),  # WebSocket handshakes per address
 }
@@ -181,6 +184,10 @@ class ConfigSchema(Schema):
                     or not all(isinstance(x, (int, float)) and x > 0 for x in pair)):
                 raise ValidationError(f"{action} must be [burst, per_second], both above 0")
             rates[action] = (float(pair[0]), float(pair[1]))
+        one, every = rates["login_account_address"], rates["login_account"]
+        if every[0] < one[0] or every[1] < one[1]:
+            raise ValidationError("login_account must be at least as large as login_account_address, in burst "
+                                  "and in refill, or one address could lock an account out")
         return rates
     password_min_length = fields.Integer(validate=validate.Range(8, 1024))
     retention_room_days = fields.Integer(validate=validate.Range(0, 36500))

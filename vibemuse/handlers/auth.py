@@ -7,20 +7,21 @@ from vibemuse.handlers.wire import session_to_wire, user_to_wire
 
 
 class RegisterHandler(ApiHandler):
+    request_schemas = {"POST": "register-request"}
+
     async def post(self) -> None:
-        body = self.json_body("register-request")
+        body = self.json_body()
         self.context.guard.limit("register_address", self.address)
         session = await self.context.accounts.register(body["username"], body["password"])
         self.send_json(session_to_wire(session), status=201)
 
 
 class LoginHandler(ApiHandler):
+    request_schemas = {"POST": "login-request"}
+
     async def post(self) -> None:
-        body = self.json_body("login-request")
-        guard = self.context.guard
-        guard.limit("login_address", self.address)
-        guard.limit("login_account", str(body["username"]).casefold())
-        session = await self.context.accounts.login(body["username"], body["password"])
+        body = self.json_body()
+        session = await self.context.accounts.login(body["username"], body["password"], self.address)
         self.send_json(session_to_wire(session))
 
 
@@ -39,11 +40,12 @@ class MeHandler(ApiHandler):
 
 
 class PasswordHandler(ApiHandler):
+    request_schemas = {"POST": "password-change-request"}
+
     async def post(self) -> None:
         """Change the password: every token of the user is revoked, a new session is returned."""
         principal = await self.principal()
-        body = self.json_body("password-change-request")
-        # A stolen token must not guess the password faster than a login could.
-        self.context.guard.limit("login_account", principal.user.username.casefold())
-        session = await self.context.accounts.change_password(principal, body["currentPassword"], body["newPassword"])
+        body = self.json_body()
+        session = await self.context.accounts.change_password(
+            principal, body["currentPassword"], body["newPassword"], self.address)
         self.send_json(session_to_wire(session))

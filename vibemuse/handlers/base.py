@@ -22,6 +22,25 @@ from vibemuse.services.accounts import Principal
 _STATUS_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED, 413: ErrorCode.PAYLOAD_TOO_LARGE}
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json``, in any case, with no parameter but an optional ``charset=utf-8``
+    (bodies are UTF-8 JSON; any other label is a body the server would misread)."""
+    if content_type is None:
+        return False
+    media_type, *parameters = content_type.split(";")
+    if media_type.strip().lower() != "application/json":
+        return False
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() != "charset" or value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def _no_form_arguments() -> None:
+    """Stands in for ``HTTPServerRequest._parse_body``: form arguments are never read here."""
+
+
 def bearer_token(authorization: str | None) -> str | None:
     if not authorization:
         return None
@@ -33,9 +52,15 @@ def bearer_token(authorization: str | None) -> str | None:
 
 class ApiHandler(tornado.web.RequestHandler):
     context: ServerContext
+    # The JSON body each method of this endpoint takes (its requestBody in openapi.json), by the
+    # name of its schema in spec/v1/schemas/http/; the Content-Type is checked before anything else.
+    request_schemas: dict[str, str] = {}
 
     def initialize(self, context: ServerContext) -> None:
         self.context = context
+        # The API reads JSON only: Tornado must not parse form and multipart bodies before
+        # prepare() can refuse them (415), nor answer a malformed one with its own 400.
+        self.request._parse_body = _no_form_arguments  # type: ignore[method-assign]
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -51,9 +76,16 @@ class ApiHandler(tornado.web.RequestHandler):
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"Bodies are at most {self.context.config.max_http_body_bytes} bytes.",
             )
+        if self.request.method in self.request_schemas and not is_json_media_type(
+                self.request.headers.get("Content-Type")):
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                "This endpoint takes a JSON body: send it with 'Content-Type: application/json'.",
+            )
 
-    def json_body(self, schema: str) -> dict[str, Any]:
-        """The request body, parsed and checked against ``spec/v1/schemas/http/<schema>.json``."""
+    def json_body(self) -> dict[str, Any]:
+        """The request body, parsed and checked against its schema (``request_schemas``)."""
+        schema = self.request_schemas[self.request.method]
         body = decode_json_object(self.request.body or b"", "body")
         violation = self.context.schemas.body_violation(schema, body)
         if violation is not None:

@@ -13,6 +13,8 @@ MAX_LIST = 200
 
 
 class ChannelsHandler(ApiHandler):
+    request_schemas = {"POST": "channel-create-request"}
+
     async def get(self) -> None:
         """Channels I may see, by name; ``q`` searches names and descriptions."""
         principal = await self.principal()
@@ -28,7 +30,7 @@ class ChannelsHandler(ApiHandler):
     async def post(self) -> None:
         """Create the channel (you own it) or, if it exists, join it."""
         principal = await self.principal()
-        body = self.json_body("channel-create-request")
+        body = self.json_body()
         channel, created, receipt = await self.context.channels.create_or_join(
             principal, idempotency_key(self), body["name"], description=body.get("description", ""),
             visibility=body.get("visibility", "public"), alias=body.get("alias"), title=body.get("title"),

@@ -19,9 +19,11 @@ class WhoHandler(ApiHandler):
 
 
 class AnnouncementsHandler(ApiHandler):
+    request_schemas = {"POST": "announcement-request"}
+
     async def post(self) -> None:
         principal = await self.principal()
-        body = self.json_body("announcement-request")
+        body = self.json_body()
         receipt = await self.context.chat.wall(principal, idempotency_key(self), body["text"])
         self.send_json({"eventId": receipt.event_id, "streamPosition": receipt.stream_position}, status=201)
 

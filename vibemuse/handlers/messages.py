@@ -11,13 +11,15 @@ STATUSES = ("open", "resolved", "all")
 
 
 class MessageHandler(ApiHandler):
+    request_schemas = {"PUT": "message-edit-request"}
+
     async def get(self, event_id: str) -> None:
         principal = await self.principal()
         self.send_json(message_to_wire(await self.context.messages.get(principal, event_id)))
 
     async def put(self, event_id: str) -> None:
         principal = await self.principal()
-        body = self.json_body("message-edit-request")
+        body = self.json_body()
         receipt = await self.context.messages.edit(principal, idempotency_key(self), event_id, body["text"])
         self.send_json({"eventId": receipt.event_id, "streamPosition": receipt.stream_position})
 
@@ -29,9 +31,11 @@ class MessageHandler(ApiHandler):
 
 
 class MessageReportHandler(ApiHandler):
+    request_schemas = {"POST": "report-request"}
+
     async def post(self, event_id: str) -> None:
         principal = await self.principal()
-        body = self.json_body("report-request")
+        body = self.json_body()
         report_id = await self.context.messages.report(principal, event_id, body["reason"])
         self.send_json({"id": report_id}, status=201)
 
@@ -50,9 +54,11 @@ class ReportsHandler(ApiHandler):
 
 
 class ReportResolveHandler(ApiHandler):
+    request_schemas = {"POST": "report-resolve-request"}
+
     async def post(self, report_id: str) -> None:
         principal = await self.principal()
-        body = self.json_body("report-resolve-request")
+        body = self.json_body()
         if len(report_id) > 15:  # past any id this server hands out (and past what databases hold)
             raise ProtocolError(ErrorCode.UNKNOWN_REPORT, "There is no such report (or it is not yours to handle).")
         report = await self.context.messages.resolve(principal, int(report_id), body["resolution"])

@@ -8,6 +8,8 @@ from vibemuse.services.rooms import MAX_PAGE
 
 
 class RoomsHandler(ApiHandler):
+    request_schemas = {"POST": "room-create-request"}
+
     async def get(self) -> None:
         await self.principal()
         limit = self.int_argument("limit", 100, 1, MAX_PAGE)
@@ -16,7 +18,7 @@ class RoomsHandler(ApiHandler):
 
     async def post(self) -> None:
         principal = await self.principal()
-        body = self.json_body("room-create-request")
+        body = self.json_body()
         room = await self.context.rooms.create_room(principal, body["name"], body.get("description", ""))
         self.send_json(room_to_wire(room), status=201)
 

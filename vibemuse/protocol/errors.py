@@ -19,6 +19,7 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     INVALID_REQUEST = "invalid_request"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     NOT_AUTHENTICATED = "not_authenticated"
     ALREADY_AUTHENTICATED = "already_authenticated"
     INVALID_TOKEN = "invalid_token"
@@ -83,6 +84,9 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.INVALID_REQUEST, 400,
                   "The HTTP body or query does not match the endpoint's schema."),
         ErrorSpec(ErrorCode.PAYLOAD_TOO_LARGE, 413, "The HTTP body is larger than the server accepts."),
+        ErrorSpec(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 415,
+                  "The endpoint takes a JSON body and the request's Content-Type is not application/json "
+                  "(optionally with charset=utf-8)."),
         ErrorSpec(ErrorCode.NOT_AUTHENTICATED, 401,
                   "The request needs an access token and none was given (or, on a socket, "
                   "the auth frame has not been sent yet)."),
@@ -114,7 +118,7 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.NOT_IN_ROOM, 403, "You are not in that room."),
         ErrorSpec(ErrorCode.ALREADY_HOME, 400, "leave_room in the default room: there is nowhere to go; join another room."),
         ErrorSpec(ErrorCode.UNKNOWN_USER, 404, "No user has this name or id."),
-        ErrorSpec(ErrorCode.TOO_MANY_RECIPIENTS, 400, "A page names more than limits.maxPageRecipients people."),
+        ErrorSpec(ErrorCode.TOO_MANY_RECIPIENTS, 400, "A page's to list has more than limits.maxPageRecipients entries (counted as written, duplicates included)."),
         ErrorSpec(ErrorCode.NOT_ACCEPTING_PAGES, 403,
                   "The recipient is not accepting pages (haven, with their message), or not yours (nothing more is said)."),
         ErrorSpec(ErrorCode.YOU_BLOCKED, 403, "You are blocking the recipient; unblock them to page them."),

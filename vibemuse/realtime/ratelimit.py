@@ -54,6 +54,16 @@ class RateLimiter:
             return 0
         return max(1, math.ceil((1 - bucket.tokens) / rate.per_second * 1000))
 
+    def give_back(self, action: str, key: str) -> None:
+        """Return a token taken for something that turned out not to count (a right password)."""
+        bucket = self._buckets.get((action, key))
+        if bucket is not None:
+            bucket.tokens = min(self._rates[action].burst, bucket.tokens + 1)
+
+    def forget(self, action: str, key: str) -> None:
+        """Fill the bucket again (as if it had never been used)."""
+        self._buckets.pop((action, key), None)
+
     def sweep(self) -> int:
         """Forget full buckets; returns how many are left."""
         now = self._monotonic()

@@ -16,6 +16,7 @@ from typing import Awaitable, Callable
 from vibemuse.clock import Clock
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.ids import user_id_for, validate_username
+from vibemuse.services.login_throttle import LoginThrottle
 from vibemuse.services.passwords import PasswordHasher, check_password_policy
 from vibemuse.storage import Conflict, Storage, UserRecord
 
@@ -62,6 +63,7 @@ class AccountService:
         token_lifetime_ms: int,
         password_min_length: int,
         hasher: PasswordHasher,
+        throttle: LoginThrottle,
         clock: Clock,
         on_token_revoked: Callable[[str], Awaitable[None] | None] | None = None,
     ):
@@ -71,6 +73,7 @@ class AccountService:
         self._token_lifetime_ms = token_lifetime_ms
         self._password_min_length = password_min_length
         self._hasher = hasher
+        self._throttle = throttle
         self._clock = clock
         self.on_token_revoked = on_token_revoked
 
@@ -97,16 +100,18 @@ class AccountService:
         user = await self.create_user(username, password)
         return await self._open_session(user)
 
-    async def login(self, username: object, password: object) -> Session:
-        user = None
-        if isinstance(username, str) and isinstance(password, str):
-            try:
-                user = await self._storage.get_user(user_id_for(validate_username(username), self._server_name))
-            except ProtocolError:
-                user = None
-            stored = user.password_hash if user else None
-            if await asyncio.to_thread(self._hasher.verify, password, stored) and user is not None:
-                return await self._open_session(user)
+    async def login(self, username: str, password: str, address: str) -> Session:
+        """A session for the right password; wrong ones count against the login limits of
+        ``address`` and of the account (``login_throttle``)."""
+        attempt = self._throttle.attempt(username, address)
+        try:
+            user = await self._storage.get_user(user_id_for(validate_username(username), self._server_name))
+        except ProtocolError:
+            user = None
+        stored = user.password_hash if user else None
+        if await asyncio.to_thread(self._hasher.verify, password, stored) and user is not None:
+            self._throttle.succeeded(attempt)
+            return await self._open_session(user)
         raise ProtocolError(ErrorCode.INVALID_CREDENTIALS, "Wrong username or password.")
 
     async def _open_session(self, user: UserRecord) -> Session:
@@ -129,13 +134,15 @@ class AccountService:
             raise ProtocolError(ErrorCode.TOKEN_EXPIRED, "The access token has expired; log in again.")
         return Principal(user=user, token_hash=record.token_hash, expires_ts=record.expires_ts)
 
-    async def change_password(self, principal: Principal, current: object, new: object) -> Session:
-        """Check the current password, set the new one, revoke every token of the user (closing
-        their sockets) and open a fresh session."""
+    async def change_password(self, principal: Principal, current: str, new: object, address: str) -> Session:
+        """Check the current password (a wrong one counts as a failed login: a stolen token must
+        not guess faster than a login could), set the new one, revoke every token of the user
+        (closing their sockets) and open a fresh session."""
         user = principal.user
-        if not isinstance(current, str) or not await asyncio.to_thread(self._hasher.verify, current,
-                                                                         user.password_hash):
+        attempt = self._throttle.attempt(user.username, address)
+        if not await asyncio.to_thread(self._hasher.verify, current, user.password_hash):
             raise ProtocolError(ErrorCode.INVALID_CREDENTIALS, "The current password is wrong.")
+        self._throttle.succeeded(attempt)
         new = check_password_policy(new, user.username, self._password_min_length)
         revoked = await self._storage.change_password(
             user.user_id, await asyncio.to_thread(self._hasher.hash, new), self._clock())

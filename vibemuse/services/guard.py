@@ -17,6 +17,15 @@ from vibemuse.services.spam import SpamGuard, Verdict
 log = logging.getLogger(__name__)
 
 
+def rate_limited(action: str, retry_after_ms: int) -> ProtocolError:
+    """The refusal of a request whose bucket is empty: ``rate_limited``, and when to retry."""
+    return ProtocolError(
+        ErrorCode.RATE_LIMITED,
+        f"Too many {action.replace('_', ' ')} requests; try again in {retry_after_ms / 1000:.1f} s.",
+        details={"retryAfterMs": retry_after_ms, "action": action},
+    )
+
+
 class Guard:
     def __init__(self, limiter: RateLimiter, spam: SpamGuard):
         self.limiter = limiter
@@ -25,11 +34,7 @@ class Guard:
     def limit(self, action: str, key: str) -> None:
         retry_after = self.limiter.take(action, key)
         if retry_after:
-            raise ProtocolError(
-                ErrorCode.RATE_LIMITED,
-                f"Too many {action.replace('_', ' ')} requests; try again in {retry_after / 1000:.1f} s.",
-                details={"retryAfterMs": retry_after, "action": action},
-            )
+            raise rate_limited(action, retry_after)
 
     def speech(self, user_id: str, text: str, message_id: str | None = None) -> Verdict:
         return self.spam.check(user_id, text, message_id)

@@ -96,13 +96,14 @@ class PageService:
             if not last:
                 raise ProtocolError(ErrorCode.INVALID_REQUEST, "Page whom? You have not paged anyone yet.")
             names = list(last)
-        unique = list({name.casefold(): name for name in names}.values())
-        if len(unique) > self.max_recipients:
+        # Counted as written, before duplicates merge: eleven spellings of one name are eleven.
+        if len(names) > self.max_recipients:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_RECIPIENTS,
                 f"A page goes to at most {self.max_recipients} people.",
                 details={"maxRecipients": self.max_recipients},
             )
+        unique = list({name.casefold(): name for name in names}.values())
         users = [await self.resolve(name) for name in unique]
         users = list({user.user_id: user for user in users}.values())
         for user in users:
