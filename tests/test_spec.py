@@ -20,12 +20,14 @@ from referencing.jsonschema import DRAFT202012
 
 import vibemuse
 import vibemuse.app
-from tests.support import spec_examples
+from tests.support import spec_examples, spec_tables
 from vibemuse.config import Config
 from vibemuse.handlers.frames import FRAME_HANDLERS
 from vibemuse.handlers.wire import limits_to_wire
 from vibemuse.protocol import ids
-from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, CloseCode, ErrorCode, ProtocolError
+from vibemuse.protocol.errors import (
+    CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, ERROR_DETAILS, CloseCode, ErrorCode, ProtocolError,
+)
 from vibemuse.protocol.canonical_json import encode_canonical_json
 from vibemuse.protocol.events import parse_server_keys_response, redact_event, verify_event
 from vibemuse.protocol.frames import parse_client_frame
@@ -261,11 +263,9 @@ ERRORS_JSON = load_json(V1 / "errors.json")
 
 def test_errors_json_equals_the_error_catalogue() -> None:
     assert set(ERRORS_JSON) == {"errors", "closeCodes"}
-    assert ERRORS_JSON["errors"] == [
-        {"code": str(spec.code), "httpStatus": spec.http_status, "description": spec.description}
-        for spec in ERROR_CATALOGUE.values()
-    ]
-    assert set(ERROR_CATALOGUE) == set(ErrorCode)
+    assert ERRORS_JSON["errors"] == [spec_examples.error_entry(spec) for spec in ERROR_CATALOGUE.values()]
+    assert [entry["code"] for entry in ERRORS_JSON["errors"]] == [str(code) for code in ERROR_CATALOGUE]
+    assert set(ERROR_CATALOGUE) == set(ErrorCode) and set(ERROR_DETAILS) <= set(ErrorCode)
 
 
 def test_errors_json_equals_the_close_codes() -> None:
@@ -444,3 +444,67 @@ def test_server_loads_the_spec() -> None:
     assert schemas.client_frame_types == frame_types("client")
     assert schemas.server_frame_types == frame_types("server")
     assert read_schema_documents("v1") == SCHEMA_DOCS
+
+
+# -- the summary tables of protocol.md ---------------------------------------
+
+PROTOCOL_TEXT = (V1 / "protocol.md").read_text(encoding="utf-8")
+TABLE_SOURCES = spec_tables.Sources()
+
+
+@pytest.mark.parametrize("name", sorted(spec_tables.TABLES))
+def test_protocol_md_table_is_what_the_generator_makes(name: str) -> None:
+    """Fix with ``python -m tests.support.spec_tables --write`` (edit the source, not the table)."""
+    assert name not in spec_tables.stale_tables(PROTOCOL_TEXT, TABLE_SOURCES), (
+        f"protocol.md's {name} table is stale: run python -m tests.support.spec_tables --write")
+
+
+def test_the_table_check_catches_a_hand_edit() -> None:
+    edited = PROTOCOL_TEXT.replace("| 4009 | SPAM |", "| 4010 | SPAM |")
+    assert edited != PROTOCOL_TEXT and spec_tables.stale_tables(edited, TABLE_SOURCES) == ["close-codes"]
+    assert spec_tables.render(edited, TABLE_SOURCES) == PROTOCOL_TEXT
+
+
+def _headings(text: str) -> set[str]:
+    return set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)\.? ", text, re.M))
+
+
+def test_every_section_a_source_names_exists() -> None:
+    own, events = _headings(PROTOCOL_TEXT), _headings((V1 / "events.md").read_text(encoding="utf-8"))
+    named = [schema["x-section"] for direction in ("client", "server")
+             for schema in TABLE_SOURCES.frames(direction).values()]
+    named += [operation["x-section"] for _, _, operation in TABLE_SOURCES.operations()]
+    for sections in named:
+        for section in sections.split(", "):
+            if section.startswith("events.md "):
+                assert section.removeprefix("events.md ") in events, sections
+            else:
+                assert section in own, sections
+
+
+def test_client_frame_answers_name_server_frames() -> None:
+    server = frame_types("server")
+    for name, schema in TABLE_SOURCES.frames("client").items():
+        named = set(re.findall(r"`([a-z_]+)`", schema["x-answer"])) - {"offline", "reportId"}
+        assert named and named <= server, (name, named - server)
+
+
+def test_limit_defaults_in_the_schema_are_the_servers() -> None:
+    limits = SCHEMA_DOCS["common.json"]["$defs"]["limits"]
+    assert {name: entry["default"] for name, entry in limits["properties"].items()} == limits_to_wire(Config())
+    assert list(limits["properties"]) == limits["required"]
+
+
+@pytest.mark.parametrize("frame_type, change", [
+    ("message", {"toUser": "@alice:muse.example.org"}),  # fanned out: never addressed
+    ("roster", {"roomId": None}),  # always says its room
+    ("ack", {"fromUser": "@alice:muse.example.org"}),  # the server's own frame
+    ("channel_message", {"roomId": "!Xq3fK9aB2LmN7pQr:muse.example.org"}),
+    ("who", {"toUser": None}),
+])
+def test_server_frame_schemas_hold_their_envelope_fields(frame_type: str, change: dict) -> None:
+    """6.2's table is enforced: every frame the tests receive is checked against these."""
+    frame = load_json(EXAMPLES / f"frames/server/{frame_type}.json")
+    assert validator(f"frames/server/{frame_type}.json").is_valid(frame)
+    changed = {key: value for key, value in {**frame, **change}.items() if value is not None}
+    assert not validator(f"frames/server/{frame_type}.json").is_valid(changed)
