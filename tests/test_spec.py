@@ -508,3 +508,12 @@ def test_server_frame_schemas_hold_their_envelope_fields(frame_type: str, change
     assert validator(f"frames/server/{frame_type}.json").is_valid(frame)
     changed = {key: value for key, value in {**frame, **change}.items() if value is not None}
     assert not validator(f"frames/server/{frame_type}.json").is_valid(changed)
+
+
+def test_event_unsigned_is_closed_and_knows_edited() -> None:
+    """What histories add (section 19.5) is in event.json, and nothing else may be."""
+    event = load_json(EXAMPLES / "event-say.json")
+    edit = {"event_id": event["event_id"], "origin_server_ts": 1, "content": {"kind": "say", "body": "hi"}}
+    assert validator("event.json").is_valid(dict(event, unsigned={"stream_position": 5, "edited": edit}))
+    assert not validator("event.json").is_valid(dict(event, unsigned={"stream_position": 5, "edited": {}}))
+    assert not validator("event.json").is_valid(dict(event, unsigned={"stream_position": 5, "age": 3}))
