@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from urllib.parse import urldefrag
 
@@ -178,9 +179,22 @@ def test_examples_hold_events() -> None:
     assert sum(map(len, EXAMPLE_EVENTS.values())) >= 7
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def test_the_example_key_document_has_not_expired() -> None:
+    """A reader fetching the example today must be able to use it: it is valid for decades."""
+    ten_years = 10 * 365 * 86_400_000
+    assert EXAMPLE_SERVER_KEYS["valid_until_ts"] > now_ms() + ten_years
+    parse_server_keys_response(EXAMPLE_SERVER_KEYS, spec_examples.SERVER, now_ms())  # raises when expired
+    with pytest.raises(Exception, match="expired"):  # the check this relies on
+        parse_server_keys_response(EXAMPLE_SERVER_KEYS, spec_examples.SERVER, EXAMPLE_SERVER_KEYS["valid_until_ts"])
+
+
 @pytest.mark.parametrize("path", [path for path, events in EXAMPLE_EVENTS.items() if events])
 def test_example_events_verify_with_the_example_key(path: str) -> None:
-    keys = parse_server_keys_response(EXAMPLE_SERVER_KEYS, spec_examples.SERVER, spec_examples.T0)
+    keys = parse_server_keys_response(EXAMPLE_SERVER_KEYS, spec_examples.SERVER, now_ms())
     for event in EXAMPLE_EVENTS[path]:
         result = verify_event(event, {spec_examples.SERVER: keys.all_verify_keys()})
         assert not result.redacted_only, f"{path}: {event['event_id']} content does not match its hash"
