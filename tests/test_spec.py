@@ -531,3 +531,28 @@ def test_event_unsigned_is_closed_and_knows_edited() -> None:
     assert validator("event.json").is_valid(dict(event, unsigned={"stream_position": 5, "edited": edit}))
     assert not validator("event.json").is_valid(dict(event, unsigned={"stream_position": 5, "edited": {}}))
     assert not validator("event.json").is_valid(dict(event, unsigned={"stream_position": 5, "age": 3}))
+
+
+# -- the quick start ----------------------------------------------------------
+
+QUICKSTART = (V1 / "quickstart.md").read_text(encoding="utf-8")
+
+
+def test_quickstart_is_linked_and_its_frames_validate() -> None:
+    assert "(quickstart.md)" in PROTOCOL_TEXT and "(v1/quickstart.md)" in (SPEC / "README.md").read_text("utf-8")
+    frames = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", QUICKSTART, re.S)]
+    frames += [json.loads(inline) for inline in re.findall(r"`(\{\"type\": .*?\})`", QUICKSTART)]
+    assert len(frames) >= 3
+    for frame in frames:
+        validator(f"frames/client/{frame['type']}.json").validate(frame)
+
+
+def test_quickstart_sections_and_names_exist() -> None:
+    headings = _headings(PROTOCOL_TEXT)
+    for section in re.findall(r"section (\d+(?:\.\d+)?)", QUICKSTART):
+        assert section in headings, section
+    named = set(re.findall(r"`([a-z_]+)`", QUICKSTART))
+    known = frame_types("client") | frame_types("server") | {entry["code"] for entry in ERRORS_JSON["errors"]}
+    limits = {f"limits.{name}" for name in SCHEMA_DOCS["common.json"]["$defs"]["limits"]["properties"]}
+    assert {name for name in re.findall(r"`(limits\.[A-Za-z]+)`", QUICKSTART)} <= limits
+    assert {"welcome", "roster", "resumed", "resume_gap", "ack", "rate_limited"} <= named & known
