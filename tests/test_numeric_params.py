@@ -105,3 +105,23 @@ async def test_auth_frame_since_goes_through_its_schema(world):
         assert error["data"]["code"] in ("invalid_frame", "bad_json") and error["data"]["inReplyTo"] == message_id
         assert not socket.of_type("welcome"), since
         socket.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_content_length_that_is_not_ascii_digits_is_refused_not_a_crash(world):
+    """The one number a client sends in a header: HTTP/1.1's parser refuses it (400), never a 500."""
+    import asyncio
+    from urllib.parse import urlparse
+
+    wizard = await world.player("Wizard", role="admin")
+    address = urlparse(world.api.base_url)
+    for length in ("²", "٣", "+3", "3_0"):
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        writer.write(f"POST /api/rooms HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {wizard.token}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        assert status_line.split()[1] == b"400", (length, status_line)
+    status, rooms = await world.api.call("GET", "/api/rooms", token=wizard.token)
+    assert status == 200 and len(rooms["rooms"]) == 1  # only the default room: nothing was made
