@@ -27,6 +27,22 @@ def test_protocol_md_table_is_what_the_generator_makes(name: str) -> None:
         f"protocol.md's {name} table is stale: run python -m tests.support.spec_tables --write")
 
 
+@pytest.mark.parametrize("direction", ["client", "server"])
+def test_frame_schemas_declare_what_the_tables_need(direction: str) -> None:
+    """A new frame schema must say its section, and its answer (client) or envelope fields (server)."""
+    needs = ["x-section", "x-answer"] if direction == "client" else ["x-section"]
+    for name, schema in TABLE_SOURCES.frames(direction).items():
+        assert all(key in schema for key in needs), (name, needs)
+        if direction == "server":
+            declared = set(schema["properties"])
+            assert {"fromUser", "toUser", "roomId", "channelId"} <= declared, (name, "envelope fields")
+
+
+def test_every_operation_says_its_section() -> None:
+    assert [(path, method) for path, method, operation in TABLE_SOURCES.operations()
+            if "x-section" not in operation] == []
+
+
 def test_the_table_check_catches_a_hand_edit() -> None:
     edited = PROTOCOL_TEXT.replace("| 4009 | SPAM |", "| 4010 | SPAM |")
     assert edited != PROTOCOL_TEXT and spec_tables.stale_tables(edited, TABLE_SOURCES) == ["close-codes"]
