@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test install clean
+.PHONY: serve test install clean spec
 
 install: $(STAMP)
 
@@ -22,6 +22,12 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Rewrite the generated parts of spec/: the examples, errors.json, and the
+# summary tables of protocol.md (the tests fail while any of them is stale).
+spec: $(STAMP)
+	$(BIN)/python -m tests.support.spec_examples
+	$(BIN)/python -m tests.support.spec_tables --write
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

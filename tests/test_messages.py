@@ -179,3 +179,8 @@ async def test_history_shows_the_latest_text_marked_edited(world):
     assert original["unsigned"]["replaced_by"] == edit["eventId"]
     assert original["unsigned"]["edited"]["content"]["body"] == "the cat"
     assert any(e["event_id"] == edit["eventId"] for e in page["events"])
+    # Search (section 19.3) finds the message by its latest text, once, and no longer by the old.
+    for q, found in (("the", [said["eventId"]]), ("teh", []), ("cat", [said["eventId"]])):
+        status, searched = await world.api.call("GET", f"/api/communication/history/{room}?q={q}",
+                                                token=alice.token, schema="event-page")
+        assert status == 200 and [e["event_id"] for e in searched["events"]] == found, q

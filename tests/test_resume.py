@@ -151,6 +151,25 @@ async def test_resume_by_auth_frame_and_bad_since(world):
     assert (status, body["error"]["code"]) == (400, "invalid_request")
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_since_below_the_accounts_creation_replays_nothing_from_before_it(world):
+    """A brand-new account resuming from 0 gets only what happened since it was made (section 5.7)."""
+    wizard = await world.player("Wizard", role="admin")
+    bob = await world.player("Bob")
+    await acked(bob.ws, "say", {"text": "before Carol"})
+    await acked(wizard.ws, "wall", {"text": "old news"})
+    carol = await world.offline_player("Carol")  # stands in the default room from now on
+    await acked(bob.ws, "say", {"text": "after Carol"})
+    await acked(wizard.ws, "wall", {"text": "fresh news"})
+    for since in (0, 1):
+        socket, frames = await resume(world, carol, since)
+        replayed = [f["data"]["event"]["content"]["body"] for f in frames if f["type"] in EVENT_FRAMES]
+        assert replayed == ["after Carol", "fresh news"]
+        assert frames[-1]["type"] == "resumed"
+        assert frames[-1]["data"]["since"] == since and frames[-1]["data"]["count"] == 2
+        await world.wait_offline(carol)
+
+
 @pytest.mark.gen_test(timeout=40)
 async def test_resume_across_a_server_restart(config, clock, spec):
     async def start():

@@ -284,6 +284,22 @@ async def test_markup_does_not_hide_a_repeat(world):
     assert notices and "same message" in notices[0]["data"]["text"]
 
 
+@MEMORY_ONLY
+@pytest.mark.parametrize("overrides", [SPAM], ids=["spam"])
+@pytest.mark.gen_test(timeout=20)
+async def test_refused_attempts_count_and_a_strike_starts_the_count_again(world):
+    """Section 18.2: an attempt the server then refuses counts (and its strike is still warned);
+    the messages that made a strike do not count towards the next one."""
+    alice = await world.player("Alice")
+    elsewhere = "!AAAAAAAAAAAAAAAA:test.localhost"
+    for n in range(6):  # one more than spam_flood_count, every one refused
+        assert (await refused(alice.ws, "say", {"text": f"line {n}", "roomId": elsewhere}))["code"] == "not_in_room"
+    assert "slow down" in (await alice.ws.receive_type("notice"))["data"]["text"].lower()
+    for n in range(6, 11):  # five more: no strike, the count started again at the warning
+        await acked(alice.ws, "say", {"text": f"line {n}"})
+    assert (await refused(alice.ws, "say", {"text": "line 11"}))["code"] == "muted"
+
+
 # -- a flood of 1,000 messages ----------------------------------------------------------------
 
 FLOOD = {**limits(speech=bucket(30)), "spam_flood_count": 10, "spam_repeat_count": 1_000_000}

@@ -57,3 +57,23 @@ async def test_events_signed_before_a_rotation_still_verify(api, server, clock):
     signedjson.sign.verify_signed_json(
         body, "test.localhost", _verify_key(new_key_id, body["verify_keys"][new_key_id]["key"])
     )
+
+
+@pytest.mark.gen_test
+async def test_keys_carry_cors_and_public_caching_and_nothing_else_does(server, api):
+    """events.md section 8: the public key document is CORS-open and cacheable; /api is neither."""
+    from tornado.httpclient import HTTPRequest
+
+    client, base_url = api.http, api.base_url
+    keys = await client.fetch(base_url + "/federation/v1/keys", headers={"Origin": "https://elsewhere.example"})
+    assert keys.code == 200
+    assert keys.headers["Access-Control-Allow-Origin"] == "*"
+    validity = server.context.config.key_validity_seconds
+    assert keys.headers["Cache-Control"] == f"public, max-age={min(validity, 3600)}"
+    assert keys.headers["Content-Type"] == "application/json; charset=utf-8"
+    refused = await client.fetch(HTTPRequest(base_url + "/federation/v1/keys", method="POST", body=b"{}"),
+                                 raise_error=False)
+    assert refused.code == 405
+    assert refused.headers["Access-Control-Allow-Origin"] == "*" and refused.headers["Cache-Control"] == "no-store"
+    versions = await client.fetch(base_url + "/api/versions", headers={"Origin": "https://elsewhere.example"})
+    assert "Access-Control-Allow-Origin" not in versions.headers and versions.headers["Cache-Control"] == "no-store"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from urllib.parse import urldefrag
 
@@ -25,7 +26,9 @@ from vibemuse.config import Config
 from vibemuse.handlers.frames import FRAME_HANDLERS
 from vibemuse.handlers.wire import limits_to_wire
 from vibemuse.protocol import ids
-from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, CloseCode, ErrorCode, ProtocolError
+from vibemuse.protocol.errors import (
+    CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, ERROR_DETAILS, CloseCode, ErrorCode, ProtocolError,
+)
 from vibemuse.protocol.canonical_json import encode_canonical_json
 from vibemuse.protocol.events import parse_server_keys_response, redact_event, verify_event
 from vibemuse.protocol.frames import parse_client_frame
@@ -176,9 +179,22 @@ def test_examples_hold_events() -> None:
     assert sum(map(len, EXAMPLE_EVENTS.values())) >= 7
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def test_the_example_key_document_has_not_expired() -> None:
+    """A reader fetching the example today must be able to use it: it is valid for decades."""
+    ten_years = 10 * 365 * 86_400_000
+    assert EXAMPLE_SERVER_KEYS["valid_until_ts"] > now_ms() + ten_years
+    parse_server_keys_response(EXAMPLE_SERVER_KEYS, spec_examples.SERVER, now_ms())  # raises when expired
+    with pytest.raises(Exception, match="expired"):  # the check this relies on
+        parse_server_keys_response(EXAMPLE_SERVER_KEYS, spec_examples.SERVER, EXAMPLE_SERVER_KEYS["valid_until_ts"])
+
+
 @pytest.mark.parametrize("path", [path for path, events in EXAMPLE_EVENTS.items() if events])
 def test_example_events_verify_with_the_example_key(path: str) -> None:
-    keys = parse_server_keys_response(EXAMPLE_SERVER_KEYS, spec_examples.SERVER, spec_examples.T0)
+    keys = parse_server_keys_response(EXAMPLE_SERVER_KEYS, spec_examples.SERVER, now_ms())
     for event in EXAMPLE_EVENTS[path]:
         result = verify_event(event, {spec_examples.SERVER: keys.all_verify_keys()})
         assert not result.redacted_only, f"{path}: {event['event_id']} content does not match its hash"
@@ -261,11 +277,9 @@ ERRORS_JSON = load_json(V1 / "errors.json")
 
 def test_errors_json_equals_the_error_catalogue() -> None:
     assert set(ERRORS_JSON) == {"errors", "closeCodes"}
-    assert ERRORS_JSON["errors"] == [
-        {"code": str(spec.code), "httpStatus": spec.http_status, "description": spec.description}
-        for spec in ERROR_CATALOGUE.values()
-    ]
-    assert set(ERROR_CATALOGUE) == set(ErrorCode)
+    assert ERRORS_JSON["errors"] == [spec_examples.error_entry(spec) for spec in ERROR_CATALOGUE.values()]
+    assert [entry["code"] for entry in ERRORS_JSON["errors"]] == [str(code) for code in ERROR_CATALOGUE]
+    assert set(ERROR_CATALOGUE) == set(ErrorCode) and set(ERROR_DETAILS) <= set(ErrorCode)
 
 
 def test_errors_json_equals_the_close_codes() -> None:
@@ -461,3 +475,4 @@ def test_server_loads_the_spec() -> None:
     assert schemas.client_frame_types == frame_types("client")
     assert schemas.server_frame_types == frame_types("server")
     assert read_schema_documents("v1") == SCHEMA_DOCS
+

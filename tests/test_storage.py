@@ -61,6 +61,34 @@ def test_upgrade_is_idempotent(engine):
     assert schema_status(engine).up_to_date
 
 
+def test_accounts_made_before_0006_get_the_position_of_their_time(engine):
+    """Migration 0006 gives each existing account the newest position older than it (resume floor)."""
+    upgrade(engine, "0005")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO rooms (room_id, name, name_folded, description, created_ts) "
+            "VALUES ('!AAAAAAAAAAAAAAAA:test', 'A', 'a', '', 0)")
+        for position, ts in ((1, 100), (2, 200), (3, 300)):
+            connection.exec_driver_sql(
+                "INSERT INTO events (stream_position, event_id, event_type, sender, origin_server_ts, event_json) "
+                f"VALUES ({position}, '$e{position}', 'vm.system', '@a:test', {ts}, '{{}}')")
+        for user, created in (("@old:test", 50), ("@mid:test", 250), ("@new:test", 900)):
+            connection.exec_driver_sql(
+                "INSERT INTO users (user_id, username, role, password_hash, created_ts, location_room_id) "
+                f"VALUES ('{user}', 'x', 'player', 'x', {created}, '!AAAAAAAAAAAAAAAA:test')")
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = dict(connection.exec_driver_sql("SELECT user_id, created_position FROM users").all())
+    assert rows == {"@old:test": 0, "@mid:test": 2, "@new:test": 3}
+
+
+def test_a_new_account_starts_at_the_newest_position(storage):
+    run(storage.create_room(ROOM_A, "A", "", None, 1))
+    made = run(storage.create_user("@alice:test", "Alice", "player", "h", ROOM_A, 5))
+    assert made.created_position == run(storage.latest_position())
+    assert run(storage.get_user("@alice:test")).created_position == made.created_position
+
+
 def test_sqlite_runs_in_wal_mode(tmp_path):
     engine = create_database_engine(f"sqlite:///{tmp_path}/wal.db")
     with engine.connect() as connection:

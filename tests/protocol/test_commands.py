@@ -212,3 +212,15 @@ def test_say_round_trips(text):
 ])
 def test_page_and_channel_commands(line, command):
     assert parse_command(line) == command
+
+
+@pytest.mark.parametrize("line, command", [
+    ("say   hi", Say("hi")),  # after a word: all the white space goes
+    ("say \t \thi", Say("hi")),
+    ("+pub   hi", ChannelSpeak("hi", "say", alias="pub")),
+    ('"  hi', Say("  hi")),  # after a prefix: nothing goes
+    ("page bob=  hi", Page(("bob",), "  hi", "say")),  # nor after a page's =
+])
+def test_a_word_loses_all_the_white_space_after_it_a_prefix_none(line, command):
+    """protocol.md section 14.2, in one sentence."""
+    assert parse_command(line) == command

@@ -353,6 +353,9 @@ def test_build_server_keys_rejects_current_key_as_old(key):
 
 EXAMPLE_SERVER = "muse.example.org"
 EXAMPLE_TS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+# The example key document must not expire for readers of the spec (fetchers cap
+# what they cache at 7 days from fetching anyway): valid until 2100-01-01.
+EXAMPLE_VALID_UNTIL_TS = 4_102_444_800_000
 
 
 def example_key(version: str, label: bytes):
@@ -370,7 +373,7 @@ def make_spec_examples() -> tuple[dict, dict]:
     event["unsigned"] = {"stream_position": 42}
     keys = build_server_keys_response(
         EXAMPLE_SERVER, current, {old.key_id: (old.verify_key, EXAMPLE_TS - 30 * 86400_000)},
-        EXAMPLE_TS + MAX_KEY_VALIDITY_MS)
+        EXAMPLE_VALID_UNTIL_TS)
     return event, keys
 
 

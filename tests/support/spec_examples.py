@@ -28,7 +28,7 @@ from typing import Any
 
 from vibemuse.config import Config
 from vibemuse.protocol import content
-from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, CloseCode
+from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, ERROR_DETAILS, CloseCode, ErrorSpec
 from vibemuse.protocol.events import build_event
 from vibemuse.protocol.frames import ServerFrame
 from vibemuse.protocol.signing import SigningKey, generate_signing_key
@@ -274,12 +274,19 @@ def render_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
+def error_entry(spec: ErrorSpec) -> dict[str, Any]:
+    """One code as errors.json lists it: with its ``details`` shapes, if it has any."""
+    entry: dict[str, Any] = {"code": str(spec.code), "httpStatus": spec.http_status, "description": spec.description}
+    shapes = ERROR_DETAILS.get(spec.code, ())
+    if shapes:
+        entry["details"] = [{"when": shape.when, "shape": shape.shape} if shape.when else {"shape": shape.shape}
+                            for shape in shapes]
+    return entry
+
+
 def render_errors_json() -> str:
     """errors.json: the error catalogue and the close codes, one entry per line, in the code's order."""
-    errors = [
-        {"code": str(spec.code), "httpStatus": spec.http_status, "description": spec.description}
-        for spec in ERROR_CATALOGUE.values()
-    ]
+    errors = [error_entry(spec) for spec in ERROR_CATALOGUE.values()]
     close_codes = [
         {"code": int(code), "name": code.name, "description": CLOSE_CODE_DESCRIPTIONS[code]} for code in CloseCode
     ]

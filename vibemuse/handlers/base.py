@@ -17,6 +17,7 @@ import tornado.web
 from vibemuse.context import ServerContext
 from vibemuse.protocol.errors import ERROR_CATALOGUE, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import decode_json_object
+from vibemuse.protocol.numbers import ascii_whole_number, parse_whole_number
 from vibemuse.services.accounts import Principal
 
 _STATUS_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED, 413: ErrorCode.PAYLOAD_TOO_LARGE}
@@ -69,9 +70,9 @@ class ApiHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         # Content-Length is checked first; a chunked body only once read (Tornado
         # stops reading any body at HTTP_BODY_HARD_LIMIT and drops the connection).
-        length = self.request.headers.get("Content-Length")
+        length = ascii_whole_number(self.request.headers.get("Content-Length"))
         limit = self.context.config.max_http_body_bytes
-        if (length and length.isdigit() and int(length) > limit) or len(self.request.body or b"") > limit:
+        if (length is not None and length > limit) or len(self.request.body or b"") > limit:
             raise ProtocolError(
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"Bodies are at most {self.context.config.max_http_body_bytes} bytes.",
@@ -97,14 +98,8 @@ class ApiHandler(tornado.web.RequestHandler):
         return body
 
     def int_argument(self, name: str, default: int, lowest: int, highest: int) -> int:
-        raw = self.get_query_argument(name, None)
-        if raw is None:
-            return default
-        if not raw.isdigit() or not lowest <= int(raw) <= highest:
-            raise ProtocolError(
-                ErrorCode.INVALID_REQUEST, f"'{name}' must be a whole number from {lowest} to {highest}."
-            )
-        return int(raw)
+        raw = self.get_query_argument(name, None, strip=False)
+        return default if raw is None else parse_whole_number(name, raw, lowest, highest)
 
     async def principal(self) -> Principal:
         """The authenticated user; requests that change things count against ``http_write``."""

@@ -305,8 +305,10 @@ async def dispatch(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
         socket.close(CloseCode.SPAM, "spam")
         return
     action = ACTION_OF.get(frame.type)
-    if action is not None:
-        guard.limit(action, socket.user_id)
-    await FRAME_HANDLERS[frame.type](socket, frame)
-    if verdict is not None and verdict.warning:
-        notice(socket, frame, verdict.warning)
+    try:
+        if action is not None:
+            guard.limit(action, socket.user_id)
+        await FRAME_HANDLERS[frame.type](socket, frame)
+    finally:  # a strike's warning is owed even when the attempt itself is refused
+        if verdict is not None and verdict.warning:
+            notice(socket, frame, verdict.warning)

@@ -14,9 +14,9 @@ from datetime import datetime
 
 from vibemuse.handlers.base import ApiHandler
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.numbers import MAX_STREAM_POSITION, ascii_whole_number, parse_whole_number
 from vibemuse.services.history import DEFAULT_LIMIT, MAX_LIMIT, History, HistoryRequest
 
-MAX_POSITION = 2**62
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 MAX_KINDS, MAX_QUERY_CHARS, MAX_WORDS = 20, 200, 16
 _RFC3339 = re.compile(
@@ -30,8 +30,9 @@ def invalid(message: str) -> ProtocolError:
 
 def parse_time(name: str, raw: str) -> int:
     """RFC 3339 (with a time zone) or whole milliseconds since the epoch, to milliseconds."""
-    if raw.isdigit() and len(raw) <= 15 and int(raw) <= MAX_TIME_MS:
-        return int(raw)
+    millis = ascii_whole_number(raw)
+    if millis is not None and millis <= MAX_TIME_MS:
+        return millis
     match = _RFC3339.fullmatch(raw)
     if match is not None:
         day, time, fraction, zone = match.groups()
@@ -76,7 +77,7 @@ class HistoryHandler(ApiHandler):
         sender = self.get_query_argument("sender", None)
         if sender is not None and not 1 <= len(sender) <= 300:
             raise invalid("'sender' must be a username or a user id.")
-        since, until = self.get_query_argument("since", None), self.get_query_argument("until", None)
+        since, until = (self.get_query_argument(name, None, strip=False) for name in ("since", "until"))
         since_ms = parse_time("since", since) if since is not None else None
         until_ms = parse_time("until", until) if until is not None else None
         if since_ms is not None and until_ms is not None and since_ms > until_ms:
@@ -88,13 +89,10 @@ class HistoryHandler(ApiHandler):
 
     def _position(self, name: str) -> int | None:
         """A cursor: a stream position (``after`` may be 0, the start of the stream)."""
-        raw = self.get_query_argument(name, None)
+        raw = self.get_query_argument(name, None, strip=False)
         if raw is None:
             return None
-        lowest = 0 if name == "after" else 1
-        if not raw.isdigit() or len(raw) > 19 or not lowest <= int(raw) <= MAX_POSITION:
-            raise invalid(f"'{name}' must be a stream position: a whole number from {lowest} to {MAX_POSITION}.")
-        return int(raw)
+        return parse_whole_number(name, raw, 0 if name == "after" else 1, MAX_STREAM_POSITION)
 
     def send_history(self, history: History) -> None:
         self.send_json({"events": history.events, "next": history.next})

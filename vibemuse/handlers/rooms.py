@@ -13,7 +13,7 @@ class RoomsHandler(ApiHandler):
     async def get(self) -> None:
         await self.principal()
         limit = self.int_argument("limit", 100, 1, MAX_PAGE)
-        rooms, next_cursor = await self.context.rooms.list_rooms(self.get_query_argument("after", None), limit)
+        rooms, next_cursor = await self.context.rooms.list_rooms(self.get_query_argument("after", None, strip=False), limit)
         self.send_json({"rooms": [room_to_wire(room) for room in rooms], "next": next_cursor})
 
     async def post(self) -> None:

@@ -38,6 +38,7 @@ from vibemuse.handlers.session import start_session
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame, ServerFrame, parse_client_frame
+from vibemuse.protocol.numbers import MAX_STREAM_POSITION, parse_whole_number
 from vibemuse.protocol.versions import ProtocolVersion, negotiate
 from vibemuse.realtime.wire import encode_text_frame
 from vibemuse.services.accounts import Principal
@@ -127,7 +128,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             held = self.context.registry.hold_address(self.address, self.context.config.max_connections_per_address)
             if not held:
                 raise ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many sockets from your address.")
-            self._since = _since(self.get_query_argument("since", None))
+            self._since = _since(self.get_query_argument("since", None, strip=False))
             token = bearer_token(self.request.headers.get("Authorization"))
             if token is not None:
                 self.principal = await self.context.accounts.authenticate(token)
@@ -381,11 +382,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
 def _since(raw: str | None) -> int | None:
     """The ``since`` query argument: a stream position, or absent."""
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise ProtocolError(ErrorCode.INVALID_REQUEST, "'since' must be a stream position (a whole number).")
-    return int(raw)
+    return None if raw is None else parse_whole_number("since", raw, 0, MAX_STREAM_POSITION)
 
 
 _NO_HEADERS = tornado.httputil.HTTPHeaders()

@@ -47,6 +47,7 @@ def limits_to_wire(config: Config) -> dict[str, int]:
         "outboundQueueBytes": config.outbound_queue_bytes,
         "idleAfterMs": config.idle_after_seconds * 1000,
         "typingTimeoutMs": int(config.typing_timeout_seconds * 1000),
+        "typingRefreshMs": int(config.typing_refresh_seconds * 1000),
         "maxPageRecipients": config.max_page_recipients,
         "resumeMaxEvents": config.resume_max_events,
     }

@@ -175,6 +175,52 @@ CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
 }
 
 
+@dataclass(frozen=True)
+class DetailsShape:
+    """The ``details`` one code carries in one case: ``when`` (empty if always) and its shape."""
+
+    when: str
+    shape: str
+
+
+# What ``details`` holds, by code (codes not listed send none). Published in
+# errors.json and rendered into protocol.md section 10.
+ERROR_DETAILS: dict[ErrorCode, tuple[DetailsShape, ...]] = {
+    ErrorCode.INVALID_FRAME: (DetailsShape("schema failure", '{"path": JSON pointer of the offending value}'),),
+    ErrorCode.INVALID_REQUEST: (DetailsShape("body schema failure", '{"path": JSON pointer}'),),
+    ErrorCode.UNKNOWN_TYPE: (DetailsShape("type not in v1", '{"known": [client frame types]}'),),
+    ErrorCode.UNSUPPORTED_VERSION: (DetailsShape("", '{"offered": [...], "supported": [...]}'),),
+    ErrorCode.TEXT_TOO_LONG: (
+        DetailsShape("the text is too long",
+                     '{"maxLength": limits.maxTextLength, "length": the text\'s length after sanitizing}'),
+        DetailsShape("the event would be too large (section 14.4)", '{"maxBytes": 65536}'),
+    ),
+    ErrorCode.UNKNOWN_COMMAND: (
+        DetailsShape("", '{"command": the first word of the line, sanitized, at most 32 characters}'),),
+    ErrorCode.NOT_IN_ROOM: (
+        DetailsShape("from say, pose, ooc, emit, leave_room, typing, command, and a room's history (section 19.1)",
+                     '{"location": the room id the character is in}'),),
+    ErrorCode.UNKNOWN_USER: (DetailsShape("", '{"name": the name or id as given, sanitized, at most 64 characters}'),),
+    ErrorCode.TOO_MANY_RECIPIENTS: (DetailsShape("", '{"maxRecipients": limits.maxPageRecipients}'),),
+    ErrorCode.NOT_ACCEPTING_PAGES: (DetailsShape("", '{"userId": the recipient\'s user id}'),),
+    ErrorCode.YOU_BLOCKED: (DetailsShape("", '{"userId": the recipient\'s user id}'),),
+    ErrorCode.UNKNOWN_CHANNEL: (
+        DetailsShape("named by id or name", '{"channel": the reference as given, sanitized, at most 64 characters}'),
+        DetailsShape("named by alias", '{"alias": the alias, at most 16 characters}'),
+    ),
+    ErrorCode.BANNED: (DetailsShape("", '{"reason": the ban\'s reason, "" if none was given}'),),
+    ErrorCode.MUTED: (
+        DetailsShape("on a channel, for a while (a channel mute without end has no details)",
+                     '{"untilMs": when the mute ends, milliseconds since the Unix epoch}'),
+        DetailsShape("on the whole server, for spam (section 18.2)",
+                     '{"scope": "server", "untilMs": when the mute ends, "remainingMs": milliseconds left}'),
+    ),
+    ErrorCode.RATE_LIMITED: (
+        DetailsShape("", '{"retryAfterMs": milliseconds until a request of this kind may succeed, '
+                         '"action": the bucket (section 18.1)}'),),
+}
+
+
 @dataclass
 class ProtocolError(Exception):
     """A refusal with a stable code; ``in_reply_to`` names the client frame it answers."""

@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 
 from vibemuse.clock import Clock
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.numbers import MAX_STREAM_POSITION, ascii_whole_number
 from vibemuse.protocol.ids import ROOM_LOCALPART_ALPHABET, ROOM_LOCALPART_LENGTH, parse_room_id, room_id_for
 from vibemuse.services.accounts import Principal
 from vibemuse.storage import Conflict, RoomRecord, Storage, UserRecord
@@ -69,9 +70,9 @@ class RoomService:
     async def list_rooms(self, cursor: str | None, limit: int) -> tuple[list[RoomRecord], str | None]:
         after = 0
         if cursor is not None:
-            if not cursor.isdigit() or len(cursor) > 18:
+            after = ascii_whole_number(cursor)
+            if after is None or after > MAX_STREAM_POSITION:
                 raise ProtocolError(ErrorCode.INVALID_CURSOR, "The cursor is not one this server handed out.")
-            after = int(cursor)
         limit = max(1, min(limit, MAX_PAGE))
         rooms = await self._storage.list_rooms(after, limit + 1)
         next_cursor = str(rooms[limit - 1].seq) if len(rooms) > limit else None

@@ -6,7 +6,10 @@ user was entitled to see *at the time*, and sends them in stream order before
 anything live (the socket holds live frames meanwhile, then drops those the
 replay already carried — no gap and no duplicate at the seam).
 
-Entitlement is reconstructed from the user's own membership events:
+Nothing from before the account existed is replayed: a ``since`` below the
+position the account was made at (``created_position``) counts as that
+position. From there, entitlement is reconstructed from the user's own
+membership events:
 
 - rooms: the room they stood in at ``since`` (the room of their first
   departure after it, or where they stand now), then each room they arrived
@@ -45,6 +48,7 @@ class SyncService:
         self._max_events = max_events
 
     async def replay(self, user_id: str, location: str, since: int) -> Replay:
+        since = max(since, await self._floor(user_id))
         upto = await self._storage.latest_position()
         if since >= upto:
             return Replay([], upto)
@@ -64,6 +68,11 @@ class SyncService:
         if len(candidates) > self._max_events:
             return Replay([], upto, gap="too_many")
         return Replay(visible, max([upto, *(e["unsigned"]["stream_position"] for e in visible)]))
+
+    async def _floor(self, user_id: str) -> int:
+        """Where the user's past begins: the newest position when the account was made."""
+        user = await self._storage.get_user(user_id)
+        return user.created_position if user is not None else 0
 
 
 def _room_at(moves: list[dict[str, Any]], location: str) -> str:

@@ -36,6 +36,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     created_ts: Mapped[int] = mapped_column(BigInteger)
     location_room_id: Mapped[str] = mapped_column(ForeignKey("rooms.room_id"), index=True)
+    # The newest stream position when the account was made: resuming replays nothing older.
+    created_position: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class AccessToken(Base):

@@ -13,6 +13,7 @@ class UserRecord:
     password_hash: str
     created_ts: int
     location_room_id: str
+    created_position: int = 0  # the newest stream position when the account was made
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,8 @@ def _room(row: Any) -> RoomRecord:
 
 
 def _user(row: Any) -> UserRecord:
-    return UserRecord(row.user_id, row.username, row.role, row.password_hash, row.created_ts, row.location_room_id)
+    return UserRecord(row.user_id, row.username, row.role, row.password_hash, row.created_ts, row.location_room_id,
+                      row.created_position)
 
 
 def _token(row: Any) -> TokenRecord:
@@ -351,6 +352,7 @@ def _create_user_txn(
 ) -> UserRecord:
     if connection.execute(select(users.c.user_id).where(users.c.user_id == user_id)).first():
         raise Conflict("username")
+    created_position = sync_txns.latest_position_txn(connection)
     try:
         with connection.begin_nested():
             connection.execute(
@@ -361,11 +363,12 @@ def _create_user_txn(
                     password_hash=password_hash,
                     created_ts=now_ms,
                     location_room_id=location_room_id,
+                    created_position=created_position,
                 )
             )
     except IntegrityError:
         raise Conflict("username") from None
-    return UserRecord(user_id, username, role, password_hash, now_ms, location_room_id)
+    return UserRecord(user_id, username, role, password_hash, now_ms, location_room_id, created_position)
 
 
 def _get_user_txn(connection: Connection, user_id: str) -> UserRecord | None:
