@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import urllib.parse
 from typing import Any
 
 import tornado.escape
@@ -38,6 +37,7 @@ from vibemuse.handlers.session import start_session
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame, ServerFrame, parse_client_frame
+from vibemuse.protocol.origins import origin_allowed, origin_of_request
 from vibemuse.protocol.versions import ProtocolVersion, negotiate
 from vibemuse.realtime.wire import encode_text_frame
 from vibemuse.services.accounts import Principal
@@ -141,11 +141,14 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             if held:
                 self.context.registry.release_address(self.address)
 
+    def set_default_headers(self) -> None:
+        # Every answer of /api/ws that is not an upgrade is a refusal: never cached.
+        self.set_header("Cache-Control", "no-store")
+
     def _check_handshake(self) -> None:
-        """What is refused before any work: not an upgrade, a foreign origin, too many
-        handshakes from the address, only unknown protocol versions."""
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "/api/ws speaks WebSocket only (RFC 6455).")
+        """What is refused before any work: not a WebSocket upgrade, a foreign origin,
+        too many handshakes from the address, only unknown protocol versions."""
+        _check_upgrade(self.request.headers)
         origin = self.request.headers.get("Origin")
         if origin is not None and not self.check_origin(origin):
             raise ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, "WebSocket connections from this origin are refused.")
@@ -155,22 +158,27 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def _refuse_handshake(self, error: ProtocolError) -> None:
         self.set_status(error.http_status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Sec-WebSocket-Version", "13")  # the version spoken here (RFC 6455 4.4)
         self.finish(tornado.escape.json_encode({"error": error.to_wire()}))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A failure of ours during the handshake: the protocol's error body, not Tornado's page."""
+        code = ErrorCode.INVALID_REQUEST if 400 <= status_code < 500 else ErrorCode.INTERNAL_ERROR
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(tornado.escape.json_encode({"error": ProtocolError(code, "The handshake failed.").to_wire()}))
 
     @property
     def address(self) -> str:
         return self._address or self.request.remote_ip or "unknown"
 
     def check_origin(self, origin: str) -> bool:
-        """Same origin (the Origin's host and port are the request's Host), or one of
-        ``allowed_origins``; clients that send no Origin (non-browser clients) are
-        not asked. A refusal is a 403 before the upgrade, so a foreign page cannot
-        use a player's browser to connect."""
-        origin = origin.rstrip("/")
-        if origin in self.context.config.allowed_origins:
-            return True
-        netloc = urllib.parse.urlparse(origin).netloc.lower()
-        return bool(netloc) and netloc == self.request.host.lower()
+        """Same origin (scheme, host and port of the request: https behind TLS, the
+        ``Host`` header, default ports filled in), or one of ``allowed_origins``;
+        clients that send no Origin (non-browser clients) are not asked. A refusal
+        is a 403 before the upgrade, so a foreign page cannot use a player's
+        browser to connect."""
+        own = origin_of_request(self.request.protocol, self.request.host)
+        return origin_allowed(origin, own, self.context.config.allowed_origins)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return self.version.subprotocol if subprotocols and self.version else None
@@ -377,6 +385,18 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         if self.ws_connection is not None:
             self.ws_connection.stream.max_write_buffer_size = None  # the close frame always fits
         super().close(code, reason)
+
+
+def _check_upgrade(headers: tornado.httputil.HTTPHeaders) -> None:
+    """An RFC 6455 opening handshake, version 13; refused with ``invalid_request`` otherwise
+    (Tornado would answer these in plain text)."""
+    connection = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
+    if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "/api/ws speaks WebSocket only (RFC 6455).")
+    if not headers.get("Sec-WebSocket-Key"):
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "The upgrade needs a Sec-WebSocket-Key.")
+    if headers.get("Sec-WebSocket-Version") != "13":
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "Only WebSocket version 13 is spoken (Sec-WebSocket-Version: 13).")
 
 
 def _since(raw: str | None) -> int | None:
