@@ -33,6 +33,7 @@ from vibemuse.context import ServerContext
 from vibemuse.protocol.content import largest_event_bytes
 from vibemuse.handlers.base import bearer_token
 from vibemuse.handlers.frames import FRAME_HANDLERS, dispatch
+from vibemuse.handlers.rfc6455 import StrictProtocol
 from vibemuse.handlers.session import start_session
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
@@ -179,6 +180,11 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         browser to connect."""
         own = origin_of_request(self.request.protocol, self.request.host)
         return origin_allowed(origin, own, self.context.config.allowed_origins)
+
+    def get_websocket_protocol(self) -> StrictProtocol | None:
+        """Tornado's protocol 13 with a frame reader strict to RFC 6455 (see rfc6455.py)."""
+        tornados = super().get_websocket_protocol()
+        return StrictProtocol(self, False, tornados.params) if tornados is not None else None
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return self.version.subprotocol if subprotocols and self.version else None

@@ -145,7 +145,11 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007
     MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
     AUTH_TIMEOUT = 4001
     AUTH_FAILED = 4002
     LOGGED_OUT = 4003
@@ -159,7 +163,14 @@ class CloseCode(enum.IntEnum):
 CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.NORMAL: "The client or server ended the session normally.",
     CloseCode.GOING_AWAY: "The server is shutting down; reconnect later.",
+    CloseCode.PROTOCOL_ERROR: "The client broke RFC 6455: an unmasked frame, reserved bits set, an unknown opcode, "
+                              "a control frame over 125 bytes or fragmented, a broken fragmentation, or a close "
+                              "frame with a code a client may not send.",
+    CloseCode.UNSUPPORTED_DATA: "The client sent a binary message; frames are JSON in text messages.",
+    CloseCode.INVALID_PAYLOAD: "A text message (or a close reason) was not valid UTF-8.",
     CloseCode.MESSAGE_TOO_BIG: "A frame was larger than limits.maxFrameBytes.",
+    CloseCode.INTERNAL_ERROR: "The server failed to start the session (roster, replay, waiting pages); nothing was "
+                              "lost: reconnect with backoff and resume with since.",
     CloseCode.AUTH_TIMEOUT: "No auth frame arrived within limits.authTimeoutMs.",
     CloseCode.AUTH_FAILED: "The token in the auth frame was refused (the error frame before the close says why).",
     CloseCode.LOGGED_OUT: "The access token this socket used was revoked (logout).",
