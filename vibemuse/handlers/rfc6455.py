@@ -159,7 +159,6 @@ class StrictProtocol(WebSocketProtocol13):
         if self.server_terminated or self.stream.closed():  # our close is out already: just go
             self._abort()
             return
-        self.stream.max_write_buffer_size = None  # the close frame always fits
         try:
             written = self._write_frame(True, CLOSE, struct.pack("!H", code) + reason.encode("utf-8"))
         except StreamClosedError:

@@ -33,6 +33,7 @@ from vibemuse.context import ServerContext
 from vibemuse.protocol.content import largest_event_bytes
 from vibemuse.handlers.base import bearer_token
 from vibemuse.handlers.frames import FRAME_HANDLERS, dispatch
+from vibemuse.handlers.outbound import Backlog
 from vibemuse.handlers.rfc6455 import StrictProtocol
 from vibemuse.handlers.session import start_session
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
@@ -59,10 +60,11 @@ def outbound_bound(config: Config) -> int:
 
 class _SocketState:
     __slots__ = ("principal", "version", "connection_id", "last_seen", "auth_deadline",
-                 "overflowed", "since", "held", "address")
+                 "overflowed", "since", "held", "address", "backlog")
 
     def __init__(self) -> None:
         self.address: str | None = None
+        self.backlog: Backlog | None = None  # made the first time the kernel does not take a frame
 
 
 def _state(name: str) -> property:
@@ -90,6 +92,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     _since = _state("since")
     _held = _state("held")
     _address = _state("address")
+    _backlog = _state("backlog")
 
     def initialize(self, context: ServerContext) -> None:
         self._s = _SocketState()
@@ -191,8 +194,6 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
-        assert self.ws_connection is not None
-        self.ws_connection.stream.max_write_buffer_size = outbound_bound(self.context.config)
         self._forget_handshake()
         if self.principal is not None:
             self._activate()
@@ -339,16 +340,22 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self._write(frame)
 
     def _write(self, frame: bytes) -> None:
-        """Queue one pre-encoded WebSocket frame; never blocks, never awaits.
+        """Send one pre-encoded WebSocket frame; never blocks, never awaits.
 
-        The socket's write buffer is bounded (limits.outboundQueueBytes). A
-        client that reads too slowly to keep it under the bound is closed
+        What the kernel does not take waits in the socket's ``Backlog``,
+        bounded (limits.outboundQueueBytes). A client that reads too slowly to
+        keep under the bound loses what waits (whole frames only), is closed
         with 4008 on the next loop turn, and nothing more is queued for it.
         """
         if self._overflowed or self.ws_connection is None or self.ws_connection.is_closing():
             return
-        stream = self.ws_connection.stream
+        backlog = self._backlog
         try:
+            if backlog is not None and backlog.busy:
+                if not backlog.add(frame):
+                    self._overflow(backlog)
+                return
+            stream = self.ws_connection.stream
             if not stream.writing() and not isinstance(stream, tornado.iostream.SSLIOStream):
                 # Nothing queued: hand the bytes to the kernel ourselves. Saves
                 # IOStream's copy, Future and callback per copy — most of the cost
@@ -357,13 +364,16 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
                 if sent == len(frame):
                     return
                 frame = frame[sent:]
-            stream.write(frame)
-        except tornado.iostream.StreamBufferFullError:
-            self._overflowed = True
-            stream.max_write_buffer_size = None  # room for the close frame
-            IOLoop.current().add_callback(self._drop_slow_consumer)
+            if backlog is None:
+                backlog = self._backlog = Backlog(stream, outbound_bound(self.context.config))
+            backlog.hand_over(frame)
         except tornado.iostream.StreamClosedError:
             pass
+
+    def _overflow(self, backlog: Backlog) -> None:
+        self._overflowed = True
+        backlog.drop()  # the close frame goes right after the in-flight bytes
+        IOLoop.current().add_callback(self._drop_slow_consumer)
 
     def send_error_frame(self, error: ProtocolError) -> None:
         data = error.to_wire()
@@ -374,8 +384,9 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def _drop_slow_consumer(self) -> None:
         """Unregister at once (the user may go offline now), then close with 4008.
 
-        The close frame waits behind what is already queued; Tornado aborts the
-        connection if the client does not answer the close within 5 seconds."""
+        The close frame follows the in-flight bytes only (the rest was dropped);
+        Tornado aborts the connection if the client does not answer the close
+        within 5 seconds."""
         self._unregister()
         self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
 
@@ -387,10 +398,6 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         """A WebSocket ping (one pre-encoded control frame), for the heartbeat."""
         self._write(PING_FRAME)
 
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        if self.ws_connection is not None:
-            self.ws_connection.stream.max_write_buffer_size = None  # the close frame always fits
-        super().close(code, reason)
 
 
 def _check_upgrade(headers: tornado.httputil.HTTPHeaders) -> None:
