@@ -29,21 +29,26 @@ def server_config(config, queue_bytes):
     return replace(config, outbound_queue_bytes=queue_bytes)
 
 
+async def sleeper_online(world, http_port, server):
+    """A raw socket with a small receive window that will stop reading, once its user is online."""
+    session = await world.api.register("Sleeper")
+    sleeper = await asyncio.to_thread(
+        RawWebSocket, "127.0.0.1", http_port,
+        headers={"Authorization": f"Bearer {session['accessToken']}"}, receive_buffer=4096,
+    )
+    for _ in range(100):
+        if server.context.registry.is_online(session["user"]["id"]):
+            break
+        await asyncio.sleep(0.02)
+    return sleeper, session["user"]["id"]
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_stalled_reader_is_closed_with_4008_and_others_keep_up(world, http_port, server):
     talker = await world.player("Talker")
     listener = await world.player("Listener")
-    sleeper_session = await world.api.register("Sleeper")
-    sleeper = await asyncio.to_thread(
-        RawWebSocket, "127.0.0.1", http_port,
-        headers={"Authorization": f"Bearer {sleeper_session['accessToken']}"}, receive_buffer=4096,
-    )
+    sleeper, sleeper_id = await sleeper_online(world, http_port, server)
     registry = server.context.registry
-    sleeper_id = sleeper_session["user"]["id"]
-    for _ in range(100):
-        if registry.is_online(sleeper_id):
-            break
-        await asyncio.sleep(0.02)
     text = "x" * 1000
     sent = 0
     while registry.is_online(sleeper_id) and sent < 3000:
@@ -70,17 +75,8 @@ async def test_a_reader_that_stops_then_reads_gets_its_4008_after_whole_frames(w
     right after what the kernel already held, not behind the whole queue (which a slow reader
     would not get through before the server gave up waiting, seeing 1006 instead)."""
     talker = await world.player("Talker")
-    sleeper_session = await world.api.register("Sleeper")
-    sleeper = await asyncio.to_thread(
-        RawWebSocket, "127.0.0.1", http_port,
-        headers={"Authorization": f"Bearer {sleeper_session['accessToken']}"}, receive_buffer=4096,
-    )
+    sleeper, sleeper_id = await sleeper_online(world, http_port, server)
     registry = server.context.registry
-    sleeper_id = sleeper_session["user"]["id"]
-    for _ in range(100):
-        if registry.is_online(sleeper_id):
-            break
-        await asyncio.sleep(0.02)
     # small kernel buffers on the server's side too: what the kernel holds is small next to the queue
     [handler] = registry.connections_of(sleeper_id)
     handler.ws_connection.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
