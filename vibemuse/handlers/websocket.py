@@ -246,14 +246,21 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         IOLoop.current().spawn_callback(self._start_session, location)
 
     async def _start_session(self, location: str) -> None:
-        """After welcome: roster, replay (when resuming), waiting pages — then live."""
-        sent: set[int] = set()
+        """After welcome: roster, replay (when resuming), waiting pages — then live.
+
+        A session never goes live half-started: if any step fails (the database
+        refuses, the process is out of descriptors), the socket is closed with
+        1011 and what it held is dropped; the client reconnects and resumes,
+        and what was not handed out (waiting pages) is still waiting."""
         try:
             sent = await start_session(self, location, self._since)
         except Exception:
-            log.exception("could not start the session of %s", self.user_id)
-        finally:
-            self._go_live(sent)
+            log.exception("could not start the session of %s: closing it with 1011", self.user_id)
+            self._held = None
+            self._unregister()
+            self.close(CloseCode.INTERNAL_ERROR, "session start failed: reconnect and resume")
+            return
+        self._go_live(sent)
 
     def _go_live(self, already_sent: set[int]) -> None:
         """Send what was held during the start, minus what the replay carried already."""
