@@ -47,6 +47,8 @@ def test_explicit_config_file(tmp_path):
         ("max_frame_bytes = 10", "max_frame_bytes"),
         ("heartbeat_interval_seconds = 30\nheartbeat_timeout_seconds = 10", "heartbeat_timeout_seconds"),
         ('log_level = "loud"', "log_level"),
+        ("max_connections = -1", "max_connections"),
+        ('max_connections = "lots"', "max_connections"),
     ],
 )
 def test_bad_settings_name_the_setting(tmp_path, text, setting):

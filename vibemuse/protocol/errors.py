@@ -61,6 +61,7 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_REPORT = "unknown_report"
     RATE_LIMITED = "rate_limited"
     FORBIDDEN_ORIGIN = "forbidden_origin"
+    SERVER_FULL = "server_full"
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,9 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.RATE_LIMITED, 429,
                   "Too many requests of this kind; nothing was done. details.retryAfterMs says when to try again."),
         ErrorSpec(ErrorCode.FORBIDDEN_ORIGIN, 403, "The WebSocket handshake came from a web page of another origin."),
+        ErrorSpec(ErrorCode.SERVER_FULL, 503,
+                  "The server holds as many connections as it accepts (max_connections), or is out of file "
+                  "descriptors; nothing was done. Retry later (Retry-After, in seconds), with backoff."),
     )
 }
 
