@@ -92,7 +92,6 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     _since = _state("since")
     _held = _state("held")
     _address = _state("address")
-    _backlog = _state("backlog")
 
     def initialize(self, context: ServerContext) -> None:
         self._s = _SocketState()
@@ -354,9 +353,10 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         keep under the bound loses what waits (whole frames only), is closed
         with 4008 on the next loop turn, and nothing more is queued for it.
         """
-        if self._overflowed or self.ws_connection is None or self.ws_connection.is_closing():
+        state = self._s  # the hot path of fan-out: the slots directly, not the properties
+        if state.overflowed or self.ws_connection is None or self.ws_connection.is_closing():
             return
-        backlog = self._backlog
+        backlog = state.backlog
         try:
             if backlog is not None and backlog.busy:
                 if not backlog.add(frame):
@@ -372,7 +372,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
                     return
                 frame = frame[sent:]
             if backlog is None:
-                backlog = self._backlog = Backlog(stream, outbound_bound(self.context.config))
+                backlog = state.backlog = Backlog(stream, outbound_bound(self.context.config))
             backlog.hand_over(frame)
         except tornado.iostream.StreamClosedError:
             pass
