@@ -50,6 +50,8 @@ def test_explicit_config_file(tmp_path):
         ("rate_limits = { login_account_address = [60, 0.1] }", "login_account"),  # one address would lock it
         ("rate_limits = { login_account = [4, 0.1] }", "login_account"),
         ("rate_limits = { login_account = [100, 0.001] }", "login_account"),
+        ("max_connections = -1", "max_connections"),
+        ('max_connections = "lots"', "max_connections"),
     ],
 )
 def test_bad_settings_name_the_setting(tmp_path, text, setting):

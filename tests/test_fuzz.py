@@ -3,8 +3,8 @@
 Hypothesis makes client frames — the spec's own examples mutated (fields
 removed, retyped, huge or fractional numbers, control characters, long
 strings, unknown fields and types, shallow nesting), arbitrary JSON, text
-that is not JSON, invalid UTF-8 (in binary messages, how it reaches the
-parser) and now and then an oversized message — and sends each over ONE
+that is not JSON, invalid UTF-8, binary messages and now and then an
+oversized message — and sends each over ONE
 authenticated socket to a server running in a background thread. After each
 frame a ``ping`` marks the end of its answers (frames are handled in order).
 
@@ -12,7 +12,8 @@ Properties: every frame the server sends matches spec/; refusals are
 ``error`` frames with a documented code, naming the frame's ``messageId``
 when it had a usable one; a refused frame stores nothing; the socket is only
 ever closed with a documented close code (1009 for the oversized ones, then
-the fuzzer reconnects); the server survives (a fresh socket gets ``welcome``).
+the fuzzer reconnects; 1003 for binary messages, 1007 for invalid UTF-8); the
+server survives (a fresh socket gets ``welcome``).
 
 Runs are deterministic (``derandomize``) so CI is stable; set
 ``VIBEMUSE_FUZZ_RANDOM=1`` (and ``VIBEMUSE_FUZZ_EXAMPLES=N``) to explore.
@@ -136,12 +137,12 @@ def payloads(draw, max_frame_bytes: int) -> tuple[str, bytes, Any]:
         return "text", json.dumps(frame).encode("utf-8"), frame
     if kind == "text":
         return "text", draw(texts(200)).encode("utf-8"), None
-    if kind == "binary":  # JSON in a binary message is still parsed
+    if kind == "binary":  # even JSON in a binary message is refused: frames are text (close 1003)
         frame = draw(mutated())
         return "binary", json.dumps(frame).encode("utf-8"), frame
-    if kind == "utf8":  # invalid UTF-8, as a binary message
+    if kind == "utf8":  # invalid UTF-8 in a text message (close 1007)
         prefix = draw(st.sampled_from([b'{"type":"say","messageId":"u1","data":{"text":"', b"", b"{"]))
-        return "binary", prefix + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80"])) \
+        return "utf8", prefix + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80"])) \
             + draw(st.binary(max_size=20)) + b'"}}', None
     size = max_frame_bytes + draw(st.integers(1, 4096))
     return "text", b'{"type":"ping","messageId":"big","data":{"pad":"' + b"x" * size + b'"}}', None
@@ -188,6 +189,7 @@ def test_fuzzed_frames_get_spec_answers_and_never_break_the_server(live, spec):
         socket = holder["ws"]
         events_before = live.count("events")
         oversize = len(raw) > max_frame
+        expected_close = 1009 if oversize else {"binary": 1003, "utf8": 1007}.get(how)
         try:
             socket.send_raw(raw, BINARY if how == "binary" else 1)
             cut_while_sending = False
@@ -198,14 +200,15 @@ def test_fuzzed_frames_get_spec_answers_and_never_break_the_server(live, spec):
         except SocketClosed as closed:
             for answer in closed.frames:
                 spec.check_server_frame(answer)
-            assert oversize, f"closed with {closed.code} after {raw[:300]!r}"
-            # 1009; or, when the server closed while the message was still arriving, the reset ate the close frame
-            assert closed.code == 1009 or (closed.code is None and cut_while_sending), closed.code
+            assert expected_close, f"closed with {closed.code} after {raw[:300]!r}"
+            # or, when the server closed while the message was still arriving, the reset ate the close frame
+            assert closed.code == expected_close or (closed.code is None and cut_while_sending), closed.code
             assert closed.code is None or closed.code in CLOSE_CODES
             assert live.count("events") == events_before
-            seen["closed 1009"] = seen.get("closed 1009", 0) + 1
+            seen[f"closed {expected_close}"] = seen.get(f"closed {expected_close}", 0) + 1
             holder["ws"] = connect()
             return
+        assert expected_close is None, f"not closed with {expected_close} after {raw[:300]!r}"
         errors = []
         for answer in answers:
             spec.check_server_frame(answer)

@@ -9,6 +9,7 @@ test config; ``vibemuse serve`` adds signal handling around it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from vibemuse.admission import AdmittingHTTPServer, effective_max_connections, raise_descriptor_limit
 from vibemuse.clock import Clock, system_clock_ms
 from vibemuse.config import Config
 from vibemuse.context import ServerContext
@@ -151,6 +153,8 @@ class VibeMuseServer:
     async def create(
         cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None
     ) -> "VibeMuseServer":
+        config = dataclasses.replace(
+            config, max_connections=effective_max_connections(config.max_connections, raise_descriptor_limit()))
         keyring = await asyncio.to_thread(load_or_create_signing_keys, str(config.resolved_signing_key_path))
         engine = create_database_engine(config.resolved_database_url, pool_size=config.database_threads)
         await asyncio.to_thread(ensure_schema, engine, auto_migrate=config.auto_migrate)
@@ -263,9 +267,10 @@ class VibeMuseServer:
     def listen(self, port: int | None = None, address: str | None = None) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
         config = self.context.config
-        self.http_server = tornado.httpserver.HTTPServer(
+        self.http_server = AdmittingHTTPServer(
             self.application, max_body_size=http_body_hard_limit(config), xheaders=False,
-            ssl_options=tls_context(config),
+            ssl_options=tls_context(config), max_connections=config.max_connections,
+            open_sockets=lambda: self.context.registry.held_sockets,
         )
         sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host)
         self.http_server.add_sockets(sockets)

@@ -146,8 +146,9 @@ def _serve(args: argparse.Namespace, config: Config, config_path: Path) -> int:
         gc.collect()
         gc.freeze()
         scheme = "https" if config.tls_certificate else "http"
-        log.info("%s %s serving %s on %s://%s:%d (ws: /api/ws)",
-                 SOFTWARE_NAME, __version__, config.server_name, scheme, config.host, port)
+        log.info("%s %s serving %s on %s://%s:%d (ws: /api/ws), at most %d connections",
+                 SOFTWARE_NAME, __version__, config.server_name, scheme, config.host, port,
+                 server.context.config.max_connections)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

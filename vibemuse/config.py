@@ -79,6 +79,7 @@ class Config:
     resume_max_events: int = 1000
     edit_window_seconds: int = 15 * 60
     max_connections_per_address: int = 100
+    max_connections: int = 0  # server-wide; 0: from the file-descriptor limit (see vibemuse/admission.py)
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
     tls_certificate: str = ""  # PEM file; with tls_key, the server speaks HTTPS/WSS
     tls_key: str = ""
@@ -149,6 +150,7 @@ class ConfigSchema(Schema):
     resume_max_events = fields.Integer(validate=validate.Range(1, 100_000))
     edit_window_seconds = fields.Integer(validate=validate.Range(0, 30 * 24 * 3600))
     max_connections_per_address = fields.Integer(validate=validate.Range(1, 1_000_000))
+    max_connections = fields.Integer(validate=validate.Range(0, 10_000_000))
     allowed_origins = fields.Method(deserialize="_origins")
     tls_certificate = fields.String()
     tls_key = fields.String()

@@ -1,9 +1,8 @@
 """A blocking WebSocket client for hostile tests: any opcode, any payload.
 
-``RawWebSocket`` (tests/support/rawws.py) speaks only text frames; a fuzzer
-also sends binary frames (how invalid UTF-8 reaches the JSON parser) and
-large payloads, so this one masks quickly and reads answers as JSON frames
-until a marker frame arrives.
+``RawWebSocket`` (tests/support/rawws.py) builds frames for the RFC 6455
+tests; a fuzzer sends many and large payloads, so this one masks quickly and
+reads answers as JSON frames until a marker frame arrives.
 """
 
 from __future__ import annotations

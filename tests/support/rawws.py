@@ -96,5 +96,38 @@ class RawWebSocket:
         masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
         self.sock.sendall(header + mask + masked)
 
+    def send_frame(self, opcode: int, payload: bytes = b"", *, fin: bool = True, masked: bool = True,
+                   rsv: int = 0, length: int | None = None) -> None:
+        """Any frame, valid or not: ``rsv`` is the three reserved bits (0-7), ``length`` a
+        claimed payload length other than the real one."""
+        size = len(payload) if length is None else length
+        header = bytes([(0x80 if fin else 0) | (rsv & 7) << 4 | opcode & 0x0F])
+        mask_bit = 0x80 if masked else 0
+        if size < 126:
+            header += bytes([mask_bit | size])
+        elif size < 65536:
+            header += bytes([mask_bit | 126]) + struct.pack("!H", size)
+        else:
+            header += bytes([mask_bit | 127]) + struct.pack("!Q", size)
+        if masked:
+            mask = os.urandom(4)
+            header += mask
+            payload = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+        self.sock.sendall(header + payload)
+
+    def read_close(self) -> tuple[int | None, bytes, bool]:
+        """Skip to the server's close frame: (its code, its reason, whether the server then
+        ended the TCP stream cleanly — end of file rather than a reset or silence)."""
+        while True:
+            opcode, payload = self.read_frame()
+            if opcode == 0x8:
+                break
+        code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+        try:
+            clean_end = self.sock.recv(1) == b""
+        except OSError:
+            clean_end = False
+        return code, payload[2:], clean_end
+
     def close(self) -> None:
         self.sock.close()

@@ -166,3 +166,23 @@ class NotFoundHandler(ApiHandler):
 
     def prepare(self) -> None:
         raise tornado.web.HTTPError(404)
+
+
+class ServerFullHandler(tornado.web.RequestHandler):
+    """Every request of a connection past ``max_connections``: 503 ``server_full``, then close."""
+
+    def prepare(self) -> None:
+        self.set_status(503)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Retry-After", str(SERVER_FULL_RETRY_SECONDS))
+        self.set_header("Connection", "close")
+        self.finish(server_full_body())
+
+
+SERVER_FULL_RETRY_SECONDS = 5
+
+
+def server_full_body() -> bytes:
+    error = ProtocolError(ErrorCode.SERVER_FULL, "The server is full: try again later.")
+    return json.dumps({"error": error.to_wire()}, separators=(",", ":")).encode()

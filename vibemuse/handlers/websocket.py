@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import urllib.parse
 from typing import Any
 
 import tornado.escape
@@ -34,11 +33,14 @@ from vibemuse.context import ServerContext
 from vibemuse.protocol.content import largest_event_bytes
 from vibemuse.handlers.base import bearer_token
 from vibemuse.handlers.frames import FRAME_HANDLERS, dispatch
+from vibemuse.handlers.outbound import Backlog
+from vibemuse.handlers.rfc6455 import StrictProtocol
 from vibemuse.handlers.session import start_session
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame, ServerFrame, parse_client_frame
 from vibemuse.protocol.numbers import MAX_STREAM_POSITION, parse_whole_number
+from vibemuse.protocol.origins import origin_allowed, origin_of_request
 from vibemuse.protocol.versions import ProtocolVersion, negotiate
 from vibemuse.realtime.wire import encode_text_frame
 from vibemuse.services.accounts import Principal
@@ -59,10 +61,11 @@ def outbound_bound(config: Config) -> int:
 
 class _SocketState:
     __slots__ = ("principal", "version", "connection_id", "last_seen", "auth_deadline",
-                 "overflowed", "since", "held", "address")
+                 "overflowed", "since", "held", "address", "backlog")
 
     def __init__(self) -> None:
         self.address: str | None = None
+        self.backlog: Backlog | None = None  # made the first time the kernel does not take a frame
 
 
 def _state(name: str) -> property:
@@ -142,11 +145,14 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             if held:
                 self.context.registry.release_address(self.address)
 
+    def set_default_headers(self) -> None:
+        # Every answer of /api/ws that is not an upgrade is a refusal: never cached.
+        self.set_header("Cache-Control", "no-store")
+
     def _check_handshake(self) -> None:
-        """What is refused before any work: not an upgrade, a foreign origin, too many
-        handshakes from the address, only unknown protocol versions."""
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "/api/ws speaks WebSocket only (RFC 6455).")
+        """What is refused before any work: not a WebSocket upgrade, a foreign origin,
+        too many handshakes from the address, only unknown protocol versions."""
+        _check_upgrade(self.request.headers)
         origin = self.request.headers.get("Origin")
         if origin is not None and not self.check_origin(origin):
             raise ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, "WebSocket connections from this origin are refused.")
@@ -156,30 +162,38 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def _refuse_handshake(self, error: ProtocolError) -> None:
         self.set_status(error.http_status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Sec-WebSocket-Version", "13")  # the version spoken here (RFC 6455 4.4)
         self.finish(tornado.escape.json_encode({"error": error.to_wire()}))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A failure of ours during the handshake: the protocol's error body, not Tornado's page."""
+        code = ErrorCode.INVALID_REQUEST if 400 <= status_code < 500 else ErrorCode.INTERNAL_ERROR
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(tornado.escape.json_encode({"error": ProtocolError(code, "The handshake failed.").to_wire()}))
 
     @property
     def address(self) -> str:
         return self._address or self.request.remote_ip or "unknown"
 
     def check_origin(self, origin: str) -> bool:
-        """Same origin (the Origin's host and port are the request's Host), or one of
-        ``allowed_origins``; clients that send no Origin (non-browser clients) are
-        not asked. A refusal is a 403 before the upgrade, so a foreign page cannot
-        use a player's browser to connect."""
-        origin = origin.rstrip("/")
-        if origin in self.context.config.allowed_origins:
-            return True
-        netloc = urllib.parse.urlparse(origin).netloc.lower()
-        return bool(netloc) and netloc == self.request.host.lower()
+        """Same origin (scheme, host and port of the request: https behind TLS, the
+        ``Host`` header, default ports filled in), or one of ``allowed_origins``;
+        clients that send no Origin (non-browser clients) are not asked. A refusal
+        is a 403 before the upgrade, so a foreign page cannot use a player's
+        browser to connect."""
+        own = origin_of_request(self.request.protocol, self.request.host)
+        return origin_allowed(origin, own, self.context.config.allowed_origins)
+
+    def get_websocket_protocol(self) -> StrictProtocol | None:
+        """Tornado's protocol 13 with a frame reader strict to RFC 6455 (see rfc6455.py)."""
+        tornados = super().get_websocket_protocol()
+        return StrictProtocol(self, False, tornados.params) if tornados is not None else None
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return self.version.subprotocol if subprotocols and self.version else None
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
-        assert self.ws_connection is not None
-        self.ws_connection.stream.max_write_buffer_size = outbound_bound(self.context.config)
         self._forget_handshake()
         if self.principal is not None:
             self._activate()
@@ -232,14 +246,21 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         IOLoop.current().spawn_callback(self._start_session, location)
 
     async def _start_session(self, location: str) -> None:
-        """After welcome: roster, replay (when resuming), waiting pages — then live."""
-        sent: set[int] = set()
+        """After welcome: roster, replay (when resuming), waiting pages — then live.
+
+        A session never goes live half-started: if any step fails (the database
+        refuses, the process is out of descriptors), the socket is closed with
+        1011 and what it held is dropped; the client reconnects and resumes,
+        and what was not handed out (waiting pages) is still waiting."""
         try:
             sent = await start_session(self, location, self._since)
         except Exception:
-            log.exception("could not start the session of %s", self.user_id)
-        finally:
-            self._go_live(sent)
+            log.exception("could not start the session of %s: closing it with 1011", self.user_id)
+            self._held = None
+            self._unregister()
+            self.close(CloseCode.INTERNAL_ERROR, "session start failed: reconnect and resume")
+            return
+        self._go_live(sent)
 
     def _go_live(self, already_sent: set[int]) -> None:
         """Send what was held during the start, minus what the replay carried already."""
@@ -326,16 +347,23 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self._write(frame)
 
     def _write(self, frame: bytes) -> None:
-        """Queue one pre-encoded WebSocket frame; never blocks, never awaits.
+        """Send one pre-encoded WebSocket frame; never blocks, never awaits.
 
-        The socket's write buffer is bounded (limits.outboundQueueBytes). A
-        client that reads too slowly to keep it under the bound is closed
+        What the kernel does not take waits in the socket's ``Backlog``,
+        bounded (limits.outboundQueueBytes). A client that reads too slowly to
+        keep under the bound loses what waits (whole frames only), is closed
         with 4008 on the next loop turn, and nothing more is queued for it.
         """
-        if self._overflowed or self.ws_connection is None or self.ws_connection.is_closing():
+        state = self._s  # the hot path of fan-out: the slots directly, not the properties
+        if state.overflowed or self.ws_connection is None or self.ws_connection.is_closing():
             return
-        stream = self.ws_connection.stream
+        backlog = state.backlog
         try:
+            if backlog is not None and backlog.busy:
+                if not backlog.add(frame):
+                    self._overflow(backlog)
+                return
+            stream = self.ws_connection.stream
             if not stream.writing() and not isinstance(stream, tornado.iostream.SSLIOStream):
                 # Nothing queued: hand the bytes to the kernel ourselves. Saves
                 # IOStream's copy, Future and callback per copy — most of the cost
@@ -344,13 +372,16 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
                 if sent == len(frame):
                     return
                 frame = frame[sent:]
-            stream.write(frame)
-        except tornado.iostream.StreamBufferFullError:
-            self._overflowed = True
-            stream.max_write_buffer_size = None  # room for the close frame
-            IOLoop.current().add_callback(self._drop_slow_consumer)
+            if backlog is None:
+                backlog = state.backlog = Backlog(stream, outbound_bound(self.context.config))
+            backlog.hand_over(frame)
         except tornado.iostream.StreamClosedError:
             pass
+
+    def _overflow(self, backlog: Backlog) -> None:
+        self._overflowed = True
+        backlog.drop()  # the close frame goes right after the in-flight bytes
+        IOLoop.current().add_callback(self._drop_slow_consumer)
 
     def send_error_frame(self, error: ProtocolError) -> None:
         data = error.to_wire()
@@ -361,8 +392,9 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def _drop_slow_consumer(self) -> None:
         """Unregister at once (the user may go offline now), then close with 4008.
 
-        The close frame waits behind what is already queued; Tornado aborts the
-        connection if the client does not answer the close within 5 seconds."""
+        The close frame follows the in-flight bytes only (the rest was dropped);
+        Tornado aborts the connection if the client does not answer the close
+        within 5 seconds."""
         self._unregister()
         self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
 
@@ -374,10 +406,18 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         """A WebSocket ping (one pre-encoded control frame), for the heartbeat."""
         self._write(PING_FRAME)
 
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        if self.ws_connection is not None:
-            self.ws_connection.stream.max_write_buffer_size = None  # the close frame always fits
-        super().close(code, reason)
+
+
+def _check_upgrade(headers: tornado.httputil.HTTPHeaders) -> None:
+    """An RFC 6455 opening handshake, version 13; refused with ``invalid_request`` otherwise
+    (Tornado would answer these in plain text)."""
+    connection = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
+    if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "/api/ws speaks WebSocket only (RFC 6455).")
+    if not headers.get("Sec-WebSocket-Key"):
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "The upgrade needs a Sec-WebSocket-Key.")
+    if headers.get("Sec-WebSocket-Version") != "13":
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "Only WebSocket version 13 is spoken (Sec-WebSocket-Version: 13).")
 
 
 def _since(raw: str | None) -> int | None:

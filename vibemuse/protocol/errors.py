@@ -62,6 +62,7 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_REPORT = "unknown_report"
     RATE_LIMITED = "rate_limited"
     FORBIDDEN_ORIGIN = "forbidden_origin"
+    SERVER_FULL = "server_full"
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,9 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.RATE_LIMITED, 429,
                   "Too many requests of this kind; nothing was done. details.retryAfterMs says when to try again."),
         ErrorSpec(ErrorCode.FORBIDDEN_ORIGIN, 403, "The WebSocket handshake came from a web page of another origin."),
+        ErrorSpec(ErrorCode.SERVER_FULL, 503,
+                  "The server holds as many connections as it accepts (max_connections), or is out of file "
+                  "descriptors; nothing was done. Retry later (Retry-After, in seconds), with backoff."),
     )
 }
 
@@ -149,7 +153,11 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007
     MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
     AUTH_TIMEOUT = 4001
     AUTH_FAILED = 4002
     LOGGED_OUT = 4003
@@ -163,7 +171,14 @@ class CloseCode(enum.IntEnum):
 CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.NORMAL: "The client or server ended the session normally.",
     CloseCode.GOING_AWAY: "The server is shutting down; reconnect later.",
+    CloseCode.PROTOCOL_ERROR: "The client broke RFC 6455: an unmasked frame, reserved bits set, an unknown opcode, "
+                              "a control frame over 125 bytes or fragmented, a broken fragmentation, or a close "
+                              "frame with a code a client may not send.",
+    CloseCode.UNSUPPORTED_DATA: "The client sent a binary message; frames are JSON in text messages.",
+    CloseCode.INVALID_PAYLOAD: "A text message (or a close reason) was not valid UTF-8.",
     CloseCode.MESSAGE_TOO_BIG: "A frame was larger than limits.maxFrameBytes.",
+    CloseCode.INTERNAL_ERROR: "The server failed to start the session (roster, replay, waiting pages); nothing was "
+                              "lost: reconnect with backoff and resume with since.",
     CloseCode.AUTH_TIMEOUT: "No auth frame arrived within limits.authTimeoutMs.",
     CloseCode.AUTH_FAILED: "The token in the auth frame was refused (the error frame before the close says why).",
     CloseCode.LOGGED_OUT: "The access token this socket used was revoked (logout).",

@@ -34,6 +34,7 @@ class ConnectionRegistry:
     def __init__(self) -> None:
         self._by_user: dict[str, dict[str, Connection]] = {}
         self._by_address: dict[str, int] = {}
+        self._held = 0  # sockets held from every address
         self._ids = IdSource("c")
 
     def new_connection_id(self) -> str:
@@ -49,9 +50,12 @@ class ConnectionRegistry:
         if held >= limit:
             return False
         self._by_address[address] = held + 1
+        self._held += 1
         return True
 
     def release_address(self, address: str) -> None:
+        if address in self._by_address:
+            self._held -= 1
         left = self._by_address.get(address, 1) - 1
         if left > 0:
             self._by_address[address] = left
@@ -67,6 +71,11 @@ class ConnectionRegistry:
         if not sockets:
             del self._by_user[connection.user_id]
         return found
+
+    @property
+    def held_sockets(self) -> int:
+        """Sockets held from their handshake on, from every address (the server-wide count)."""
+        return self._held
 
     def count_for_address(self, address: str) -> int:
         return self._by_address.get(address, 0)
