@@ -212,3 +212,45 @@ def test_say_round_trips(text):
 ])
 def test_page_and_channel_commands(line, command):
     assert parse_command(line) == command
+
+
+# ---------------------------------------------------------------- edges
+
+@pytest.mark.parametrize("line, command", [
+    # the first "=" splits names from text; later ones belong to the text
+    ("page bob=1+1=2", Page(("bob",), "1+1=2", "say")),
+    ("@chat Public=a=b", ChannelSpeak("a=b", "say", channel="Public")),
+    ("@chat Public=:waves", ChannelSpeak("waves", "pose", channel="Public")),
+    ("@chat Public=;'s hat", ChannelSpeak("'s hat", "semipose", channel="Public")),
+    ("addcom pub=Pub=lic", ChannelJoin("Pub=lic", "pub")),
+    # the first space ends the alias; spaces before the text are dropped, after it kept
+    ("+pub hi there", ChannelSpeak("hi there", "say", alias="pub")),
+    ("+pub   hi ", ChannelSpeak("hi ", "say", alias="pub")),
+    ("ooc hi", Ooc("hi", "say")),
+    ('ooc "hi', Ooc("hi", "say")),
+    ("pose waves", Pose("waves", semipose=False)),
+])
+def test_separators_inside_the_text(line, command):
+    assert parse_command(line) == command
+
+
+@pytest.mark.parametrize("line, word", [
+    ("@channel/leave", "@channel/leave"),
+    ("@channel/leave   ", "@channel/leave"),
+    ("delcom", "delcom"),
+    ("delcom  ", "delcom"),
+    ("@channel/who", "@channel/who"),
+    ("@channel/who \t", "@channel/who"),
+    ("@channel/join", "@channel/join"),
+    ("addcom", "addcom"),
+    ("addcom =Public", "addcom"),
+    ("addcom pub=", "addcom"),
+    ("addcom pub", "addcom"),
+    ("@chat =hi", "@chat"),
+    ("@chat Public", "@chat"),
+])
+def test_channel_commands_without_their_argument(line, word):
+    with pytest.raises(ProtocolError) as info:
+        parse_command(line)
+    assert info.value.code == ErrorCode.UNKNOWN_COMMAND
+    assert info.value.details == {"command": word}

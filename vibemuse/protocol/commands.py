@@ -155,7 +155,7 @@ CommandParser: TypeAlias = Callable[[str], Command]
 
 
 def _pose(argument: str) -> Command:
-    return Pose(argument, semipose=False)
+    return Pose(argument)
 
 
 def _semipose(argument: str) -> Command:
@@ -166,17 +166,16 @@ _OOC_STYLES: dict[str, OocStyle] = {'"': "say", ":": "pose", ";": "semipose"}
 
 
 def _ooc(argument: str) -> Command:
-    style = _OOC_STYLES.get(argument[:1])
-    if style is None:
-        return Ooc(argument, "say")
-    return Ooc(argument[1:], style)
+    text, style = _styled(argument)
+    return Ooc(text, style)
 
 
 def _styled(text: str) -> tuple[str, OocStyle]:
-    """A message that may be a pose: ``:waves`` and ``;'s hat`` as in the room."""
+    """A message that may be a pose: ``:waves`` and ``;'s hat`` as in the room
+    (a leading ``"`` is dropped: ``"hi`` says "hi")."""
     style = _OOC_STYLES.get(text[:1])
-    if style is None or style == "say":
-        return (text[1:] if style == "say" else text), "say"
+    if style is None:
+        return text, "say"
     return text[1:], style
 
 
