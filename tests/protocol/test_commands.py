@@ -254,3 +254,9 @@ def test_channel_commands_without_their_argument(line, word):
         parse_command(line)
     assert info.value.code == ErrorCode.UNKNOWN_COMMAND
     assert info.value.details == {"command": word}
+
+
+@pytest.mark.parametrize("line", [None, b"say hi", 5])
+def test_a_line_that_is_not_text_is_a_type_error_not_attribute_error(line):
+    with pytest.raises(TypeError, match=f"^a command line must be a str, not {type(line).__name__}$"):
+        parse_command(line)

@@ -159,9 +159,11 @@ def test_a_content_mismatch_keeps_the_verifying_key_ids(key, keys):
 
 # ---------------------------------------------------------------- redaction
 
-def test_redact_refuses_what_is_not_an_object():
+@pytest.mark.parametrize("digest", [redact_event, compute_content_hash, compute_event_id])
+@pytest.mark.parametrize("not_an_event", [["not", "an", "event"], "event", None])
+def test_digests_refuse_what_is_not_an_object(digest, not_an_event):
     with pytest.raises(EventError, match="^an event must be a JSON object$"):
-        redact_event(["not", "an", "event"])
+        digest(not_an_event)
 
 
 @pytest.mark.parametrize("event", [

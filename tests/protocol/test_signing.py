@@ -282,6 +282,8 @@ def test_unknown_key_message_lists_every_key():
     (lambda k: sign_json(["a"], "example.org", k), TypeError, "only JSON objects can be signed"),
     (lambda k: verify_signed_json(["a"], "example.org", {}), MalformedSignature,
      "only JSON objects carry signatures"),
+    (lambda k: signature_key_ids("a", "example.org"), MalformedSignature,
+     "only JSON objects carry signatures"),
     (lambda k: verify_signed_json({"signatures": "x"}, "example.org", {}), MalformedSignature,
      "'signatures' must be an object"),
     (lambda k: parse_key_id(5), KeyFormatError, "key id must be a string, not int"),

@@ -134,7 +134,13 @@ def _canonical(obj: Mapping[str, Any]) -> bytes:
         raise EventError(f"event is not canonical JSON: {exc}") from None
 
 
+def _require_object(event: Any) -> None:
+    if not isinstance(event, Mapping):
+        raise EventError("an event must be a JSON object")
+
+
 def _hashed_bytes(event: Mapping[str, Any]) -> bytes:
+    _require_object(event)
     return _canonical({k: v for k, v in event.items() if k not in _NOT_HASHED})
 
 
@@ -145,8 +151,7 @@ def compute_content_hash(event: Mapping[str, Any]) -> str:
 
 def redact_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """Return the redacted copy: essential keys only, content per type."""
-    if not isinstance(event, Mapping):
-        raise EventError("an event must be a JSON object")
+    _require_object(event)
     redacted = {k: event[k] for k in REDACTION_KEPT_TOP_LEVEL_KEYS if k in event}
     content = event.get("content")
     event_type = event.get("type")
@@ -180,8 +185,7 @@ def validate_event(event: Any, *, signed: bool = True) -> None:
     With ``signed=False`` the ``hashes``/``event_id``/``signatures`` members
     are not required (the shape of an event being built).
     """
-    if not isinstance(event, Mapping):
-        raise EventError("an event must be a JSON object")
+    _require_object(event)
     unknown = sorted(set(event) - _ALLOWED)
     if unknown:
         raise EventError(f"unknown top-level field(s): {', '.join(map(str, unknown))}")

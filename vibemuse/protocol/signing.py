@@ -227,6 +227,8 @@ def sign_json(
 
 def _signature_map(obj: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     """The ``signatures`` member, checked for shape (may be empty)."""
+    if not isinstance(obj, Mapping):
+        raise MalformedSignature("only JSON objects carry signatures")
     signatures = obj.get("signatures", {})
     if not isinstance(signatures, Mapping):
         raise MalformedSignature("'signatures' must be an object")
@@ -252,8 +254,6 @@ def verify_signed_json(
     Returns the key ids that verified. Raises :class:`MissingSignature`,
     :class:`UnknownKey`, :class:`BadSignature` or :class:`MalformedSignature`.
     """
-    if not isinstance(obj, Mapping):
-        raise MalformedSignature("only JSON objects carry signatures")
     sigs = _signature_map(obj).get(signing_name)
     wanted = signature_key_ids(obj, signing_name)
     if not sigs or not wanted:
