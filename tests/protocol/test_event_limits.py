@@ -8,10 +8,13 @@ without any other test noticing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from vibemuse.protocol.canonical_json import encode_canonical_json
+from vibemuse.protocol.canonical_json import DEFAULT_MAX_DEPTH, encode_canonical_json
 from vibemuse.protocol.events import (
+    MAX_CHANNEL_ID_LENGTH,
     MAX_EVENT_BYTES,
     MAX_RECIPIENTS,
     EventError,
@@ -90,6 +93,20 @@ def test_a_received_event_over_the_limit_is_refused_before_its_signature(key, ke
 
 
 # ---------------------------------------------------------------- field limits
+
+def test_the_spec_states_the_limits_the_code_enforces():
+    spec = " ".join((Path(__file__).resolve().parents[2] / "spec/v1/events.md").read_text().split())
+    for sentence in (
+        f"is at most {MAX_EVENT_BYTES} bytes: an event of exactly {MAX_EVENT_BYTES} such bytes is valid",
+        "`type` at most 128 characters",
+        "`origin_server_ts` from 0 to 2^53-1",
+        f"`channel_id` 1 to {MAX_CHANNEL_ID_LENGTH} characters",
+        f"`recipients` 1 to {MAX_RECIPIENTS} entries",
+        "integers in the range [-(2^53)+1, 2^53-1]",
+        f"over-deep nesting (more than {DEFAULT_MAX_DEPTH} levels)",
+    ):
+        assert sentence in spec
+
 
 @pytest.mark.parametrize("fields", [
     {"type": "v" * 128},
