@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test install clean spec
+.PHONY: serve test install clean spec mutation
 
 install: $(STAMP)
 
@@ -29,5 +29,22 @@ spec: $(STAMP)
 	$(BIN)/python -m tests.support.spec_examples
 	$(BIN)/python -m tests.support.spec_tables --write
 
+# Mutation testing of the pure protocol modules (slow: minutes; not in `make test`
+# nor in CI). MODULES picks some of canonical_json markup commands events signing;
+# MUTATION_JOBS the parallel workers. Scores: tools/mutation_score.py; the
+# accepted (equivalent) survivors: tests/protocol/MUTATION.md.
+MODULES ?= canonical_json markup commands events signing
+MUTATION_JOBS ?= 2
+MUTATION_STAMP := $(VENV)/.mutation-stamp
+
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	nice -n 10 $(BIN)/mutmut run --max-children $(MUTATION_JOBS) \
+		$(foreach m,$(MODULES),"vibemuse.protocol.$(m).*")
+	$(BIN)/python tools/mutation_score.py $(MODULES)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis mutants

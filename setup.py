@@ -36,6 +36,8 @@ setup(
             "canonicaljson>=2.0",
             "schemathesis>=4.30,<5",  # tests/test_openapi_fuzz.py runs its `st` command
         ],
+        # make mutation: mutation testing of vibemuse/protocol (not part of make test)
+        "mutation": ["mutmut>=3.3,<4"],
     },
     entry_points={"console_scripts": ["vibemuse = vibemuse.cli:main"]},
 )

@@ -225,3 +225,155 @@ def test_decode_require_canonical():
     for text in (b'{"b":2,"a":1}', b'{"a": 1}', b'{"a":"\\u00e9"}'):
         with pytest.raises(CanonicalJsonError, match="not in canonical form"):
             decode_json_strict(text, require_canonical=True)
+
+
+# ---------------------------------------------------------------- edges
+# Each limit is tested at the edge (accepted) and one past it (refused), and
+# each walk with several items, so that no off-by-one or early exit survives.
+
+
+def nest(depth, make):
+    """``depth`` containers, one inside the other, built by ``make``."""
+    value = 0
+    for _ in range(depth):
+        value = make(value)
+    return value
+
+
+CONTAINER_MAKERS = {
+    "arrays": lambda inner: [inner],
+    "objects": lambda inner: {"k": inner},
+    "mixed": lambda inner: {"k": inner} if isinstance(inner, list) else [inner],
+}
+
+
+@pytest.mark.parametrize("make", CONTAINER_MAKERS.values(), ids=list(CONTAINER_MAKERS))
+def test_encode_accepts_64_nested_containers_and_refuses_65(make):
+    deepest_allowed = nest(64, make)
+    assert json.loads(encode_canonical_json(deepest_allowed)) == deepest_allowed
+    with pytest.raises(CanonicalJsonError, match="^nesting deeper than 64 at "):
+        encode_canonical_json(nest(65, make))
+
+
+@pytest.mark.parametrize("make", CONTAINER_MAKERS.values(), ids=list(CONTAINER_MAKERS))
+def test_decode_accepts_64_nested_containers_and_refuses_65(make):
+    assert decode_json_strict(json.dumps(nest(64, make))) == nest(64, make)
+    with pytest.raises(CanonicalJsonError, match="^nesting deeper than 64 at "):
+        decode_json_strict(json.dumps(nest(65, make)))
+
+
+def test_decode_depth_error_names_the_path():
+    with pytest.raises(CanonicalJsonError) as info:
+        decode_json_strict('{"a": {"b": [[]]}}', max_depth=3)
+    assert info.value.path == "a.b[0]"
+    assert str(info.value) == "nesting deeper than 3 at a.b[0]"
+
+
+@pytest.mark.parametrize("number", [MAX_SAFE_INT, MIN_SAFE_INT, 0, -1])
+def test_integers_at_the_range_edges_are_accepted(number):
+    assert encode_canonical_json([number]) == f"[{number}]".encode()
+    assert decode_json_strict(f"[{number}]") == [number]
+
+
+@pytest.mark.parametrize("number", [MAX_SAFE_INT + 1, MIN_SAFE_INT - 1])
+def test_integers_one_past_the_range_are_refused(number):
+    with pytest.raises(CanonicalJsonError, match=r"^integer out of range \[-\(2\*\*53\)\+1, 2\*\*53-1\]$"):
+        encode_canonical_json(number)
+    with pytest.raises(CanonicalJsonError, match=f"^integer out of range \\(got {number}\\)$"):
+        decode_json_strict(str(number))
+
+
+def test_an_overlong_integer_literal_is_refused_without_echoing_it():
+    with pytest.raises(CanonicalJsonError, match=r"^integer out of range \(more than 16 digits\)$"):
+        decode_json_strict("1" + "0" * 16)
+    with pytest.raises(CanonicalJsonError, match=r"^integer out of range \(more than 16 digits\)$"):
+        decode_json_strict("-" + "9" * 400)
+
+
+def test_int_subclasses_are_range_checked_like_int():
+    class Count(int):
+        pass
+
+    assert encode_canonical_json({"n": Count(MAX_SAFE_INT)}) == f'{{"n":{MAX_SAFE_INT}}}'.encode()
+    with pytest.raises(CanonicalJsonError) as info:
+        encode_canonical_json({"n": Count(MAX_SAFE_INT + 1)})
+    assert info.value.path == "n"
+
+
+def test_booleans_and_null_are_json_values():
+    assert encode_canonical_json({"f": False, "t": True, "n": None}) == b'{"f":false,"n":null,"t":true}'
+
+
+def test_error_reason_path_and_message():
+    with pytest.raises(CanonicalJsonError) as info:
+        encode_canonical_json([1.5])
+    assert info.value.reason == "floats are not allowed (got 1.5)"
+    assert info.value.path == "[0]"
+    assert str(info.value) == "floats are not allowed (got 1.5) at [0]"
+    top = CanonicalJsonError("why")
+    assert (top.reason, top.path, str(top)) == ("why", "", "why")
+
+
+@pytest.mark.parametrize(
+    "value, path, message",
+    [
+        ("\ud800", "", "string contains a lone surrogate"),
+        (["ok", "\udc00"], "[1]", "string contains a lone surrogate at [1]"),
+        ({"a": ["ok", {"b": "\ud800"}]}, "a[1].b", "string contains a lone surrogate at a[1].b"),
+        ({"a": {"ok": 1, "\udfff": 1}}, "a", "object key contains a lone surrogate at a"),
+        ({"ok": 1, "\ud800": 1}, "", "object key contains a lone surrogate"),
+    ],
+)
+def test_encode_names_the_lone_surrogate(value, path, message):
+    with pytest.raises(CanonicalJsonError) as info:
+        encode_canonical_json(value)
+    assert (info.value.path, str(info.value)) == (path, message)
+
+
+@pytest.mark.parametrize(
+    "text, path, message",
+    [
+        ('["\\ud800", "ok"]', "[0]", "string contains a lone surrogate at [0]"),
+        ('["\\ud800", 1]', "[0]", "string contains a lone surrogate at [0]"),
+        ('{"\\udc00": 1, "ok": 2}', "", "object key contains a lone surrogate"),
+        ('{"a": {"\\ud800": 1}}', "a", "object key contains a lone surrogate at a"),
+        ('{"a": {"b": "\\ud800"}}', "a.b", "string contains a lone surrogate at a.b"),
+    ],
+)
+def test_decode_finds_every_lone_surrogate(text, path, message):
+    with pytest.raises(CanonicalJsonError) as info:
+        decode_json_strict(text)
+    assert (info.value.path, str(info.value)) == (path, message)
+
+
+def test_decode_refuses_a_str_holding_a_lone_surrogate():
+    with pytest.raises(CanonicalJsonError, match="^input contains a lone surrogate$"):
+        decode_json_strict('"\ud800"')
+
+
+@pytest.mark.parametrize("data, name", [(None, "NoneType"), (12, "int"), ({"a": 1}, "dict")])
+def test_decode_refuses_what_is_not_text(data, name):
+    with pytest.raises(CanonicalJsonError, match=f"^cannot decode {name} as JSON$"):
+        decode_json_strict(data)
+
+
+@pytest.mark.parametrize("data", ['{"a":[1]}', b'{"a":[1]}', bytearray(b'{"a":[1]}'), memoryview(b'{"a":[1]}')])
+def test_decode_accepts_str_and_bytes_alike(data):
+    assert decode_json_strict(data, require_canonical=True) == {"a": [1]}
+
+
+def test_decode_size_limit_counts_utf8_bytes_of_str():
+    text = '"' + "é" * 10 + '"'  # 12 characters, 22 bytes
+    assert decode_json_strict(text, max_bytes=22) == "é" * 10
+    with pytest.raises(CanonicalJsonError, match="^JSON is 22 bytes, over the 21 limit$"):
+        decode_json_strict(text, max_bytes=21)
+
+
+def test_decode_names_the_second_copy_of_a_duplicate_key():
+    with pytest.raises(CanonicalJsonError, match="^duplicate object key 'b'$"):
+        decode_json_strict('{"a": 1, "b": 2, "b": 3}')
+
+
+def test_decode_require_canonical_message():
+    with pytest.raises(CanonicalJsonError, match="^JSON is valid but not in canonical form$"):
+        decode_json_strict('{"a": 1}', require_canonical=True)

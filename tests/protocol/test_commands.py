@@ -224,3 +224,49 @@ def test_page_and_channel_commands(line, command):
 def test_a_word_loses_all_the_white_space_after_it_a_prefix_none(line, command):
     """protocol.md section 14.2, in one sentence."""
     assert parse_command(line) == command
+# ---------------------------------------------------------------- edges
+
+@pytest.mark.parametrize("line, command", [
+    # the first "=" splits names from text; later ones belong to the text
+    ("page bob=1+1=2", Page(("bob",), "1+1=2", "say")),
+    ("@chat Public=a=b", ChannelSpeak("a=b", "say", channel="Public")),
+    ("@chat Public=:waves", ChannelSpeak("waves", "pose", channel="Public")),
+    ("@chat Public=;'s hat", ChannelSpeak("'s hat", "semipose", channel="Public")),
+    ("addcom pub=Pub=lic", ChannelJoin("Pub=lic", "pub")),
+    # the first space ends the alias; spaces before the text are dropped, after it kept
+    ("+pub hi there", ChannelSpeak("hi there", "say", alias="pub")),
+    ("+pub   hi ", ChannelSpeak("hi ", "say", alias="pub")),
+    ("ooc hi", Ooc("hi", "say")),
+    ('ooc "hi', Ooc("hi", "say")),
+    ("pose waves", Pose("waves", semipose=False)),
+])
+def test_separators_inside_the_text(line, command):
+    assert parse_command(line) == command
+
+
+@pytest.mark.parametrize("line, word", [
+    ("@channel/leave", "@channel/leave"),
+    ("@channel/leave   ", "@channel/leave"),
+    ("delcom", "delcom"),
+    ("delcom  ", "delcom"),
+    ("@channel/who", "@channel/who"),
+    ("@channel/who \t", "@channel/who"),
+    ("@channel/join", "@channel/join"),
+    ("addcom", "addcom"),
+    ("addcom =Public", "addcom"),
+    ("addcom pub=", "addcom"),
+    ("addcom pub", "addcom"),
+    ("@chat =hi", "@chat"),
+    ("@chat Public", "@chat"),
+])
+def test_channel_commands_without_their_argument(line, word):
+    with pytest.raises(ProtocolError) as info:
+        parse_command(line)
+    assert info.value.code == ErrorCode.UNKNOWN_COMMAND
+    assert info.value.details == {"command": word}
+
+
+@pytest.mark.parametrize("line", [None, b"say hi", 5])
+def test_a_line_that_is_not_text_is_a_type_error_not_attribute_error(line):
+    with pytest.raises(TypeError, match=f"^a command line must be a str, not {type(line).__name__}$"):
+        parse_command(line)

@@ -48,16 +48,6 @@ ROOM = "!Xq3fK9aB2LmN7pQr:example.org"
 TS = 1_767_225_600_000
 
 
-@pytest.fixture
-def key():
-    return generate_signing_key("1", bytes(range(32)))
-
-
-@pytest.fixture
-def keys(key):
-    return {SERVER: {key.key_id: key.verify_key}}
-
-
 def say(key, **overrides):
     args = dict(event_type="vm.room.message", sender="@alice:example.org", origin=SERVER,
                 origin_server_ts=TS, content={"kind": "say", "body": "Hello, tavern!"},

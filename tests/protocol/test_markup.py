@@ -374,3 +374,43 @@ def test_parse_markup_never_fails_and_stays_clean(text):
 def test_text_without_percent_is_its_own_plain(text):
     clean = sanitize_text(text)
     assert parse_markup(text).plain == clean
+
+
+# ---------------------------------------------------------------- edges
+
+ACUTE = "\u0301"
+
+
+def test_marks_at_the_very_start_are_capped_at_four_not_three():
+    assert sanitize_text(ACUTE * MAX_COMBINING_MARKS) == ACUTE * MAX_COMBINING_MARKS
+    assert sanitize_text(ACUTE * (MAX_COMBINING_MARKS + 1)) == ACUTE * MAX_COMBINING_MARKS
+    assert parse_markup(ACUTE * MAX_COMBINING_MARKS + "x").plain == ACUTE * MAX_COMBINING_MARKS + "x"
+
+
+@pytest.mark.parametrize("noncharacter", ["\ufdd0", "\ufdef", "\ufffe", "\uffff", "\U0001fffe"])
+def test_noncharacters_are_removed_up_to_the_edges(noncharacter):
+    assert sanitize_text(f"a{noncharacter}b") == "ab"
+
+
+@pytest.mark.parametrize("neighbour", ["\ufdcf", "\ufdf0", "\ufffd"])
+def test_characters_next_to_the_noncharacter_blocks_are_kept(neighbour):
+    assert sanitize_text(f"a{neighbour}b") == f"a{neighbour}b"
+
+
+@pytest.mark.parametrize("source", ["100%ar done", "%qr", "%zh!"])
+def test_an_unknown_code_before_a_colour_letter_stays_literal(source):
+    assert parse_markup(source).spans == (Span(source),)
+
+
+def test_a_literal_percent_keeps_the_current_style():
+    red = Style(fg="red")
+    assert parse_markup("%xrA%qB").spans == (Span("A%qB", red),)
+
+
+def test_check_text_messages():
+    with pytest.raises(TypeError, match="^text must be a str, not bytes$"):
+        check_text(b"hi", 10)
+    with pytest.raises(ProtocolError) as info:
+        check_text("x" * 11, 10)
+    assert info.value.message == "That is too long: 11 characters, at most 10 are allowed."
+    assert check_text("x" * 10, 10) == "x" * 10

@@ -39,11 +39,6 @@ VECTOR_SIGNATURE = (
 
 
 @pytest.fixture
-def key():
-    return generate_signing_key("1", bytes(range(32)))
-
-
-@pytest.fixture
 def other_key():
     return generate_signing_key("2", bytes(range(1, 33)))
 
@@ -253,3 +248,58 @@ def test_old_keys_file(key, other_key):
 def test_malformed_old_keys_file(line, message):
     with pytest.raises(KeyFormatError, match=message):
         decode_old_verify_keys_file(line + "\n")
+
+
+# ---------------------------------------------------------------- edges: loops with several items
+
+def test_a_signature_by_an_unknown_key_sorting_first_does_not_hide_a_known_one(key, other_key):
+    """Key rotation: the signer holds ed25519:1 (retired) and ed25519:2; a verifier
+    that only has the new key must still verify."""
+    signed = sign_json(sign_json({"a": 1}, "example.org", key), "example.org", other_key)
+    assert signature_key_ids(signed, "example.org") == ("ed25519:1", "ed25519:2")
+    assert verify_signed_json(signed, "example.org", {"ed25519:2": other_key.verify_key}) == ("ed25519:2",)
+    assert verify_signed_json(signed, "example.org", {"ed25519:1": key.verify_key}) == ("ed25519:1",)
+    both = {"ed25519:1": key.verify_key, "ed25519:2": other_key.verify_key}
+    assert verify_signed_json(signed, "example.org", both) == ("ed25519:1", "ed25519:2")
+
+
+def test_every_known_signature_must_verify(key, other_key):
+    signed = sign_json(sign_json({"a": 1}, "example.org", key), "example.org", other_key)
+    signed["signatures"]["example.org"]["ed25519:2"] = signed["signatures"]["example.org"]["ed25519:1"]
+    both = {"ed25519:1": key.verify_key, "ed25519:2": other_key.verify_key}
+    with pytest.raises(BadSignature, match="^signature example.org/ed25519:2 does not verify$"):
+        verify_signed_json(signed, "example.org", both)
+
+
+def test_unknown_key_message_lists_every_key():
+    error = UnknownKey("example.org", ["ed25519:b", "ed25519:a"])
+    assert str(error) == "example.org signed with unknown key(s) ed25519:a, ed25519:b"
+
+
+# ---------------------------------------------------------------- edges: error paths
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda k: sign_json(["a"], "example.org", k), TypeError, "only JSON objects can be signed"),
+    (lambda k: verify_signed_json(["a"], "example.org", {}), MalformedSignature,
+     "only JSON objects carry signatures"),
+    (lambda k: signature_key_ids("a", "example.org"), MalformedSignature,
+     "only JSON objects carry signatures"),
+    (lambda k: verify_signed_json({"signatures": "x"}, "example.org", {}), MalformedSignature,
+     "'signatures' must be an object"),
+    (lambda k: parse_key_id(5), KeyFormatError, "key id must be a string, not int"),
+    (lambda k: decode_signing_key_file(b"ed25519 1 AAAA"), KeyFormatError, "key file content must be text"),
+    (lambda k: decode_signing_key_file("\n"), KeyFormatError, "key file holds no keys"),
+    (lambda k: type(k)("1", k.private_key, algorithm="rsa"), KeyFormatError, "unsupported key algorithm 'rsa'"),
+])
+def test_error_messages(key, call, error, message):
+    with pytest.raises(error) as info:
+        call(key)
+    assert str(info.value) == message
+
+
+def test_duplicate_old_key_names_its_line(key):
+    line = f"ed25519 1 5 {verify_key_base64(key)}\n"
+    with pytest.raises(KeyFormatError, match="^old key file line 3: duplicate key ed25519:1$"):
+        decode_old_verify_keys_file(line + "\n" + line)
+    with pytest.raises(KeyFormatError, match="^key file line 2: unsupported algorithm 'rsa'$"):
+        decode_old_verify_keys_file(line + "rsa 1 5 AAAA\n")

@@ -46,9 +46,10 @@ MAX_SAFE_INT = 2**53 - 1
 MIN_SAFE_INT = -(2**53) + 1
 DEFAULT_MAX_BYTES = 65536
 DEFAULT_MAX_DEPTH = 64
-# Enough digits for any in-range integer; longer strings are refused before
-# int() is asked to parse them (avoids quadratic work on huge literals).
-_MAX_INT_DIGITS = 17
+# The digits of the longest in-range integer (2**53-1 has 16); longer
+# literals are refused before int() is asked to parse them (avoids quadratic
+# work on huge literals).
+_MAX_INT_DIGITS = len(str(MAX_SAFE_INT))
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 _ENCODER = json.JSONEncoder(
@@ -85,7 +86,8 @@ def encode_canonical_json(value: Any) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         _find_surrogate(value, "")
-        raise CanonicalJsonError("string is not valid Unicode") from None
+        # Unreachable: every str the encoder wrote was walked just above.
+        raise CanonicalJsonError("string is not valid Unicode") from None  # pragma: no mutate
 
 
 class _Invalid(Exception):
@@ -111,12 +113,15 @@ def _join(path: str, key: str) -> str:
 
 
 def _check_value(value: Any, depth: int) -> None:
-    """Raise _Invalid unless ``value`` may be canonically encoded."""
-    if isinstance(value, str) or value is None or value is True or value is False:
+    """Raise _Invalid unless ``value`` may be canonically encoded.
+
+    ``depth`` counts the containers (objects and arrays alike) around
+    ``value``; the 65th nested container is refused.
+    """
+    if value is None or isinstance(value, (str, bool)):
         return
     if type(value) is int:
-        if not MIN_SAFE_INT <= value <= MAX_SAFE_INT:
-            raise _Invalid("integer out of range [-(2**53)+1, 2**53-1]")
+        _check_int(value)
         return
     if depth >= DEFAULT_MAX_DEPTH:
         raise _Invalid(f"nesting deeper than {DEFAULT_MAX_DEPTH}")
@@ -148,12 +153,17 @@ def _check_dict(value: dict[Any, Any], depth: int) -> None:
             raise
 
 
+def _check_int(value: int) -> None:
+    if not MIN_SAFE_INT <= value <= MAX_SAFE_INT:
+        raise _Invalid("integer out of range [-(2**53)+1, 2**53-1]")
+
+
 def _reject_scalar(value: Any) -> None:
     """Explain why a non-container value is not allowed."""
     if isinstance(value, float):
         raise _Invalid(f"floats are not allowed (got {value!r})")
-    if isinstance(value, int):  # int subclasses other than bool
-        _check_value(int(value), 0)
+    if isinstance(value, int):  # int subclasses other than bool (IntEnum)
+        _check_int(int(value))
         return
     raise _Invalid(f"{type(value).__name__} is not a JSON type")
 
@@ -219,20 +229,21 @@ def _as_bytes_and_text(data: bytes | str, max_bytes: int) -> tuple[bytes, str]:
             raw = data.encode("utf-8")
         except UnicodeEncodeError:
             raise CanonicalJsonError("input contains a lone surrogate") from None
-        text = data
-    elif isinstance(data, (bytes, bytearray, memoryview)):
-        raw = bytes(data)
-        text = ""
-    else:
+        _check_size(raw, max_bytes)
+        return raw, data
+    if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CanonicalJsonError(f"cannot decode {type(data).__name__} as JSON")
+    raw = bytes(data)
+    _check_size(raw, max_bytes)
+    try:
+        return raw, raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CanonicalJsonError(f"input is not valid UTF-8 ({exc.reason})") from None
+
+
+def _check_size(raw: bytes, max_bytes: int) -> None:
     if len(raw) > max_bytes:
         raise CanonicalJsonError(f"JSON is {len(raw)} bytes, over the {max_bytes} limit")
-    if not text:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CanonicalJsonError(f"input is not valid UTF-8 ({exc.reason})") from None
-    return raw, text
 
 
 def _refuse_float(literal: str) -> Any:
@@ -245,7 +256,7 @@ def _refuse_constant(literal: str) -> Any:
 
 def _parse_int(literal: str) -> int:
     if len(literal.lstrip("-")) > _MAX_INT_DIGITS:
-        raise CanonicalJsonError(f"integer out of range (got {literal[:24]}...)")
+        raise CanonicalJsonError(f"integer out of range (more than {_MAX_INT_DIGITS} digits)")
     number = int(literal)
     if not MIN_SAFE_INT <= number <= MAX_SAFE_INT:
         raise CanonicalJsonError(f"integer out of range (got {literal})")

@@ -37,7 +37,8 @@ A command with nothing after it gets the empty text (``say`` is
 ``Say("")``); refusing that (``empty_text``) is the service's job, through
 :func:`vibemuse.protocol.markup.check_text`. Anything else raises
 ``ProtocolError(UNKNOWN_COMMAND)`` with the (sanitized, at most 32
-characters) first word in ``details["command"]``. Nothing else is ever raised.
+characters) first word in ``details["command"]``. Nothing else is ever raised
+(but ``TypeError`` for a line that is not a ``str``: a caller's bug).
 Sanitize the line before parsing it, so that an invisible character cannot
 hide a command word.
 
@@ -155,7 +156,7 @@ CommandParser: TypeAlias = Callable[[str], Command]
 
 
 def _pose(argument: str) -> Command:
-    return Pose(argument, semipose=False)
+    return Pose(argument)
 
 
 def _semipose(argument: str) -> Command:
@@ -165,19 +166,18 @@ def _semipose(argument: str) -> Command:
 _OOC_STYLES: dict[str, OocStyle] = {'"': "say", ":": "pose", ";": "semipose"}
 
 
-def _ooc(argument: str) -> Command:
-    style = _OOC_STYLES.get(argument[:1])
-    if style is None:
-        return Ooc(argument, "say")
-    return Ooc(argument[1:], style)
-
-
 def _styled(text: str) -> tuple[str, OocStyle]:
-    """A message that may be a pose: ``:waves`` and ``;'s hat`` as in the room."""
+    """A message that may be a pose: ``:waves`` and ``;'s hat`` as in the room
+    (a leading ``"`` is dropped: ``"hi`` says "hi")."""
     style = _OOC_STYLES.get(text[:1])
-    if style is None or style == "say":
-        return (text[1:] if style == "say" else text), "say"
+    if style is None:
+        return text, "say"
     return text[1:], style
+
+
+def _ooc(argument: str) -> Command:
+    text, style = _styled(argument)
+    return Ooc(text, style)
 
 
 _NAME_LIST = re.compile(r"[\s,]+")
@@ -294,6 +294,8 @@ _FIRST_WORD = re.compile(r"\S*")
 
 def parse_command(line: str) -> Command:
     """Read one command line; raise ProtocolError(UNKNOWN_COMMAND) if it is none."""
+    if not isinstance(line, str):
+        raise TypeError(f"a command line must be a str, not {type(line).__name__}")
     line = line.lstrip()
     by_prefix = PREFIXES.get(line[:1])
     if by_prefix is not None:

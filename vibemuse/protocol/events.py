@@ -134,7 +134,13 @@ def _canonical(obj: Mapping[str, Any]) -> bytes:
         raise EventError(f"event is not canonical JSON: {exc}") from None
 
 
+def _require_object(event: Any) -> None:
+    if not isinstance(event, Mapping):
+        raise EventError("an event must be a JSON object")
+
+
 def _hashed_bytes(event: Mapping[str, Any]) -> bytes:
+    _require_object(event)
     return _canonical({k: v for k, v in event.items() if k not in _NOT_HASHED})
 
 
@@ -145,8 +151,7 @@ def compute_content_hash(event: Mapping[str, Any]) -> str:
 
 def redact_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """Return the redacted copy: essential keys only, content per type."""
-    if not isinstance(event, Mapping):
-        raise EventError("an event must be a JSON object")
+    _require_object(event)
     redacted = {k: event[k] for k in REDACTION_KEPT_TOP_LEVEL_KEYS if k in event}
     content = event.get("content")
     event_type = event.get("type")
@@ -180,8 +185,7 @@ def validate_event(event: Any, *, signed: bool = True) -> None:
     With ``signed=False`` the ``hashes``/``event_id``/``signatures`` members
     are not required (the shape of an event being built).
     """
-    if not isinstance(event, Mapping):
-        raise EventError("an event must be a JSON object")
+    _require_object(event)
     unknown = sorted(set(event) - _ALLOWED)
     if unknown:
         raise EventError(f"unknown top-level field(s): {', '.join(map(str, unknown))}")
@@ -294,13 +298,18 @@ def build_event(
             event[name] = value
     validate_event(event, signed=False)
     hashed = _hashed_bytes(event)
-    if len(hashed) > MAX_EVENT_BYTES:
-        raise EventTooLarge(f"event is {len(hashed)} bytes, over {MAX_EVENT_BYTES}")
+    _check_size(hashed)
     event["hashes"] = {"sha256": encode_base64(hashlib.sha256(hashed).digest())}
     redacted = redact_event(event)
     event["event_id"] = redacted["event_id"] = _id_of_redacted(redacted)
     event["signatures"] = sign_json(redacted, origin, signing_key)["signatures"]
     return event
+
+
+def _check_size(hashed: bytes) -> None:
+    """Refuse an event whose hashed form (the bytes the size limit counts) is too big."""
+    if len(hashed) > MAX_EVENT_BYTES:
+        raise EventTooLarge(f"event is {len(hashed)} bytes, over {MAX_EVENT_BYTES}")
 
 
 def verify_event(
@@ -309,22 +318,22 @@ def verify_event(
 ) -> VerifiedEvent:
     """Check an event from another server (Matrix's rules, in order).
 
-    1. shape, else :class:`EventError`;
+    1. shape, else :class:`EventError`; size, else :class:`EventTooLarge`
+       (before any signature is checked);
     2. the origin's signature over the redacted event, else a
        ``SignatureError`` (``UnknownKey`` tells which keys to fetch);
     3. the event id, else :class:`EventError`;
     4. the content hash: on mismatch only the redacted form may be kept.
     """
     validate_event(event)
+    hashed = _hashed_bytes(event)
+    _check_size(hashed)
     origin = event["origin"]
     redacted = redact_event(event)
     key_ids = verify_signed_json(redacted, origin, verify_keys_by_server.get(origin, {}))
     event_id = _id_of_redacted(redacted)
     if event["event_id"] != event_id:
         raise EventError(f"event_id {event['event_id']} does not match contents ({event_id})")
-    hashed = _hashed_bytes(event)
-    if len(hashed) > MAX_EVENT_BYTES:
-        raise EventTooLarge(f"event is {len(hashed)} bytes, over {MAX_EVENT_BYTES}")
     if hashlib.sha256(hashed).digest() != decode_base64(event["hashes"]["sha256"]):
         return VerifiedEvent(redacted, event_id, True, key_ids)
     return VerifiedEvent(dict(event), event_id, False, key_ids)
@@ -427,7 +436,7 @@ def _parse_key_map(raw: Any, where: str, old: bool) -> dict[str, Any]:
         raise ServerKeysError(f"{where} must be an object")
     keys: dict[str, Any] = {}
     for key_id, entry in raw.items():
-        if not key_id.startswith("ed25519:"):
+        if not isinstance(key_id, str) or not key_id.startswith("ed25519:"):
             continue
         if not isinstance(entry, Mapping) or not isinstance(entry.get("key"), str):
             raise ServerKeysError(f"{where}.{key_id} must be an object with a key string")

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from .canonical_json import encode_canonical_json
+from .canonical_json import CanonicalJsonError, encode_canonical_json
 from .encoding import Base64Error, decode_base64, encode_base64
 
 __all__ = [
@@ -227,6 +227,8 @@ def sign_json(
 
 def _signature_map(obj: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     """The ``signatures`` member, checked for shape (may be empty)."""
+    if not isinstance(obj, Mapping):
+        raise MalformedSignature("only JSON objects carry signatures")
     signatures = obj.get("signatures", {})
     if not isinstance(signatures, Mapping):
         raise MalformedSignature("'signatures' must be an object")
@@ -252,8 +254,6 @@ def verify_signed_json(
     Returns the key ids that verified. Raises :class:`MissingSignature`,
     :class:`UnknownKey`, :class:`BadSignature` or :class:`MalformedSignature`.
     """
-    if not isinstance(obj, Mapping):
-        raise MalformedSignature("only JSON objects carry signatures")
     sigs = _signature_map(obj).get(signing_name)
     wanted = signature_key_ids(obj, signing_name)
     if not sigs or not wanted:
@@ -267,12 +267,21 @@ def verify_signed_json(
         if key is None:
             continue
         if message is None:
-            message = _signed_bytes(obj)
+            message = _verified_bytes(obj)
         _verify_one(_as_public_key(key_id, key), sigs[key_id], message, signing_name, key_id)
         verified.append(key_id)
     if not verified:
         raise UnknownKey(signing_name, wanted)
     return tuple(verified)
+
+
+def _verified_bytes(obj: Mapping[str, Any]) -> bytes:
+    """The bytes a received signature covers; an object that is not canonical
+    JSON (a float, a non-string key) cannot carry a valid signature."""
+    try:
+        return _signed_bytes(obj)
+    except CanonicalJsonError as exc:
+        raise MalformedSignature(f"signed object is not canonical JSON: {exc}") from None
 
 
 def _verify_one(
