@@ -46,9 +46,11 @@ from sqlalchemy import (
     union_all,
 )
 
+from vibemuse.protocol.visibility import WHOLE_HISTORY, Floor
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import event_recipients, events, pending_deliveries, with_position
 from vibemuse.storage.models import ArchivedEvent, Channel, Room
+from vibemuse.storage.visibility_txns import channel_condition
 
 archived_events = ArchivedEvent.__table__
 channels = Channel.__table__
@@ -67,7 +69,8 @@ KINDS = MESSAGE_KINDS + ("join", "leave", "moderation", "settings")
 class HistoryQuery:
     """What to read. Exactly one scope: ``room_id``, ``channel_id`` or ``conversation``
     (me, other). ``before``/``after`` are exclusive stream positions (at most one);
-    ``floor_position``/``floor_ts`` hide what came before (a 'joined' channel member)."""
+    On a channel, ``viewer`` and ``floor`` apply the visibility rule (``visibility_txns``):
+    what a member of a 'joined' channel may not see is left out."""
 
     limit: int
     room_id: str | None = None
@@ -80,8 +83,8 @@ class HistoryQuery:
     since_ms: int | None = None  # origin_server_ts >= since_ms
     until_ms: int | None = None  # origin_server_ts < until_ms
     words: tuple[str, ...] = ()  # full-text search: every word must appear
-    floor_position: int | None = None  # stream_position >= floor_position
-    floor_ts: int | None = None  # origin_server_ts >= floor_ts
+    viewer: str = ""  # the reader's user id (they see their own events)
+    floor: Floor = WHOLE_HISTORY  # where the reader's view of the channel starts
 
 
 @dataclass(frozen=True)
@@ -209,10 +212,10 @@ def _filtered(base: Select, position: Any, query: HistoryQuery, dialect: str) ->
         conditions.append(events.c.origin_server_ts >= query.since_ms)
     if query.until_ms is not None:
         conditions.append(events.c.origin_server_ts < query.until_ms)
-    if query.floor_position is not None:
-        conditions.append(position >= query.floor_position)
-    if query.floor_ts is not None:
-        conditions.append(events.c.origin_server_ts >= query.floor_ts)
+    if query.channel_id is not None:
+        visible = channel_condition(query.viewer, query.floor, position, dialect)
+        if visible is not None:
+            conditions.append(visible)
     if query.before is not None:
         conditions.append(position < query.before)
     if query.after is not None:

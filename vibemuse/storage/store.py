@@ -251,6 +251,12 @@ class Storage:
     ) -> list[dict[str, Any]]:
         return await self._read(sync_txns.events_since_txn, user_id, since, rooms, channels, limit)
 
+    async def channel_joins_until(self, user_id: str, until: int) -> dict[str, tuple[int, int]]:
+        return await self._read(sync_txns.channel_joins_until_txn, user_id, until)
+
+    async def events_by_id(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return await self._read(sync_txns.events_by_id_txn, event_ids)
+
     # -- page settings and blocks ------------------------------------------
 
     async def get_page_settings(self, user_id: str) -> PageSettings:

@@ -1,0 +1,54 @@
+"""The visibility rule (``vibemuse.protocol.visibility.may_see``) as SQL, for the paths that
+read many events at once: a channel's history and its search.
+
+Theory of operation. Within one channel's events, ``may_see`` for a member whose
+view starts at a ``Floor`` comes down to: a row is seen when its sender is the
+viewer or the floor admits it; an edit or deletion besides needs its target —
+the row whose ``event_id`` its ``content.relates_to`` (``content.redacts``)
+names — to be seen, or gone. ``channel_condition`` builds exactly that, reading
+the target's id out of the stored JSON (``json_extract`` on SQLite,
+``json_extract_path_text`` on PostgreSQL) and finding the target through the
+unique index on ``event_id``. Every other path (single messages, live
+fan-out, the resume replay) calls ``may_see`` itself; a test checks that both
+forms agree, event by event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, and_, cast, exists, func, or_
+
+from vibemuse.protocol.visibility import TARGET_KEYS, WHOLE_HISTORY, Floor
+from vibemuse.storage.models import Event
+
+events = Event.__table__
+
+
+def channel_condition(viewer_id: str, floor: Floor, position: Any, dialect: str) -> Any | None:
+    """The WHERE condition for the rows of one channel that ``viewer_id`` sees from ``floor`` on
+    (``position``: the column the rows are read by); None when it holds for every row."""
+    if floor == WHOLE_HISTORY:
+        return None
+    targets = events.alias("targets")
+    hidden_target = exists().where(targets.c.event_id == _target_id(dialect),
+                                   ~_seen(targets, targets.c.stream_position, viewer_id, floor))
+    return and_(_seen(events, position, viewer_id, floor),
+                or_(events.c.event_type.not_in(tuple(TARGET_KEYS)), ~hidden_target))
+
+
+def _seen(rows: Any, position: Any, viewer_id: str, floor: Floor) -> Any:
+    if floor.position is not None:
+        admitted = position >= floor.position
+    else:
+        admitted = rows.c.origin_server_ts >= floor.ts
+    return or_(rows.c.sender == viewer_id, admitted)
+
+
+def _target_id(dialect: str) -> Any:
+    """The target's event id, read from ``events.event_json`` (null for other events)."""
+    keys = tuple(dict.fromkeys(TARGET_KEYS.values()))
+    if dialect == "sqlite":
+        return func.coalesce(*(func.json_extract(events.c.event_json, f"$.content.{key}") for key in keys))
+    document = cast(events.c.event_json, JSON)
+    return func.coalesce(*(func.json_extract_path_text(document, "content", key) for key in keys))
