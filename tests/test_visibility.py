@@ -6,7 +6,7 @@ One set-up per history visibility. Olive owns the channel Lore and writes in it;
 each viewer stands differently towards her older messages:
 
     since ─ Early, Rejoiner, Leaver, Kicked join ─ Rejoiner says m0 ─ Olive says m1, m3
-          ─ Late, Admin join; Rejoiner leaves and joins again; Leaver leaves; Kicked is kicked
+          ─ Late, Admin join; Rejoiner leaves and joins again; Leaver leaves; Olive kicks Kicked (k)
           ─ Olive says m2 ─ Olive edits m1 (e1) and m2 (e2), deletes m3 (r3) ─ a page to all
 
 Every cell is the set of events a viewer gets by one path; where an event is refused,
@@ -22,16 +22,16 @@ import pytest
 from tests.support.client import WsClient, acked
 
 VIEWERS = ("Early", "Late", "Rejoiner", "Leaver", "Kicked", "Outsider", "Admin")
-ALL = "m0 m1 m2 m3 e1 e2 r3"
-OLIVES = set("m1 m2 m3 e1 e2 r3".split())  # others may not edit or delete these: the answer shows visibility
+ALL = "m0 m1 m2 m3 k e1 e2 r3"
+OLIVES = set("m1 m2 m3 k e1 e2 r3".split())  # others may not edit or delete these: the answer shows visibility
 SEARCHABLE = {"m0", "m1", "m2"}  # texts holding "fruit" (m3's went with its deletion)
 NOT_A_MEMBER = "not_a_member"
 
 # What each viewer may see now (single messages, reports, edits, deletions, history, search) ...
 NOW = {
-    "joined": {"Early": ALL, "Late": "m2 e2", "Rejoiner": "m0 m2 e2", "Leaver": "", "Kicked": "", "Outsider": "",
-               "Admin": ALL},
-    "shared": {"Early": ALL, "Late": ALL, "Rejoiner": ALL, "Leaver": "", "Kicked": "", "Outsider": "",
+    "joined": {"Early": ALL, "Late": "k m2 e2", "Rejoiner": "m0 k m2 e2", "Leaver": "", "Kicked": "k",
+               "Outsider": "", "Admin": ALL},
+    "shared": {"Early": ALL, "Late": ALL, "Rejoiner": ALL, "Leaver": "", "Kicked": "k", "Outsider": "",
                "Admin": ALL},
 }
 # ... got live when Olive edited and deleted ...
@@ -43,10 +43,10 @@ LIVE = {
 }
 # ... and get replayed when resuming from before it all (as things stood at each event).
 RESUME = {
-    "joined": {"Early": ALL, "Late": "m2 e2", "Rejoiner": "m0 m1 m3 m2 e2", "Leaver": "m0 m1 m3",
-               "Kicked": "m0 m1 m3", "Outsider": "", "Admin": "m2 e1 e2 r3"},
-    "shared": {"Early": ALL, "Late": "m2 e1 e2 r3", "Rejoiner": ALL, "Leaver": "m0 m1 m3", "Kicked": "m0 m1 m3",
-               "Outsider": "", "Admin": "m2 e1 e2 r3"},
+    "joined": {"Early": ALL, "Late": "k m2 e2", "Rejoiner": "m0 m1 m3 k m2 e2", "Leaver": "m0 m1 m3",
+               "Kicked": "m0 m1 m3 k", "Outsider": "", "Admin": "k m2 e1 e2 r3"},
+    "shared": {"Early": ALL, "Late": "k m2 e1 e2 r3", "Rejoiner": ALL, "Leaver": "m0 m1 m3",
+               "Kicked": "m0 m1 m3 k", "Outsider": "", "Admin": "k m2 e1 e2 r3"},
 }
 MEMBERS_NOW = {"Early", "Late", "Rejoiner", "Admin"}
 
@@ -126,7 +126,8 @@ async def _set_up(world, visibility: str) -> Scene:
             await acked(players[name].ws, "leave_channel", {"channelId": "lore"})
         await acked(players[name].ws, "join_channel", {"channelId": "lore"})
     await acked(players["Leaver"].ws, "leave_channel", {"channelId": "lore"})
-    await acked(olive.ws, "channel_moderate", {"channelId": "lore", "action": "kick", "user": "Kicked"})
+    scene.ids["k"] = await _ack_id(olive, "channel_moderate", {"channelId": "lore", "action": "kick",
+                                                                "user": "Kicked"})
     scene.ids["m2"] = await _say(olive, "banana fruit")
     scene.ids["e1"] = await _ack_id(olive, "edit_message", {"eventId": scene.ids["m1"], "text": "apple fruit, ripe"})
     scene.ids["e2"] = await _ack_id(olive, "edit_message", {"eventId": scene.ids["m2"], "text": "banana fruit, ripe"})

@@ -24,7 +24,8 @@ def _event(number: int, event_type: str, sender: str, content: dict) -> dict:
 
 
 def _stream(seed: int, count: int = 60) -> list[dict]:
-    """Messages by three users, edits and deletions of earlier ones (some of a target that is gone)."""
+    """Messages by three users, kicks and invitations, edits and deletions of earlier messages
+    (some of a target that is gone)."""
     chooser, made = random.Random(seed), []
     for number in range(1, count + 1):
         messages = [event for event in made if event["type"] == "vm.channel.message"]
@@ -33,7 +34,11 @@ def _stream(seed: int, count: int = 60) -> list[dict]:
             sender = chooser.choice((VIEWER, AUTHOR, MODERATOR))
             body = chooser.choice(("fruit tea", "plain tea"))
             made.append(_event(number, "vm.channel.message", sender, {"kind": "channel", "body": body}))
-        elif roll < 0.8:
+        elif roll < 0.6:
+            target = chooser.choice((VIEWER, AUTHOR))
+            made.append(_event(number, "vm.channel.member", MODERATOR,
+                               {"membership": chooser.choice(("kick", "invite")), "target": target}))
+        elif roll < 0.85:
             target = chooser.choice(messages + [{"event_id": GONE, "sender": AUTHOR}])
             made.append(_event(number, "vm.edit", target["sender"],
                                {"relates_to": target["event_id"], "new_content": {"body": "edited"}}))
@@ -92,6 +97,8 @@ ROOM = "!AAAAAAAAAAAAAAAA:test"
 MESSAGE = _at(5, type="vm.channel.message", sender=AUTHOR, channel_id=CHANNEL, event_id="$m")
 EDIT = _at(9, type="vm.edit", sender=AUTHOR, channel_id=CHANNEL, content={"relates_to": "$m"})
 DELETION = _at(9, type="vm.redaction", sender=MODERATOR, channel_id=CHANNEL, content={"redacts": "$m"})
+KICK = _at(8, type="vm.channel.member", sender=MODERATOR, channel_id=CHANNEL,
+           content={"membership": "kick", "target": VIEWER})
 SAID = _at(3, type="vm.room.message", sender=AUTHOR, room_id=ROOM)
 PAGE = _at(4, type="vm.page", sender=AUTHOR, recipients=[MODERATOR])
 WALL = _at(6, type="vm.system", sender=AUTHOR)
@@ -111,6 +118,8 @@ WALL_EDIT = _at(7, type="vm.edit", sender=AUTHOR, content={"relates_to": "$w"})
     (Viewer(AUTHOR, channels={CHANNEL: Floor(position=6)}), DELETION, MESSAGE, True),  # their own message
     (Viewer(AUTHOR), MESSAGE, None, True),  # authors see their own, members or not
     (Viewer(VIEWER, admin=True), DELETION, MESSAGE, True),
+    (Viewer(VIEWER), KICK, None, True),  # a kicked member sees their kick, member no more
+    (Viewer(AUTHOR, channels={CHANNEL: Floor(position=9)}), KICK, None, False),
     (Viewer(VIEWER, room_id=ROOM), SAID, None, True),
     (Viewer(VIEWER, room_id="!BBBBBBBBBBBBBBBB:test"), SAID, None, False),  # stands elsewhere now
     (Viewer(MODERATOR), PAGE, None, True),

@@ -6,10 +6,12 @@ on, the ``Floor`` their view of it starts at — the whole history on a
 ``shared`` channel, their own latest join on a ``joined`` one. ``may_see``
 then decides one event:
 
-- admins see everything, and everyone sees the events they sent;
+- admins see everything; everyone sees the events they sent and those
+  addressed to them (``about``: a page's recipients, the member a channel
+  membership event is about);
 - a room's events: those standing in the room;
 - a channel's events: its members, from their floor on;
-- a page (or receipt): its sender and recipients;
+- a page (or receipt): its sender and recipients (above) only;
 - an announcement (``vm.system``): everyone;
 - an edit (``vm.edit``) or a deletion (``vm.redaction``) besides needs the
   event it is about (its *target*) to be visible: an edit of a message you may
@@ -80,8 +82,18 @@ def may_see(viewer: Viewer, event: Mapping[str, Any], target: Mapping[str, Any] 
     return target is None or target_of(event) is None or _sees(viewer, target)
 
 
+def about(event: Mapping[str, Any]) -> list[str]:
+    """The users an event is addressed to by name: a page's recipients, and the member a
+    channel membership event is about (a kick, ban or invitation reaches them, member or not)."""
+    named = list(event.get("recipients", ()))
+    target = event.get("content", {}).get("target") if event.get("type") == "vm.channel.member" else None
+    if isinstance(target, str) and target not in named:
+        named.append(target)
+    return named
+
+
 def _sees(viewer: Viewer, event: Mapping[str, Any]) -> bool:
-    if viewer.admin or event["sender"] == viewer.user_id:
+    if viewer.admin or event["sender"] == viewer.user_id or viewer.user_id in about(event):
         return True
     if "room_id" in event:
         return event["room_id"] == viewer.room_id
@@ -89,5 +101,5 @@ def _sees(viewer: Viewer, event: Mapping[str, Any]) -> bool:
         floor = viewer.channels.get(event["channel_id"])
         return floor is not None and floor.admits(event["unsigned"]["stream_position"], event["origin_server_ts"])
     if "recipients" in event:
-        return viewer.user_id in event["recipients"]
+        return False  # a page or receipt: for its sender and recipients only
     return event["type"] in (SYSTEM, *TARGET_KEYS)  # announcements, and their edits and deletions

@@ -3,9 +3,10 @@ read many events at once: a channel's history and its search.
 
 Theory of operation. Within one channel's events, ``may_see`` for a member whose
 view starts at a ``Floor`` comes down to: a row is seen when its sender is the
-viewer or the floor admits it; an edit or deletion besides needs its target —
+viewer, it is addressed to them, or the floor admits it; an edit or deletion besides needs its target —
 the row whose ``event_id`` its ``content.relates_to`` (``content.redacts``)
-names — to be seen, or gone. ``channel_condition`` builds exactly that, reading
+names — to be seen, or gone. A row is addressed to the viewer (the member a
+membership event is about) when ``event_recipients`` names them for it. ``channel_condition`` builds exactly that, reading
 the target's id out of the stored JSON (``json_extract`` on SQLite,
 ``json_extract_path_text`` on PostgreSQL) and finding the target through the
 unique index on ``event_id``. Every other path (single messages, live
@@ -20,9 +21,10 @@ from typing import Any
 from sqlalchemy import JSON, and_, cast, exists, func, or_
 
 from vibemuse.protocol.visibility import TARGET_KEYS, WHOLE_HISTORY, Floor
-from vibemuse.storage.models import Event
+from vibemuse.storage.models import Event, EventRecipient
 
 events = Event.__table__
+event_recipients = EventRecipient.__table__
 
 
 def channel_condition(viewer_id: str, floor: Floor, position: Any, dialect: str) -> Any | None:
@@ -42,7 +44,9 @@ def _seen(rows: Any, position: Any, viewer_id: str, floor: Floor) -> Any:
         admitted = position >= floor.position
     else:
         admitted = rows.c.origin_server_ts >= floor.ts
-    return or_(rows.c.sender == viewer_id, admitted)
+    addressed = exists().where(event_recipients.c.stream_position == position,
+                               event_recipients.c.user_id == viewer_id)
+    return or_(rows.c.sender == viewer_id, admitted, addressed)
 
 
 def _target_id(dialect: str) -> Any:
