@@ -72,10 +72,9 @@ class SyncService:
         visible = list(_entitled(candidates, viewing, start_room, targets))
         return Replay(visible, max([upto, *(e["unsigned"]["stream_position"] for e in visible)]))
 
-
     async def _viewing(self, user_id: str, since: int, start: set[str], channels: set[str]) -> "_Viewing":
-        """What the visibility rule needs besides the events: the user's role, each channel's
-        history visibility, their floors at ``since``, and the targets of edits and deletions."""
+        """The user as a viewer at ``since``: their role, each channel's history visibility, and
+        their floors then (from their latest join at or before ``since``)."""
         user = await self._storage.get_user(user_id)
         settings = {}
         for channel_id in channels:

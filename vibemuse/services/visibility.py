@@ -35,19 +35,17 @@ async def viewer_of(storage: Storage, principal: Principal, room_id: str | None,
 
 async def members_who_may_not_see(storage: Storage, event: dict[str, Any],
                                   target: dict[str, Any] | None) -> frozenset[str]:
-    """Members of ``event``'s channel whom the rule keeps from seeing it (live fan-out leaves them out)."""
+    """Members of ``event``'s channel whom the rule keeps from seeing it (live fan-out leaves them out).
+    Roles are read only for the members the rule would hide were they not admins."""
     channel = await storage.get_channel(event["channel_id"])
     if channel is None:
         return frozenset()
-    hidden = set()
-    for member in await storage.channel_members(channel.channel_id):
-        viewer = Viewer(member.user_id, channels={channel.channel_id: floor_of(channel, member)})
-        if not may_see(viewer, event, target) and not await _is_admin(storage, member.user_id):
-            hidden.add(member.user_id)
-    return frozenset(hidden)
 
+    def viewer(member: MemberRecord, admin: bool = False) -> Viewer:
+        return Viewer(member.user_id, admin=admin, channels={channel.channel_id: floor_of(channel, member)})
 
-async def _is_admin(storage: Storage, user_id: str) -> bool:
-    user = await storage.get_user(user_id)
-    return user is not None and user.role == "admin"
-
+    members = await storage.channel_members(channel.channel_id)
+    unless_admin = [member for member in members if not may_see(viewer(member), event, target)]
+    admins = await storage.admins_among([member.user_id for member in unless_admin])
+    return frozenset(member.user_id for member in unless_admin
+                     if not may_see(viewer(member, member.user_id in admins), event, target))

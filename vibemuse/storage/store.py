@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns
+from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns, visibility_txns
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
@@ -144,6 +144,9 @@ class Storage:
 
     async def users_located_in(self, room_id: str) -> list[UserRecord]:
         return await self._read(_users_located_in_txn, room_id)
+
+    async def admins_among(self, user_ids: list[str]) -> set[str]:
+        return await self._read(visibility_txns.admins_among_txn, user_ids)
 
     # -- access tokens --------------------------------------------------
 

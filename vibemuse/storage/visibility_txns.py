@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, and_, cast, exists, func, or_
+from sqlalchemy import JSON, Connection, and_, cast, exists, func, or_, select
 
 from vibemuse.protocol.visibility import TARGET_KEYS, WHOLE_HISTORY, Floor
-from vibemuse.storage.models import Event, EventRecipient
+from vibemuse.storage.models import Event, EventRecipient, User
 
 events = Event.__table__
 event_recipients = EventRecipient.__table__
+users = User.__table__
 
 
 def channel_condition(viewer_id: str, floor: Floor, position: Any, dialect: str) -> Any | None:
@@ -56,3 +57,11 @@ def _target_id(dialect: str) -> Any:
         return func.coalesce(*(func.json_extract(events.c.event_json, f"$.content.{key}") for key in keys))
     document = cast(events.c.event_json, JSON)
     return func.coalesce(*(func.json_extract_path_text(document, "content", key) for key in keys))
+
+
+def admins_among_txn(connection: Connection, user_ids: list[str]) -> set[str]:
+    """Which of these users are admins (whom the rule lets see everything)."""
+    if not user_ids:
+        return set()
+    query = select(users.c.user_id).where(users.c.user_id.in_(sorted(set(user_ids))), users.c.role == "admin")
+    return {row.user_id for row in connection.execute(query)}
