@@ -50,7 +50,7 @@ from vibemuse.protocol.visibility import WHOLE_HISTORY, Floor
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import event_recipients, events, pending_deliveries, with_position
 from vibemuse.storage.models import ArchivedEvent, Channel, Room
-from vibemuse.storage.visibility_txns import channel_condition
+from vibemuse.storage.visibility_txns import channel_branches
 
 archived_events = ArchivedEvent.__table__
 channels = Channel.__table__
@@ -165,7 +165,8 @@ def history_select(query: HistoryQuery, dialect: str, *, fts_first: bool = False
     ``after``). ``fts_first`` (SQLite, room or channel): drive it from the FTS index."""
     if (query.before is not None) and (query.after is not None):
         raise ValueError("before and after are exclusive")
-    branches = [_filtered(base, position, query, dialect) for base, position in _branches(query, fts_first)]
+    branches = [_filtered(base, position, query, dialect)
+                for base, position in _branches(query, dialect, fts_first)]
     if len(branches) == 1:
         return branches[0]
     merged = union_all(*(select(branch.subquery()) for branch in branches)).subquery()
@@ -173,21 +174,17 @@ def history_select(query: HistoryQuery, dialect: str, *, fts_first: bool = False
     return select(merged.c.stream_position, merged.c.event_json).order_by(order).limit(query.limit + 1)
 
 
-def _branches(query: HistoryQuery, fts_first: bool) -> Iterator[tuple[Select, Any]]:
+def _branches(query: HistoryQuery, dialect: str, fts_first: bool) -> Iterator[tuple[Select, Any]]:
     """(base select, the position column that orders it) for each part of the scope."""
     scopes = [query.room_id is not None, query.channel_id is not None, query.conversation is not None]
     if sum(scopes) != 1:
         raise ValueError("a history has exactly one scope")
     if query.conversation is None:
-        scope_column, scope = (events.c.room_id, query.room_id) if query.room_id else (
-            events.c.channel_id, query.channel_id)
-        if fts_first:  # `column || ''` keeps SQLite off the scope's index: the FTS index leads
-            yield (select(events_fts.c.rowid.label("stream_position"), events.c.event_json)
-                   .select_from(events_fts.join(events, events.c.stream_position == events_fts.c.rowid))
-                   .where((scope_column + "") == scope)), events_fts.c.rowid
-        else:
-            yield select(events.c.stream_position, events.c.event_json).where(scope_column == scope), \
-                events.c.stream_position
+        base, position = _scope_base(query, fts_first)
+        if query.room_id is not None:
+            yield base, position
+        else:  # what the reader may see of the channel (the visibility rule)
+            yield from channel_branches(base, position, query.channel_id, query.viewer, query.floor, dialect)
         return
     me, other = query.conversation
     sides = [(me, other)] if me == other else [(me, other), (other, me)]
@@ -202,6 +199,17 @@ def _branches(query: HistoryQuery, fts_first: bool) -> Iterator[tuple[Select, An
         yield base, position
 
 
+def _scope_base(query: HistoryQuery, fts_first: bool) -> tuple[Select, Any]:
+    """All of a room's or channel's rows, and the position column that orders them."""
+    scope_column, scope = (events.c.room_id, query.room_id) if query.room_id else (
+        events.c.channel_id, query.channel_id)
+    if fts_first:  # `column || ''` keeps SQLite off the scope's index: the FTS index leads
+        return (select(events_fts.c.rowid.label("stream_position"), events.c.event_json)
+                .select_from(events_fts.join(events, events.c.stream_position == events_fts.c.rowid))
+                .where((scope_column + "") == scope)), events_fts.c.rowid
+    return select(events.c.stream_position, events.c.event_json).where(scope_column == scope), events.c.stream_position
+
+
 def _filtered(base: Select, position: Any, query: HistoryQuery, dialect: str) -> Select:
     conditions = []
     if query.kinds:
@@ -212,10 +220,6 @@ def _filtered(base: Select, position: Any, query: HistoryQuery, dialect: str) ->
         conditions.append(events.c.origin_server_ts >= query.since_ms)
     if query.until_ms is not None:
         conditions.append(events.c.origin_server_ts < query.until_ms)
-    if query.channel_id is not None:
-        visible = channel_condition(query.viewer, query.floor, position, dialect)
-        if visible is not None:
-            conditions.append(visible)
     if query.before is not None:
         conditions.append(position < query.before)
     if query.after is not None:
