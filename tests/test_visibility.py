@@ -5,8 +5,9 @@ real sockets and HTTP, on both engines, for both history visibilities.
 One set-up per history visibility. Olive owns the channel Lore and writes in it;
 each viewer stands differently towards her older messages:
 
-    since ─ Early, Rejoiner, Leaver, Kicked join ─ Rejoiner says m0 ─ Olive says m1, m3
-          ─ Late, Admin join; Rejoiner leaves and joins again; Leaver leaves; Olive kicks Kicked (k)
+    since ─ Early, Rejoiner, Leaver, Kicked, Banned join ─ Rejoiner says m0 ─ Olive says m1, m3
+          ─ Late, Admin join; Rejoiner leaves and joins again; Leaver leaves; Olive kicks Kicked (k),
+            bans Banned
           ─ Olive says m2 ─ Olive edits m1 (e1) and m2 (e2), deletes m3 (r3) ─ a page to all
 
 Every cell is the set of events a viewer gets by one path; where an event is refused,
@@ -21,7 +22,7 @@ import pytest
 
 from tests.support.client import WsClient, acked
 
-VIEWERS = ("Early", "Late", "Rejoiner", "Leaver", "Kicked", "Outsider", "Admin")
+VIEWERS = ("Early", "Late", "Rejoiner", "Leaver", "Kicked", "Banned", "Outsider", "Admin")
 ALL = "m0 m1 m2 m3 k e1 e2 r3"
 OLIVES = set("m1 m2 m3 k e1 e2 r3".split())  # others may not edit or delete these: the answer shows visibility
 SEARCHABLE = {"m0", "m1", "m2"}  # texts holding "fruit" (m3's went with its deletion)
@@ -30,23 +31,23 @@ NOT_A_MEMBER = "not_a_member"
 # What each viewer may see now (single messages, reports, edits, deletions, history, search) ...
 NOW = {
     "joined": {"Early": ALL, "Late": "k m2 e2", "Rejoiner": "m0 k m2 e2", "Leaver": "", "Kicked": "k",
+               "Banned": "", "Outsider": "", "Admin": ALL},
+    "shared": {"Early": ALL, "Late": ALL, "Rejoiner": ALL, "Leaver": "", "Kicked": "k", "Banned": "",
                "Outsider": "", "Admin": ALL},
-    "shared": {"Early": ALL, "Late": ALL, "Rejoiner": ALL, "Leaver": "", "Kicked": "k", "Outsider": "",
-               "Admin": ALL},
 }
 # ... got live when Olive edited and deleted ...
 LIVE = {
-    "joined": {"Early": "e1 e2 r3", "Late": "e2", "Rejoiner": "e2", "Leaver": "", "Kicked": "", "Outsider": "",
-               "Admin": "e1 e2 r3"},
-    "shared": {"Early": "e1 e2 r3", "Late": "e1 e2 r3", "Rejoiner": "e1 e2 r3", "Leaver": "", "Kicked": "",
+    "joined": {"Early": "e1 e2 r3", "Late": "e2", "Rejoiner": "e2", "Leaver": "", "Kicked": "", "Banned": "",
                "Outsider": "", "Admin": "e1 e2 r3"},
+    "shared": {"Early": "e1 e2 r3", "Late": "e1 e2 r3", "Rejoiner": "e1 e2 r3", "Leaver": "", "Kicked": "",
+               "Banned": "", "Outsider": "", "Admin": "e1 e2 r3"},
 }
 # ... and get replayed when resuming from before it all (as things stood at each event).
 RESUME = {
     "joined": {"Early": ALL, "Late": "k m2 e2", "Rejoiner": "m0 m1 m3 k m2 e2", "Leaver": "m0 m1 m3",
-               "Kicked": "m0 m1 m3 k", "Outsider": "", "Admin": "k m2 e1 e2 r3"},
+               "Kicked": "m0 m1 m3 k", "Banned": "m0 m1 m3 k", "Outsider": "", "Admin": "k m2 e1 e2 r3"},
     "shared": {"Early": ALL, "Late": "k m2 e1 e2 r3", "Rejoiner": ALL, "Leaver": "m0 m1 m3",
-               "Kicked": "m0 m1 m3 k", "Outsider": "", "Admin": "k m2 e1 e2 r3"},
+               "Kicked": "m0 m1 m3 k", "Banned": "m0 m1 m3 k", "Outsider": "", "Admin": "k m2 e1 e2 r3"},
 }
 MEMBERS_NOW = {"Early", "Late", "Rejoiner", "Admin"}
 
@@ -60,8 +61,10 @@ def expected(visibility: str) -> dict[tuple[str, str], str]:
         table[viewer, "report_message"] = now
         table[viewer, "POST /api/messages/report"] = now
         table[viewer, "PUT /api/messages"] = now & OLIVES
+        table[viewer, "edit_message"] = now & OLIVES
         if viewer != "Admin":  # an admin would really delete
             table[viewer, "delete_message"] = now & OLIVES
+            table[viewer, "DELETE /api/messages"] = now & OLIVES
         table[viewer, "channel history"] = now if viewer in MEMBERS_NOW else NOT_A_MEMBER
         table[viewer, "channel search"] = now & SEARCHABLE if viewer in MEMBERS_NOW else NOT_A_MEMBER
         table[viewer, "live message_edited/deleted"] = set(LIVE[visibility][viewer].split())
@@ -86,10 +89,10 @@ async def test_every_path_to_an_event_follows_the_one_rule(world, visibility):
         for path, seen in (await _history_paths(scene, player)).items():
             actual[name, path] = _show(seen)
         actual[name, "resume replay"] = _show(await _resumed(scene, player))
-    wrong = {cell: (value, expected(visibility)[cell]) for cell, value in actual.items()
-             if value != expected(visibility)[cell]}
+    table = expected(visibility)
+    assert set(actual) == set(table), "every cell is checked"
+    wrong = {cell: (value, table[cell]) for cell, value in actual.items() if value != table[cell]}
     assert not wrong, "cells (viewer, path): (got, expected)\n" + "\n".join(f"{c}: {v}" for c, v in wrong.items())
-    assert set(actual) == set(expected(visibility))
 
 
 class Scene:
@@ -116,7 +119,7 @@ async def _set_up(world, visibility: str) -> Scene:
                                         {"name": "Lore", "historyVisibility": visibility}, token=olive.token)
     assert status == 201, body
     scene.since = await world.server.context.storage.latest_position()
-    for name in ("Early", "Rejoiner", "Leaver", "Kicked"):
+    for name in ("Early", "Rejoiner", "Leaver", "Kicked", "Banned"):
         await acked(players[name].ws, "join_channel", {"channelId": "lore"})
     scene.ids["m0"] = await _say(players["Rejoiner"], "zero fruit")
     scene.ids["m1"] = await _say(olive, "apple fruit")
@@ -128,6 +131,7 @@ async def _set_up(world, visibility: str) -> Scene:
     await acked(players["Leaver"].ws, "leave_channel", {"channelId": "lore"})
     scene.ids["k"] = await _ack_id(olive, "channel_moderate", {"channelId": "lore", "action": "kick",
                                                                 "user": "Kicked"})
+    await acked(olive.ws, "channel_moderate", {"channelId": "lore", "action": "ban", "user": "Banned"})
     scene.ids["m2"] = await _say(olive, "banana fruit")
     scene.ids["e1"] = await _ack_id(olive, "edit_message", {"eventId": scene.ids["m1"], "text": "apple fruit, ripe"})
     scene.ids["e2"] = await _ack_id(olive, "edit_message", {"eventId": scene.ids["m2"], "text": "banana fruit, ripe"})
@@ -164,8 +168,10 @@ async def _single_message_paths(scene: Scene, player) -> dict[str, set[str]]:
         }
         if name in OLIVES:
             attempts["PUT /api/messages"] = _http(api, "PUT", path, token, {"text": "not mine"})
+            attempts["edit_message"] = _frame(player.ws, "edit_message", {"eventId": event_id, "text": "not mine"})
             if player.name != "Admin":
                 attempts["delete_message"] = _frame(player.ws, "delete_message", {"eventId": event_id})
+                attempts["DELETE /api/messages"] = _http(api, "DELETE", path, token)
         for label, attempt in attempts.items():
             if await attempt:
                 seen.setdefault(label, set()).add(name)
