@@ -10,8 +10,8 @@ who may read which scope, and how far back:
 - a channel's history is for its members (``not_a_member``), and holds what
   the visibility rule (``vibemuse.protocol.visibility``, in SQL
   ``storage.visibility_txns``) lets them see: on a ``joined`` channel, from
-  their own (latest) join event on, their own events, and no edit or
-  deletion of a message from before;
+  their own (latest) join event on, their own events and those about them
+  from before it, and no edit or deletion of a message from before it;
 - a page conversation is only ever the requester's own with one other user;
 - admins read every room and channel in full.
 

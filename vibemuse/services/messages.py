@@ -5,7 +5,8 @@ Who may see a message is the one visibility rule
 room's messages for those who stand in the room now, a channel's for its members
 (from their latest join on, on a ``joined`` channel), a page for its two sides,
 an announcement for everyone, an edit or deletion only with the message it is
-about; authors see their own, admins everything. Anything a user may not see
+about; everyone sees what they sent and what is addressed to them, admins
+everything. Anything a user may not see
 is ``unknown_message`` to them — not even its existence is told.
 
 An edit (the author, within ``edit_window_ms``) is a signed ``vm.edit`` in
