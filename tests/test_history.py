@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from tests.support.client import acked, refused
+from vibemuse.protocol.visibility import Floor
 from vibemuse.storage import create_database_engine, ensure_schema, history_txns
 from vibemuse.storage.history_txns import HistoryQuery, history_select
 
@@ -447,7 +448,10 @@ INDEXED_QUERIES = {
     "room time": HistoryQuery(limit=50, room_id=ROOM, since_ms=1, until_ms=2),
     "room search": HistoryQuery(limit=50, room_id=ROOM, words=("dragon",)),
     "channel": HistoryQuery(limit=50, channel_id=CHANNEL, before=1000),
-    "channel joined": HistoryQuery(limit=50, channel_id=CHANNEL, floor_position=10, kinds=("channel",)),
+    "channel joined": HistoryQuery(limit=50, channel_id=CHANNEL, viewer=BOB, floor=Floor(position=10), kinds=("channel",)),
+    "channel joined by time": HistoryQuery(limit=50, channel_id=CHANNEL, viewer=BOB, floor=Floor(ts=10), after=5),
+    "channel joined search": HistoryQuery(limit=50, channel_id=CHANNEL, viewer=BOB, floor=Floor(position=10),
+                                          words=("dragon",)),
     "channel sender": HistoryQuery(limit=50, channel_id=CHANNEL, sender=BOB),
     "channel search": HistoryQuery(limit=50, channel_id=CHANNEL, words=("dragon", "cave"), after=5),
     "pages": HistoryQuery(limit=50, conversation=(ALICE, BOB), before=1000),

@@ -7,9 +7,11 @@ who may read which scope, and how far back:
 - a room's history is for the characters standing in it **now** (past
   visits do not count: a MUSH room's log belongs to those present), else
   ``not_in_room``;
-- a channel's history is for its members (``not_a_member``); on a channel
-  whose ``history_visibility`` is ``joined``, a member reads only from their
-  own (latest) join event on;
+- a channel's history is for its members (``not_a_member``), and holds what
+  the visibility rule (``vibemuse.protocol.visibility``, in SQL
+  ``storage.visibility_txns``) lets them see: on a ``joined`` channel, from
+  their own (latest) join event on, their own events and those about them
+  from before it, and no edit or deletion of a message from before it;
 - a page conversation is only ever the requester's own with one other user;
 - admins read every room and channel in full.
 
@@ -28,6 +30,7 @@ from vibemuse.services.accounts import Principal
 from vibemuse.services.channels import ChannelService
 from vibemuse.services.messages import EDITABLE
 from vibemuse.services.pages import PageService
+from vibemuse.services.visibility import floor_of
 from vibemuse.storage import Storage
 from vibemuse.storage.history_txns import KINDS, HistoryPage, HistoryQuery
 from vibemuse.storage.store import MessageStore
@@ -83,15 +86,12 @@ class HistoryService:
 
     async def channel(self, principal: Principal, ref: str, request: HistoryRequest) -> History:
         channel = await self._channels.find(principal, ref)
-        query = HistoryQuery(limit=request.limit, channel_id=channel.channel_id)
+        query = HistoryQuery(limit=request.limit, channel_id=channel.channel_id, viewer=principal.user_id)
         if not principal.has_role("admin"):
             member = await self._storage.get_membership(channel.channel_id, principal.user_id)
             if member is None:
                 raise ProtocolError(ErrorCode.NOT_A_MEMBER, f"Only members of {channel.name} may read its history.")
-            if channel.history_visibility == "joined":
-                # from the member's own join on (members from before joins were recorded: by time)
-                query = replace(query, floor_position=member.joined_position,
-                                floor_ts=member.joined_ts if member.joined_position is None else None)
+            query = replace(query, floor=floor_of(channel, member))  # the visibility rule, in SQL
         return await self._read(query, request)
 
     async def conversation(self, principal: Principal, other_ref: str, request: HistoryRequest) -> History:

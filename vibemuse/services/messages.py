@@ -1,9 +1,12 @@
 """One message at a time: read it, edit it, delete it, report it.
 
-Who may see a message (``may_see``) is the same rule as for the history it
-belongs to: a room's messages for those who stand in the room now (and their
-author), a channel's for its members, a page for its two sides, an
-announcement for everyone; admins see everything. Anything a user may not see
+Who may see a message is the one visibility rule
+(``vibemuse.protocol.visibility.may_see``), the same as for every history: a
+room's messages for those who stand in the room now, a channel's for its members
+(from their latest join on, on a ``joined`` channel), a page for its two sides,
+an announcement for everyone, an edit or deletion only with the message it is
+about; everyone sees what they sent and what is addressed to them, admins
+everything. Anything a user may not see
 is ``unknown_message`` to them — not even its existence is told.
 
 An edit (the author, within ``edit_window_ms``) is a signed ``vm.edit`` in
@@ -11,8 +14,8 @@ the original's scope, carrying the whole new content (``new_content``, made
 the same way as the original's). A deletion (the author, the room's creator,
 the channel's owner or moderators, or an admin) is a signed ``vm.redaction``;
 the stored original and its edits keep only their redacted form, whose
-signatures still verify. Both reach everyone who can see the original, live
-(``message_edited``, ``message_deleted``).
+signatures still verify. Both reach, live (``message_edited``,
+``message_deleted``), everyone in the original's scope whom the rule lets see them.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from vibemuse.clock import Clock
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.markup import sanitize_text
+from vibemuse.protocol.visibility import may_see, target_of
 from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
+from vibemuse.services.visibility import ChannelAudience, channel_audience, viewer_of
 from vibemuse.storage import Conflict, Receipt, Storage, TransactionKey
 from vibemuse.storage.message_txns import ReportRecord, StoredMessage, op_record_edit, op_redact
 from vibemuse.storage.store import MessageStore
@@ -67,22 +72,21 @@ class MessageService:
     async def get(self, principal: Principal, event_id: str) -> StoredMessage:
         well_formed = isinstance(event_id, str) and EVENT_ID.fullmatch(event_id) is not None
         stored = await self._messages.get_message(event_id) if well_formed else None
-        if stored is None or not await self.may_see(principal, stored.event):
+        if stored is None or not await self._visible(principal, stored.event):
             raise ProtocolError(ErrorCode.UNKNOWN_MESSAGE, "There is no such message (or it is not yours to see).")
         return stored
 
-    async def may_see(self, principal: Principal, event: dict[str, Any]) -> bool:
-        user_id = principal.user_id
-        if principal.has_role("admin") or event["sender"] == user_id:
-            return True
-        if "room_id" in event:
-            here = self._subscriptions.location_of(user_id) or principal.user.location_room_id
-            return event["room_id"] == here
-        if "channel_id" in event:
-            return await self._storage.get_membership(event["channel_id"], user_id) is not None
-        if "recipients" in event:
-            return user_id in event["recipients"]
-        return event["type"] == "vm.system"
+    async def _visible(self, principal: Principal, event: dict[str, Any]) -> bool:
+        """The visibility rule, for one stored event (and, for an edit or deletion, its target)."""
+        target = await self._target(event)
+        channels = [e["channel_id"] for e in (event, target) if e is not None and "channel_id" in e]
+        here = self._subscriptions.location_of(principal.user_id) or principal.user.location_room_id
+        return may_see(await viewer_of(self._storage, principal, here, channels), event, target)
+
+    async def _target(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        target_id = target_of(event)
+        stored = await self._messages.get_message(target_id) if target_id else None
+        return stored.event if stored is not None else None
 
     # -- editing ---------------------------------------------------------------------
 
@@ -104,10 +108,12 @@ class MessageService:
         scope = {key: original[key] for key in SCOPE_KEYS if key in original}
         edit = self._events.make("vm.edit", principal.user_id,
                                  {"relates_to": original["event_id"], "new_content": new_content}, **scope)
+        audience = await self._audience(original)
         receipt, positions = await self._events.store(
             [edit], request, ops=[op_record_edit(original["event_id"], edit["event_id"], new_content.get("body"))])
         if positions:
-            self._deliver(original, self._events.frame("message_edited", edit, positions[0], **_routing(original)))
+            self._deliver(original, self._events.frame("message_edited", edit, positions[0], **_routing(original)),
+                          audience)
         return receipt
 
     # -- deleting ---------------------------------------------------------------------
@@ -127,11 +133,12 @@ class MessageService:
             content["reason"] = " ".join(sanitize_text(reason).split())[:MAX_REASON]
         scope = {key: original[key] for key in SCOPE_KEYS if key in original}
         redaction = self._events.make("vm.redaction", principal.user_id, content, **scope)
+        audience = await self._audience(original)
         receipt, positions = await self._events.store(
             [redaction], request, ops=[op_redact(original["event_id"], self._clock())])
         if positions:
             frame = self._events.frame("message_deleted", redaction, positions[0], **_routing(original))
-            self._deliver(original, frame)
+            self._deliver(original, frame, audience)
         return receipt
 
     async def _may_delete(self, principal: Principal, event: dict[str, Any]) -> bool:
@@ -151,13 +158,21 @@ class MessageService:
             return earlier
         raise ProtocolError(code, message)
 
-    def _deliver(self, original: dict[str, Any], frame: Any) -> None:
-        """To everyone who could see the original, live."""
+    async def _audience(self, original: dict[str, Any]) -> ChannelAudience | None:
+        """For a channel message, who may get the live frame of its edit or deletion. Read before
+        the event is stored, so that the frame goes out right after its commit (in stream order):
+        the members the rule lets see the original see the edit, which is newer than every floor."""
+        return await channel_audience(self._storage, original, None) if "channel_id" in original else None
+
+    def _deliver(self, original: dict[str, Any], frame: Any, audience: ChannelAudience | None) -> None:
+        """Live, to everyone in the original's scope whom the visibility rule lets see the frame's event."""
         if "room_id" in original:
             self._broadcaster.to_room(original["room_id"], frame)
-        elif "channel_id" in original:
-            self._broadcaster.to_channel(original["channel_id"], frame,
-                                         except_users=self._blocks.blockers_of(original["sender"]))
+        elif "channel_id" in original and audience is not None:
+            channel_id = original["channel_id"]
+            excluded = audience.excluded(self._subscriptions.listeners(channel_id))
+            self._broadcaster.to_channel(channel_id, frame,
+                                         except_users=self._blocks.blockers_of(original["sender"]) | excluded)
         elif "recipients" in original:
             self._broadcaster.to_users([original["sender"], *original["recipients"]], frame)
         else:

@@ -18,7 +18,11 @@ membership events:
 - channels: membership at ``since`` (now, undone by the changes after it),
   then each join, leave, kick or ban that concerns them, in order — a member
   sees their own removal;
-- pages and receipts addressed to them or sent by them, and announcements.
+- pages and receipts addressed to them or sent by them, and announcements;
+
+and of those, only what the visibility rule (``vibemuse.protocol.visibility``)
+lets them see at the time: on a ``joined`` channel, no edit or deletion of a
+message from before their latest join then.
 
 If there are more than ``max_events`` such events, or ``since`` is older
 than the oldest event kept, the server does not replay: it says so
@@ -30,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from vibemuse.protocol.visibility import Floor, Viewer, channel_floor, may_see, target_of
 from vibemuse.storage import Storage
 
 LEAVING = ("leave", "kick", "ban")
@@ -64,15 +69,51 @@ class SyncService:
         channels = start_channels | {change["channel_id"] for change in changes}
         candidates = await self._storage.events_since(user_id, since, sorted(rooms), sorted(channels),
                                                       self._max_events + 1)
-        visible = list(_entitled(candidates, user_id, start_room, start_channels))
         if len(candidates) > self._max_events:
             return Replay([], upto, gap="too_many")
+        viewing = await self._viewing(user_id, since, start_channels, channels)
+        targets = await self._storage.events_by_id([target_of(event) for event in candidates if target_of(event)])
+        visible = list(_entitled(candidates, viewing, start_room, targets))
         return Replay(visible, max([upto, *(e["unsigned"]["stream_position"] for e in visible)]))
 
     async def _floor(self, user_id: str) -> int:
         """Where the user's past begins: the newest position when the account was made."""
         user = await self._storage.get_user(user_id)
         return user.created_position if user is not None else 0
+
+    async def _viewing(self, user_id: str, since: int, start: set[str], channels: set[str]) -> "_Viewing":
+        """The user as a viewer at ``since``: their role, each channel's history visibility, and
+        their floors then (from their latest join at or before ``since``)."""
+        user = await self._storage.get_user(user_id)
+        settings = {}
+        for channel_id in channels:
+            channel = await self._storage.get_channel(channel_id)
+            settings[channel_id] = channel.history_visibility if channel else "shared"
+        joins = await self._storage.channel_joins_until(user_id, since)
+        floors = {channel_id: channel_floor(settings[channel_id], *joins.get(channel_id, (None, None)))
+                  for channel_id in start}
+        return _Viewing(user_id, user is not None and user.role == "admin", settings, floors)
+
+
+@dataclass
+class _Viewing:
+    """The user as a viewer over time: floors follow their joins (``join``) and removals (``leave``)."""
+
+    user_id: str
+    admin: bool
+    settings: dict[str, str]  # channel id -> history visibility
+    floors: dict[str, Floor]  # the channels they are on, with their floors
+
+    def join(self, event: dict[str, Any]) -> None:
+        self.floors[event["channel_id"]] = channel_floor(
+            self.settings.get(event["channel_id"], "shared"), event["unsigned"]["stream_position"],
+            event["origin_server_ts"])
+
+    def leave(self, channel_id: str) -> None:
+        self.floors.pop(channel_id, None)
+
+    def viewer(self, room: str) -> Viewer:
+        return Viewer(self.user_id, admin=self.admin, room_id=room, channels=self.floors)
 
 
 def _room_at(moves: list[dict[str, Any]], location: str) -> str:
@@ -98,9 +139,11 @@ def _channels_at(changes: list[dict[str, Any]], now: set[str]) -> set[str]:
     return at_since
 
 
-def _entitled(events: list[dict[str, Any]], user_id: str, room: str, channels: set[str]):
-    """Walk the events in order, following the user's moves and memberships."""
-    channels = set(channels)
+def _entitled(events: list[dict[str, Any]], viewing: _Viewing, room: str, targets: dict[str, dict[str, Any]]):
+    """Walk the events in order, following the user's moves and memberships: an event of the room
+    they stood in or of a channel they were on (pages, receipts and announcements were selected
+    for them already) is replayed if the visibility rule lets them see it."""
+    user_id = viewing.user_id
     for event in events:
         kind = event["type"]
         if kind == "vm.room.member" and event["sender"] == user_id:
@@ -111,16 +154,14 @@ def _entitled(events: list[dict[str, Any]], user_id: str, room: str, channels: s
         if kind == "vm.channel.member" and event["content"].get("target") == user_id:
             membership = event["content"]["membership"]
             if membership == "join":
-                channels.add(event["channel_id"])
+                viewing.join(event)
             yield event
             if membership in LEAVING:
-                channels.discard(event["channel_id"])
+                viewing.leave(event["channel_id"])
             continue
         if "room_id" in event:
-            if event["room_id"] == room:
-                yield event
-        elif "channel_id" in event:
-            if event["channel_id"] in channels:
-                yield event
+            present = event["room_id"] == room
         else:
-            yield event  # pages, receipts and announcements were selected for the user already
+            present = "channel_id" not in event or event["channel_id"] in viewing.floors
+        if present and may_see(viewing.viewer(room), event, targets.get(target_of(event) or "")):
+            yield event

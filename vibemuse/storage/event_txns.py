@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import Connection, insert, select
 
 from vibemuse.protocol.canonical_json import encode_canonical_json
+from vibemuse.protocol.visibility import about
 from vibemuse.storage.models import ClientTransaction, Event, EventRecipient, PendingDelivery, Room, User
 from vibemuse.storage.records import NotFound, Receipt, Relocation, TransactionKey
 
@@ -103,7 +104,7 @@ def _insert_event(connection: Connection, event: dict[str, Any]) -> int:
         )
         .returning(events.c.stream_position)
     ).scalar_one()
-    for user_id in audience(event):
+    for user_id in about(event):  # who it is addressed to by name (visibility.about)
         connection.execute(insert(event_recipients).values(user_id=user_id, stream_position=position))
     return position
 
@@ -115,17 +116,6 @@ def _kind(event: dict[str, Any]) -> str | None:
     if event["type"] in ("vm.room.member", "vm.channel.member"):
         return content.get("membership")
     return content.get("kind")
-
-
-def audience(event: dict[str, Any]) -> list[str]:
-    """Users an event is addressed to by name: a page's recipients, and the member a
-    channel membership event is about (so a kicked member can find their kick)."""
-    named = list(event.get("recipients", ()))
-    if event["type"] == "vm.channel.member":
-        target = event.get("content", {}).get("target")
-        if isinstance(target, str) and target not in named:
-            named.append(target)
-    return named
 
 
 def _relocate(connection: Connection, relocation: Relocation) -> None:

@@ -46,9 +46,11 @@ from sqlalchemy import (
     union_all,
 )
 
+from vibemuse.protocol.visibility import WHOLE_HISTORY, Floor
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import event_recipients, events, pending_deliveries, with_position
 from vibemuse.storage.models import ArchivedEvent, Channel, Room
+from vibemuse.storage.visibility_txns import channel_branches
 
 archived_events = ArchivedEvent.__table__
 channels = Channel.__table__
@@ -67,7 +69,8 @@ KINDS = MESSAGE_KINDS + ("join", "leave", "moderation", "settings")
 class HistoryQuery:
     """What to read. Exactly one scope: ``room_id``, ``channel_id`` or ``conversation``
     (me, other). ``before``/``after`` are exclusive stream positions (at most one);
-    ``floor_position``/``floor_ts`` hide what came before (a 'joined' channel member)."""
+    On a channel, ``viewer`` and ``floor`` apply the visibility rule (``visibility_txns``):
+    what a member of a 'joined' channel may not see is left out."""
 
     limit: int
     room_id: str | None = None
@@ -80,8 +83,8 @@ class HistoryQuery:
     since_ms: int | None = None  # origin_server_ts >= since_ms
     until_ms: int | None = None  # origin_server_ts < until_ms
     words: tuple[str, ...] = ()  # full-text search: every word must appear
-    floor_position: int | None = None  # stream_position >= floor_position
-    floor_ts: int | None = None  # origin_server_ts >= floor_ts
+    viewer: str = ""  # the reader's user id (they see their own events)
+    floor: Floor = WHOLE_HISTORY  # where the reader's view of the channel starts
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,8 @@ def history_select(query: HistoryQuery, dialect: str, *, fts_first: bool = False
     ``after``). ``fts_first`` (SQLite, room or channel): drive it from the FTS index."""
     if (query.before is not None) and (query.after is not None):
         raise ValueError("before and after are exclusive")
-    branches = [_filtered(base, position, query, dialect) for base, position in _branches(query, fts_first)]
+    branches = [_filtered(base, position, query, dialect)
+                for base, position in _branches(query, dialect, fts_first)]
     if len(branches) == 1:
         return branches[0]
     merged = union_all(*(select(branch.subquery()) for branch in branches)).subquery()
@@ -170,21 +174,17 @@ def history_select(query: HistoryQuery, dialect: str, *, fts_first: bool = False
     return select(merged.c.stream_position, merged.c.event_json).order_by(order).limit(query.limit + 1)
 
 
-def _branches(query: HistoryQuery, fts_first: bool) -> Iterator[tuple[Select, Any]]:
+def _branches(query: HistoryQuery, dialect: str, fts_first: bool) -> Iterator[tuple[Select, Any]]:
     """(base select, the position column that orders it) for each part of the scope."""
     scopes = [query.room_id is not None, query.channel_id is not None, query.conversation is not None]
     if sum(scopes) != 1:
         raise ValueError("a history has exactly one scope")
     if query.conversation is None:
-        scope_column, scope = (events.c.room_id, query.room_id) if query.room_id else (
-            events.c.channel_id, query.channel_id)
-        if fts_first:  # `column || ''` keeps SQLite off the scope's index: the FTS index leads
-            yield (select(events_fts.c.rowid.label("stream_position"), events.c.event_json)
-                   .select_from(events_fts.join(events, events.c.stream_position == events_fts.c.rowid))
-                   .where((scope_column + "") == scope)), events_fts.c.rowid
-        else:
-            yield select(events.c.stream_position, events.c.event_json).where(scope_column == scope), \
-                events.c.stream_position
+        base, position = _scope_base(query, fts_first)
+        if query.room_id is not None:
+            yield base, position
+        else:  # what the reader may see of the channel (the visibility rule)
+            yield from channel_branches(base, position, query.channel_id, query.viewer, query.floor, dialect)
         return
     me, other = query.conversation
     sides = [(me, other)] if me == other else [(me, other), (other, me)]
@@ -199,6 +199,17 @@ def _branches(query: HistoryQuery, fts_first: bool) -> Iterator[tuple[Select, An
         yield base, position
 
 
+def _scope_base(query: HistoryQuery, fts_first: bool) -> tuple[Select, Any]:
+    """All of a room's or channel's rows, and the position column that orders them."""
+    scope_column, scope = (events.c.room_id, query.room_id) if query.room_id else (
+        events.c.channel_id, query.channel_id)
+    if fts_first:  # `column || ''` keeps SQLite off the scope's index: the FTS index leads
+        return (select(events_fts.c.rowid.label("stream_position"), events.c.event_json)
+                .select_from(events_fts.join(events, events.c.stream_position == events_fts.c.rowid))
+                .where((scope_column + "") == scope)), events_fts.c.rowid
+    return select(events.c.stream_position, events.c.event_json).where(scope_column == scope), events.c.stream_position
+
+
 def _filtered(base: Select, position: Any, query: HistoryQuery, dialect: str) -> Select:
     conditions = []
     if query.kinds:
@@ -209,10 +220,6 @@ def _filtered(base: Select, position: Any, query: HistoryQuery, dialect: str) ->
         conditions.append(events.c.origin_server_ts >= query.since_ms)
     if query.until_ms is not None:
         conditions.append(events.c.origin_server_ts < query.until_ms)
-    if query.floor_position is not None:
-        conditions.append(position >= query.floor_position)
-    if query.floor_ts is not None:
-        conditions.append(events.c.origin_server_ts >= query.floor_ts)
     if query.before is not None:
         conditions.append(position < query.before)
     if query.after is not None:

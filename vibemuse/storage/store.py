@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns
+from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns, visibility_txns
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
@@ -145,6 +145,9 @@ class Storage:
     async def users_located_in(self, room_id: str) -> list[UserRecord]:
         return await self._read(_users_located_in_txn, room_id)
 
+    async def admins_among(self, user_ids: list[str]) -> set[str]:
+        return await self._read(visibility_txns.admins_among_txn, user_ids)
+
     # -- access tokens --------------------------------------------------
 
     async def create_access_token(self, token_hash: str, user_id: str, now_ms: int, expires_ms: int) -> TokenRecord:
@@ -250,6 +253,12 @@ class Storage:
         self, user_id: str, since: int, rooms: list[str], channels: list[str], limit: int
     ) -> list[dict[str, Any]]:
         return await self._read(sync_txns.events_since_txn, user_id, since, rooms, channels, limit)
+
+    async def channel_joins_until(self, user_id: str, until: int) -> dict[str, tuple[int, int]]:
+        return await self._read(sync_txns.channel_joins_until_txn, user_id, until)
+
+    async def events_by_id(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return await self._read(sync_txns.events_by_id_txn, event_ids)
 
     # -- page settings and blocks ------------------------------------------
 

@@ -56,3 +56,24 @@ def events_since_txn(
         ),
     ).order_by(events.c.stream_position).limit(limit)
     return [with_position(row.event_json, row.stream_position) for row in connection.execute(query)]
+
+
+def channel_joins_until_txn(connection: Connection, user_id: str, until: int) -> dict[str, tuple[int, int]]:
+    """The user's latest join of each channel at or before position ``until``: channel id ->
+    (its stream position, its origin_server_ts) — where their view of a 'joined' channel started."""
+    mine = select(event_recipients.c.stream_position).where(
+        event_recipients.c.user_id == user_id, event_recipients.c.stream_position <= until
+    )
+    query = select(events.c.channel_id, events.c.stream_position, events.c.origin_server_ts).where(
+        events.c.event_type == "vm.channel.member", events.c.kind == "join", events.c.stream_position.in_(mine)
+    ).order_by(events.c.stream_position)
+    return {row.channel_id: (row.stream_position, row.origin_server_ts) for row in connection.execute(query)}
+
+
+def events_by_id_txn(connection: Connection, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The kept events among ``event_ids``, by id (with ``unsigned.stream_position``)."""
+    if not event_ids:
+        return {}
+    query = select(events.c.event_id, events.c.stream_position, events.c.event_json).where(
+        events.c.event_id.in_(sorted(set(event_ids))))
+    return {row.event_id: with_position(row.event_json, row.stream_position) for row in connection.execute(query)}
