@@ -182,6 +182,7 @@ class VibeMuseServer:
             ),
             broadcaster=broadcaster,
             clock=clock,
+            room_limit=config.presence_room_limit,
         )
         context = ServerContext(
             config=config,

@@ -246,6 +246,8 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         for position, frame in held:
             if position is None or position not in already_sent:
                 self._write(frame)
+        if self.principal is not None:  # the user's own arrival, after what was held (spec 5.3)
+            self.context.presence.went_live(self.principal.user_id)
 
     # -- frames in ------------------------------------------------------
 

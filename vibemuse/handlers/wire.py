@@ -49,6 +49,7 @@ def limits_to_wire(config: Config) -> dict[str, int]:
         "typingTimeoutMs": int(config.typing_timeout_seconds * 1000),
         "maxPageRecipients": config.max_page_recipients,
         "resumeMaxEvents": config.resume_max_events,
+        "presenceRoomLimit": config.presence_room_limit,
     }
 
 

@@ -4,6 +4,13 @@ This service turns socket comings and goings, input, away messages and typing
 frames into state (``realtime.presence``, ``realtime.typing_state``,
 ``realtime.subscriptions``) and into frames for the people who share a room
 with the user. Nothing here is persisted.
+
+Connect storms. Announcing every arrival to everyone in the room makes
+filling a room of N cost N²/2 frames (a server restart reconnects everyone
+at once). So, as large Discord guilds and Slack workspaces do, a room with
+more online users than ``room_limit`` gets no presence frames about others:
+a change there goes to the user's own sockets only, and the roster and WHO
+tell who is there. Small rooms keep the MUSH feel of "Alice has connected".
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ class PresenceService:
         typing: TypingState,
         broadcaster: Broadcaster,
         clock: Clock,
+        room_limit: int = 100,
     ):
         self.registry = registry
         self.subscriptions = subscriptions
@@ -40,6 +48,8 @@ class PresenceService:
         self.typing = typing
         self._broadcaster = broadcaster
         self._clock = clock
+        self.room_limit = room_limit
+        self._arrivals: dict[str, Presence] = {}  # arrivals not announced yet (sockets starting)
 
     # -- sockets ------------------------------------------------------------
 
@@ -48,15 +58,28 @@ class PresenceService:
         return self.subscriptions.location_of(user.user_id) or user.location_room_id
 
     def socket_opened(self, user: UserRecord) -> str:
-        """A socket of ``user`` was registered (and welcomed); returns the room it stands in."""
+        """A socket of ``user`` was registered (and welcomed); returns the room it stands in.
+
+        The user shows online at once (rosters and WHO list them), but the
+        ``presence`` frame waits for ``went_live``: it is the socket's first
+        live frame, after its roster, replay and waiting pages (spec 5.3)."""
         room_id = self.location_of(user)
         self.subscriptions.place(user.user_id, room_id)
-        self._announce(self.tracker.connected(user.user_id, user.username))
+        arrival = self.tracker.connected(user.user_id, user.username)
+        if arrival is not None:
+            self._arrivals[user.user_id] = arrival
         return room_id
+
+    def went_live(self, user_id: str) -> None:
+        """A socket of the user has started its session: announce the arrival it brought, if
+        no later change of the user's status was announced meanwhile."""
+        if self._arrivals.pop(user_id, None) is not None:
+            self._announce(self.tracker.get(user_id))
 
     def socket_closed(self, user_id: str) -> None:
         if self.registry.count_for(user_id) > 0:
             return
+        self._arrivals.pop(user_id, None)
         room_id = self.subscriptions.location_of(user_id)
         last = self.tracker.disconnected(user_id)
         if room_id is not None and self.typing.stop(room_id, user_id):
@@ -89,9 +112,14 @@ class PresenceService:
     def _announce(self, presence: Presence | None) -> None:
         if presence is None:
             return
+        self._arrivals.pop(presence.user_id, None)  # this newer status says it
         room_id = self.subscriptions.location_of(presence.user_id)
         frame = self._broadcaster.frame("presence", presence.to_wire(self._clock()), from_user=presence.user_id)
-        if room_id is not None:
+        if room_id is None:
+            return
+        if self.subscriptions.count_in(room_id) > self.room_limit:
+            self._broadcaster.to_user(presence.user_id, frame)  # a crowded room: roster and WHO tell
+        else:
             self._broadcaster.to_room(room_id, frame)
 
     # -- rosters and WHO -----------------------------------------------------
