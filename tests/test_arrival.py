@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.support.client import WsClient, acked
+from tests.support.client import WsClient, acked, presence_of
 
 
 @pytest.fixture
@@ -63,13 +63,6 @@ async def test_a_resuming_socket_gets_welcome_roster_replay_resumed_then_its_own
     assert [f["type"] for f in frames] == ["welcome", "roster", "message", "resumed", "presence"]
     assert frames[2]["data"]["event"]["unsigned"]["stream_position"] == missed
     assert frames[3]["data"] == {"since": since, "upto": missed, "count": 1}
-
-
-async def presence_of(socket, user_id, timeout=5.0):
-    while True:
-        frame = await socket.receive_type("presence", timeout=timeout)
-        if frame["data"]["userId"] == user_id:
-            return frame
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -31,8 +31,10 @@ class EventWriter:
         keyring: Callable[[], KeyRing],
         server_name: str,
         clock: Clock,
+        on_stored: Callable[[list[dict[str, Any]]], None] | None = None,
     ):
         self._storage = storage
+        self._on_stored = on_stored  # told of stored events before they are fanned out (room views)
         self._broadcaster = broadcaster
         self._keyring = keyring
         self.server_name = server_name
@@ -70,10 +72,13 @@ class EventWriter:
         pending: Sequence[tuple[int, str]] = (),
         ops: Sequence[Callable[..., None]] = (),
     ) -> tuple[Receipt, list[int]]:
-        return await self._storage.append_events(
+        receipt, positions = await self._storage.append_events(
             events, transaction=request, now_ms=self._clock(), relocation=relocation, pending=list(pending),
             ops=list(ops),
         )
+        if positions and self._on_stored is not None:
+            self._on_stored(events)
+        return receipt, positions
 
     def frame(self, frame_type: str, event: dict[str, Any], position: int, **routing: Any) -> ServerFrame:
         extra = {key: routing.pop(key) for key in ("user",) if key in routing}

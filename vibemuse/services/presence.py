@@ -15,6 +15,8 @@ tell who is there. Small rooms keep the MUSH feel of "Alice has connected".
 
 from __future__ import annotations
 
+import heapq
+from dataclasses import dataclass
 from typing import Any
 
 from vibemuse.clock import Clock
@@ -28,6 +30,15 @@ from vibemuse.storage import UserRecord
 
 
 WHO_MAX = 500  # users one WHO lists (its total counts them all)
+CROWD_SNAPSHOT_MS = 1000  # how long a crowded room's member list is shared by rosters
+
+
+@dataclass(frozen=True)
+class _Crowd:
+    taken_ms: int
+    listed: list[dict[str, Any]]  # the most recently active, as presence objects
+    ids: frozenset[str]  # everyone in the room then
+    count: int
 
 
 class PresenceService:
@@ -49,6 +60,7 @@ class PresenceService:
         self._broadcaster = broadcaster
         self._clock = clock
         self.room_limit = room_limit
+        self._crowds: dict[str, _Crowd] = {}  # crowded rooms' member snapshots
         self._arrivals: dict[str, Presence] = {}  # arrivals not announced yet (sockets starting)
 
     # -- sockets ------------------------------------------------------------
@@ -124,12 +136,26 @@ class PresenceService:
 
     # -- rosters and WHO -----------------------------------------------------
 
-    def members(self, room_id: str) -> list[dict[str, Any]]:
-        """Who is in the room, most recently active first."""
+    def members(self, room_id: str, user_id: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Who is in the room, the most recently active first, at most ``limit`` of them; and
+        how many there are. In a crowded room the list is a snapshot shared by the rosters of
+        up to a second (spec 14.8), with ``user_id`` always in it."""
         now = self._clock()
-        found = [self.tracker.get(user_id) for user_id in self.subscriptions.users_in(room_id)]
-        present = sorted((p for p in found if p is not None), key=lambda p: (-p.last_input_ms, p.user_id))
-        return [presence.to_wire(now) for presence in present]
+        if self.subscriptions.count_in(room_id) <= self.room_limit:
+            listed, _, count = self._rank(room_id, now, limit)
+            return listed, count
+        crowd = self._crowds.get(room_id)
+        if crowd is None or now - crowd.taken_ms > CROWD_SNAPSHOT_MS:
+            crowd = self._crowds[room_id] = _Crowd(now, *self._rank(room_id, now, limit))
+        own = self.tracker.get(user_id)
+        if user_id in crowd.ids or own is None:
+            return crowd.listed, crowd.count
+        return [own.to_wire(now), *crowd.listed[:limit - 1]], crowd.count + 1
+
+    def _rank(self, room_id: str, now: int, limit: int) -> tuple[list[dict[str, Any]], frozenset[str], int]:
+        found = [p for p in map(self.tracker.get, self.subscriptions.users_in(room_id)) if p is not None]
+        top = heapq.nsmallest(limit, found, key=lambda p: (-p.last_input_ms, p.user_id))
+        return [p.to_wire(now) for p in top], frozenset(p.user_id for p in found), len(found)
 
     def who(self, limit: int = WHO_MAX) -> tuple[list[dict[str, Any]], int]:
         """Connected users, longest-connected first (as MUSH WHO lists them), at most ``limit``;

@@ -168,6 +168,12 @@ def events_at_txn(connection: Connection, positions: Sequence[int]) -> list[dict
     return [with_position(row.event_json, row.stream_position) for row in connection.execute(query)]
 
 
+def has_pending_txn(connection: Connection, user_id: str) -> bool:
+    """Whether any event waits for ``user_id`` (a read: most connecting users have none)."""
+    query = select(pending_deliveries.c.stream_position).where(pending_deliveries.c.user_id == user_id).limit(1)
+    return connection.execute(query).first() is not None
+
+
 def claim_pending_txn(connection: Connection, user_id: str, limit: int) -> list[dict[str, Any]]:
     """Take (and remove) the oldest events waiting for ``user_id``: each is handed out once."""
     query = (

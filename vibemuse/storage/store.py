@@ -25,6 +25,7 @@ from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
     append_events_txn,
     claim_pending_txn,
+    has_pending_txn,
     get_receipt_txn,
     recent_room_events_txn,
 )
@@ -195,6 +196,10 @@ class Storage:
 
     async def recent_room_events(self, room_id: str, limit: int) -> list[dict[str, Any]]:
         return await self._read(recent_room_events_txn, room_id, limit)
+
+    async def has_pending(self, user_id: str) -> bool:
+        """Whether events wait for ``user_id``: a cheap read before ``claim_pending``'s write."""
+        return await self._read(has_pending_txn, user_id)
 
     async def claim_pending(self, user_id: str, limit: int) -> list[dict[str, Any]]:
         """Events that waited for ``user_id`` while offline, oldest first; each is returned once."""
