@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vibemuse.handlers.wire import user_to_wire
+from vibemuse.storage.sync_txns import SessionStart
 
 if TYPE_CHECKING:
     from vibemuse.handlers.websocket import ClientSocketHandler
@@ -32,18 +33,20 @@ FRAME_OF_EVENT = {
 
 async def start_session(socket: "ClientSocketHandler", location: str, since: int | None) -> set[int]:
     context, user_id = socket.context, socket.user_id
-    await context.channels.tune_in_user(user_id)
+    start = await context.sync.start(user_id, since)
+    context.channels.tune_in_user(user_id, start.memberships)
     socket.send_frame(await context.chat.roster_frame(user_id, location))
     sent: set[int] = set()
     if since is not None:
-        sent = await _replay(socket, location, since)
-    await context.pages.deliver_pending(user_id)  # held, then deduplicated against ``sent``
+        sent = await _replay(socket, location, since, start)
+    if start.has_pending:
+        await context.pages.deliver_pending(user_id)  # held, then deduplicated against ``sent``
     return sent
 
 
-async def _replay(socket: "ClientSocketHandler", location: str, since: int) -> set[int]:
+async def _replay(socket: "ClientSocketHandler", location: str, since: int, start: SessionStart) -> set[int]:
     context = socket.context
-    replay = await context.sync.replay(socket.user_id, location, since)
+    replay = await context.sync.replay(socket.user_id, location, since, start)
     broadcaster = context.broadcaster
     if replay.gap is not None:
         data = {"since": since, "reason": replay.gap, "latestPosition": replay.upto}

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vibemuse.storage import Storage
+from vibemuse.storage.sync_txns import SessionStart
 
 LEAVING = ("leave", "kick", "ban")
 
@@ -44,26 +45,28 @@ class SyncService:
         self._storage = storage
         self._max_events = max_events
 
-    async def replay(self, user_id: str, location: str, since: int) -> Replay:
-        upto = await self._storage.latest_position()
-        if since >= upto:
-            return Replay([], upto)
-        oldest = await self._storage.oldest_position()
-        if oldest and since < oldest - 1:
-            return Replay([], upto, gap="too_old")
-        moves = await self._storage.moves_since(user_id, since)
-        changes = await self._storage.channel_changes_since(user_id, since)
-        now_channels = {member.channel_id for member, _ in await self._storage.memberships_of(user_id)}
+    async def start(self, user_id: str, since: int | None) -> SessionStart:
+        """What a starting socket needs from storage but its roster and replay events, in one read."""
+        return await self._storage.session_start(user_id, since)
+
+    async def replay(self, user_id: str, location: str, since: int, start: SessionStart) -> Replay:
+        point = start.resume
+        assert point is not None, "a session started without since has nothing to replay"
+        if since >= point.latest:
+            return Replay([], point.latest)
+        if point.oldest and since < point.oldest - 1:
+            return Replay([], point.latest, gap="too_old")
+        moves, changes = point.moves, point.channel_changes
         start_room = _room_at(moves, location)
-        start_channels = _channels_at(changes, now_channels)
+        start_channels = _channels_at(changes, {member.channel_id for member, _ in start.memberships})
         rooms = {start_room} | {move["room_id"] for move in moves}
         channels = start_channels | {change["channel_id"] for change in changes}
         candidates = await self._storage.events_since(user_id, since, sorted(rooms), sorted(channels),
                                                       self._max_events + 1)
         visible = list(_entitled(candidates, user_id, start_room, start_channels))
         if len(candidates) > self._max_events:
-            return Replay([], upto, gap="too_many")
-        return Replay(visible, max([upto, *(e["unsigned"]["stream_position"] for e in visible)]))
+            return Replay([], point.latest, gap="too_many")
+        return Replay(visible, max([point.latest, *(e["unsigned"]["stream_position"] for e in visible)]))
 
 
 def _room_at(moves: list[dict[str, Any]], location: str) -> str:

@@ -25,7 +25,6 @@ from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
     append_events_txn,
     claim_pending_txn,
-    has_pending_txn,
     get_receipt_txn,
     recent_room_events_txn,
 )
@@ -197,10 +196,6 @@ class Storage:
     async def recent_room_events(self, room_id: str, limit: int) -> list[dict[str, Any]]:
         return await self._read(recent_room_events_txn, room_id, limit)
 
-    async def has_pending(self, user_id: str) -> bool:
-        """Whether events wait for ``user_id``: a cheap read before ``claim_pending``'s write."""
-        return await self._read(has_pending_txn, user_id)
-
     async def claim_pending(self, user_id: str, limit: int) -> list[dict[str, Any]]:
         """Events that waited for ``user_id`` while offline, oldest first; each is returned once."""
         return await self._append(claim_pending_txn, user_id, limit)
@@ -239,17 +234,10 @@ class Storage:
 
     # -- resuming --------------------------------------------------------------
 
-    async def latest_position(self) -> int:
-        return await self._read(sync_txns.latest_position_txn)
-
-    async def oldest_position(self) -> int:
-        return await self._read(sync_txns.oldest_position_txn)
-
-    async def moves_since(self, user_id: str, since: int) -> list[dict[str, Any]]:
-        return await self._read(sync_txns.moves_since_txn, user_id, since)
-
-    async def channel_changes_since(self, user_id: str, since: int) -> list[dict[str, Any]]:
-        return await self._read(sync_txns.channel_changes_since_txn, user_id, since)
+    async def session_start(self, user_id: str, since: int | None) -> sync_txns.SessionStart:
+        """What a starting socket needs (its channels, whether events wait for it, and when
+        resuming what decides the replay), in one read."""
+        return await self._read(sync_txns.session_start_txn, user_id, since)
 
     async def events_since(
         self, user_id: str, since: int, rooms: list[str], channels: list[str], limit: int
