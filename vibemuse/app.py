@@ -206,7 +206,7 @@ class VibeMuseServer:
             pages=None,  # type: ignore[arg-type]
             channels=None,  # type: ignore[arg-type]
             history=None,  # type: ignore[arg-type]
-            sync=SyncService(storage, max_events=config.resume_max_events),
+            sync=SyncService(storage, max_events=config.resume_max_events, clock=clock),
             messages=None,  # type: ignore[arg-type]
             guard=make_guard(config, clock),
         )
@@ -214,7 +214,7 @@ class VibeMuseServer:
                           budget_bytes=config.outbound_queue_bytes // 2, clock=clock)
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,
-            clock=clock, on_stored=views.stored,
+            clock=clock, on_stored=[views.stored, context.sync.tails.stored],
         )
         context.chat = RoomChat(
             storage,

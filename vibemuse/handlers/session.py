@@ -33,7 +33,7 @@ FRAME_OF_EVENT = {
 
 async def start_session(socket: "ClientSocketHandler", location: str, since: int | None) -> set[int]:
     context, user_id = socket.context, socket.user_id
-    start = await context.sync.start(user_id, since)
+    start = await context.sync.start(user_id)
     context.channels.tune_in_user(user_id, start.memberships)
     socket.send_frame(await context.chat.roster_frame(user_id, location))
     sent: set[int] = set()
@@ -46,7 +46,8 @@ async def start_session(socket: "ClientSocketHandler", location: str, since: int
 
 async def _replay(socket: "ClientSocketHandler", location: str, since: int, start: SessionStart) -> set[int]:
     context = socket.context
-    replay = await context.sync.replay(socket.user_id, location, since, start)
+    channels_now = {member.channel_id for member, _ in start.memberships}
+    replay = await context.sync.replay(socket.user_id, location, since, channels_now)
     broadcaster = context.broadcaster
     if replay.gap is not None:
         data = {"since": since, "reason": replay.gap, "latestPosition": replay.upto}

@@ -31,10 +31,11 @@ class EventWriter:
         keyring: Callable[[], KeyRing],
         server_name: str,
         clock: Clock,
-        on_stored: Callable[[list[dict[str, Any]]], None] | None = None,
+        on_stored: Sequence[Callable[[list[dict[str, Any]], list[int]], None]] = (),
     ):
         self._storage = storage
-        self._on_stored = on_stored  # told of stored events before they are fanned out (room views)
+        # told of stored events (and their positions) before they are fanned out: room views, tails
+        self._on_stored = list(on_stored)
         self._broadcaster = broadcaster
         self._keyring = keyring
         self.server_name = server_name
@@ -76,8 +77,9 @@ class EventWriter:
             events, transaction=request, now_ms=self._clock(), relocation=relocation, pending=list(pending),
             ops=list(ops),
         )
-        if positions and self._on_stored is not None:
-            self._on_stored(events)
+        if positions:
+            for listener in self._on_stored:
+                listener(events, positions)
         return receipt, positions
 
     def frame(self, frame_type: str, event: dict[str, Any], position: int, **routing: Any) -> ServerFrame:

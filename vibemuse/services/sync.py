@@ -20,15 +20,24 @@ Entitlement is reconstructed from the user's own membership events:
 If there are more than ``max_events`` such events, or ``since`` is older
 than the oldest event kept, the server does not replay: it says so
 (``resume_gap``) and the client reads the history endpoints instead.
+
+Where it can, the replay is picked in memory from the events that followed
+``since`` in all scopes, read once for everyone resuming from there
+(``services.tails``); the same selection as the per-user queries
+(``storage.sync_txns``), which serve when the tail would be too long.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
+from vibemuse.clock import Clock
+from vibemuse.services.tails import Tails
 from vibemuse.storage import Storage
-from vibemuse.storage.sync_txns import SessionStart
+from vibemuse.storage.event_txns import audience
+from vibemuse.storage.sync_txns import ResumePoint, SessionStart
 
 LEAVING = ("leave", "kick", "ban")
 
@@ -41,32 +50,59 @@ class Replay:
 
 
 class SyncService:
-    def __init__(self, storage: Storage, *, max_events: int):
+    def __init__(self, storage: Storage, *, max_events: int, clock: Clock):
         self._storage = storage
         self._max_events = max_events
+        self.tails = Tails(storage, max_events=max_events, clock=clock)
 
-    async def start(self, user_id: str, since: int | None) -> SessionStart:
-        """What a starting socket needs from storage but its roster and replay events, in one read."""
-        return await self._storage.session_start(user_id, since)
+    async def start(self, user_id: str) -> SessionStart:
+        """What a starting socket needs from storage but its roster and replay, in one read."""
+        return await self._storage.session_start(user_id)
 
-    async def replay(self, user_id: str, location: str, since: int, start: SessionStart) -> Replay:
-        point = start.resume
-        assert point is not None, "a session started without since has nothing to replay"
+    async def replay(self, user_id: str, location: str, since: int, channels_now: set[str]) -> Replay:
+        tail = await self.tails.get(since)
+        if tail is not None:  # picked, in memory, from what followed since for everyone
+            point = ResumePoint(tail.latest, tail.oldest, [e for e in tail.events if _is_move(e, user_id)],
+                                [e for e in tail.events if _is_channel_change(e, user_id)])
+        else:
+            point = await self._storage.resume_point(user_id, since)
         if since >= point.latest:
             return Replay([], point.latest)
         if point.oldest and since < point.oldest - 1:
             return Replay([], point.latest, gap="too_old")
-        moves, changes = point.moves, point.channel_changes
-        start_room = _room_at(moves, location)
-        start_channels = _channels_at(changes, {member.channel_id for member, _ in start.memberships})
-        rooms = {start_room} | {move["room_id"] for move in moves}
-        channels = start_channels | {change["channel_id"] for change in changes}
-        candidates = await self._storage.events_since(user_id, since, sorted(rooms), sorted(channels),
-                                                      self._max_events + 1)
-        visible = list(_entitled(candidates, user_id, start_room, start_channels))
+        start_room = _room_at(point.moves, location)
+        start_channels = _channels_at(point.channel_changes, channels_now)
+        rooms = {start_room} | {move["room_id"] for move in point.moves}
+        channels = start_channels | {change["channel_id"] for change in point.channel_changes}
+        if tail is not None:
+            candidates = list(islice(_candidates(tail.events, user_id, rooms, channels), self._max_events + 1))
+        else:
+            candidates = await self._storage.events_since(user_id, since, sorted(rooms), sorted(channels),
+                                                          self._max_events + 1)
         if len(candidates) > self._max_events:
             return Replay([], point.latest, gap="too_many")
+        visible = list(_entitled(candidates, user_id, start_room, start_channels))
         return Replay(visible, max([point.latest, *(e["unsigned"]["stream_position"] for e in visible)]))
+
+
+def _is_move(event: dict[str, Any], user_id: str) -> bool:
+    """The user's own arrival or departure (``moves_since_txn`` in memory)."""
+    return event["type"] == "vm.room.member" and event["sender"] == user_id
+
+
+def _is_channel_change(event: dict[str, Any], user_id: str) -> bool:
+    """A channel membership event about the user (``channel_changes_since_txn`` in memory)."""
+    return event["type"] == "vm.channel.member" and user_id in audience(event)
+
+
+def _candidates(events: list[dict[str, Any]], user_id: str, rooms: set[str], channels: set[str]):
+    """``events_since_txn`` in memory: events of those rooms and channels, addressed to the
+    user, pages and receipts the user sent, and announcements."""
+    for event in events:
+        kind = event["type"]
+        if (event.get("room_id") in rooms or event.get("channel_id") in channels or kind == "vm.system"
+                or (event["sender"] == user_id and kind in ("vm.page", "vm.receipt")) or user_id in audience(event)):
+            yield event
 
 
 def _room_at(moves: list[dict[str, Any]], location: str) -> str:

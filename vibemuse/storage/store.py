@@ -234,10 +234,17 @@ class Storage:
 
     # -- resuming --------------------------------------------------------------
 
-    async def session_start(self, user_id: str, since: int | None) -> sync_txns.SessionStart:
-        """What a starting socket needs (its channels, whether events wait for it, and when
-        resuming what decides the replay), in one read."""
-        return await self._read(sync_txns.session_start_txn, user_id, since)
+    async def session_start(self, user_id: str) -> sync_txns.SessionStart:
+        """What a starting socket needs: its channels, and whether events wait for it."""
+        return await self._read(sync_txns.session_start_txn, user_id)
+
+    async def tail(self, since: int, limit: int) -> sync_txns.Tail:
+        """Every event after ``since``, at most ``limit``, with the newest and oldest positions."""
+        return await self._read(sync_txns.tail_txn, since, limit)
+
+    async def resume_point(self, user_id: str, since: int) -> sync_txns.ResumePoint:
+        """What decides one user's replay after ``since`` (when a shared tail cannot serve)."""
+        return await self._read(sync_txns.resume_point_txn, user_id, since)
 
     async def events_since(
         self, user_id: str, since: int, rooms: list[str], channels: list[str], limit: int
@@ -271,10 +278,6 @@ def _room(row: Any) -> RoomRecord:
 
 def _user(row: Any) -> UserRecord:
     return UserRecord(row.user_id, row.username, row.role, row.password_hash, row.created_ts, row.location_room_id)
-
-
-def _token(row: Any) -> TokenRecord:
-    return TokenRecord(row.token_hash, row.user_id, row.created_ts, row.expires_ts, row.revoked_ts)
 
 
 def _get_state_txn(connection: Connection, key: str) -> str | None:
@@ -393,12 +396,20 @@ def _create_access_token_txn(
     return TokenRecord(token_hash, user_id, now_ms, expires_ms, None)
 
 
+# Every socket authenticates with this: the token and its user in one query.
+_TOKEN_AND_USER = select(
+    access_tokens.c.token_hash, access_tokens.c.user_id, access_tokens.c.created_ts.label("token_created_ts"),
+    access_tokens.c.expires_ts, access_tokens.c.revoked_ts, users.c.username, users.c.role, users.c.password_hash,
+    users.c.created_ts, users.c.location_room_id,
+).join(users, users.c.user_id == access_tokens.c.user_id)
+
+
 def _get_access_token_txn(connection: Connection, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
-    row = connection.execute(select(access_tokens).where(access_tokens.c.token_hash == token_hash)).first()
+    row = connection.execute(_TOKEN_AND_USER.where(access_tokens.c.token_hash == token_hash)).first()
     if row is None:
         return None
-    user = _get_user_txn(connection, row.user_id)
-    return (_token(row), user) if user else None
+    token = TokenRecord(row.token_hash, row.user_id, row.token_created_ts, row.expires_ts, row.revoked_ts)
+    return token, _user(row)
 
 
 def _revoke_access_token_txn(connection: Connection, token_hash: str, now_ms: int) -> bool:

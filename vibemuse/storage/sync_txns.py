@@ -1,9 +1,11 @@
 """Reads for starting a socket's session and resuming it: what happened since a
 stream position that a user may see, and the membership changes that decide it.
 
-``session_start_txn`` reads everything a starting socket needs but its
-roster and its replay's events in one transaction (one trip to a database
-thread instead of six): a connect storm after a restart makes thousands."""
+A connect storm after a restart starts thousands of sessions at once, so a
+starting socket costs one read (``session_start_txn``), and sockets resuming
+from the same position share one read of what followed it (``tail_txn``);
+``resume_point_txn`` and ``events_since_txn`` serve a replay the shared read
+cannot (more events followed than it holds)."""
 
 from __future__ import annotations
 
@@ -30,19 +32,38 @@ class ResumePoint:
 class SessionStart:
     memberships: list[tuple[MemberRecord, ChannelRecord]]  # the channels the user hears
     has_pending: bool  # events wait for the user (pages, receipts)
-    resume: ResumePoint | None  # None unless resuming
 
 
-def session_start_txn(connection: Connection, user_id: str, since: int | None) -> SessionStart:
-    resume = None
-    if since is not None:
-        latest = latest_position_txn(connection)
-        if since >= latest:
-            resume = ResumePoint(latest, 0, [], [])
-        else:
-            resume = ResumePoint(latest, oldest_position_txn(connection), moves_since_txn(connection, user_id, since),
-                                 channel_changes_since_txn(connection, user_id, since))
-    return SessionStart(memberships_of_txn(connection, user_id), has_pending_txn(connection, user_id), resume)
+@dataclass(frozen=True)
+class Tail:
+    """Every event after ``since`` (all scopes, at most ``limit`` of them): what several
+    users resuming from the same position are replayed from, read once."""
+
+    since: int
+    latest: int
+    oldest: int
+    events: list[dict[str, Any]]
+    complete: bool  # False: more events follow than were read
+
+
+def session_start_txn(connection: Connection, user_id: str) -> SessionStart:
+    return SessionStart(memberships_of_txn(connection, user_id), has_pending_txn(connection, user_id))
+
+
+def resume_point_txn(connection: Connection, user_id: str, since: int) -> ResumePoint:
+    latest = latest_position_txn(connection)
+    if since >= latest:
+        return ResumePoint(latest, 0, [], [])
+    return ResumePoint(latest, oldest_position_txn(connection), moves_since_txn(connection, user_id, since),
+                       channel_changes_since_txn(connection, user_id, since))
+
+
+def tail_txn(connection: Connection, since: int, limit: int) -> Tail:
+    latest, oldest = latest_position_txn(connection), oldest_position_txn(connection)
+    query = select(events.c.stream_position, events.c.event_json).where(
+        events.c.stream_position > since).order_by(events.c.stream_position).limit(limit)
+    found = [with_position(row.event_json, row.stream_position) for row in connection.execute(query)]
+    return Tail(since, latest, oldest, found, len(found) < limit)
 
 
 def latest_position_txn(connection: Connection) -> int:
