@@ -72,3 +72,19 @@ async def test_too_many_positions_behind_reads_per_user(world, server):
     since = (await acked(alice.ws, "say", {"text": "first"}))["data"]["streamPosition"]
     server.context.sync.tails.stored([{"type": "vm.system"}], [since + server.context.config.resume_max_events + 1])
     assert await server.context.sync.tails.get(since) is None
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_a_deletion_is_not_undone_by_a_tail_read_before_it(world, server):
+    alice = await world.player("Alice")
+    bob = await world.player("Bob")
+    since = (await acked(bob.ws, "say", {"text": "before"}))["data"]["streamPosition"]
+    said = await acked(bob.ws, "say", {"text": "regretted"})
+    first, _ = await both_ways(server, alice.user_id, alice.ws.welcome["data"]["location"], since, set())
+    assert [e["content"].get("body") for e in first.events] == ["regretted"]
+
+    await acked(bob.ws, "delete_message", {"eventId": said["data"]["eventId"]})
+    shared, alone = await both_ways(server, alice.user_id, alice.ws.welcome["data"]["location"], since, set())
+    assert positions(shared) == positions(alone)
+    assert [e["content"] for e in shared.events] == [e["content"] for e in alone.events]
+    assert "regretted" not in str(shared.events)

@@ -75,16 +75,16 @@ def test_a_crowded_rosters_members_are_a_shared_snapshot_with_the_user_in_it():
     hall = Hall(limit=2)
     for name in ("Ann", "Ben", "Cat"):
         hall.arrive(name)
-    listed, count = hall.presence.members(ROOM, "@ann:test.localhost", 2)
-    assert count == 3 and len(listed) == 2
+    members = hall.presence.members(ROOM, "@ann:test.localhost", 2)
+    assert members.count == 3 and len(members.presences) == 2 and members.listed is None  # shared, encoded
     hall.clock.advance(0.5)
     hall.arrive("Dan")
-    listed, count = hall.presence.members(ROOM, "@dan:test.localhost", 2)
-    assert count == 4 and listed[0]["username"] == "Dan"  # not in the snapshot: added, first (the newest)
-    assert hall.presence.members(ROOM, "@ann:test.localhost", 10)[1] == 3  # others see the snapshot
+    members = hall.presence.members(ROOM, "@dan:test.localhost", 2)
+    assert members.count == 4 and [m["username"] for m in members.presences] == ["Dan", "Ann"]  # added, first
+    assert hall.presence.members(ROOM, "@ann:test.localhost", 10).count == 3  # others see the snapshot
     hall.clock.advance(0.6)
-    listed, count = hall.presence.members(ROOM, "@ann:test.localhost", 10)
-    assert count == 4 and {m["username"] for m in listed} == {"Ann", "Ben", "Cat", "Dan"}
+    members = hall.presence.members(ROOM, "@ann:test.localhost", 10)
+    assert members.count == 4 and {m["username"] for m in members.presences} == {"Ann", "Ben", "Cat", "Dan"}
 
 
 def test_a_small_rooms_roster_is_always_fresh_most_recently_active_first():
@@ -94,5 +94,5 @@ def test_a_small_rooms_roster_is_always_fresh_most_recently_active_first():
     hall.arrive("Ben")
     hall.clock.advance(1)
     hall.presence.input("@ann:test.localhost")
-    listed, count = hall.presence.members(ROOM, "@ben:test.localhost", 10)
-    assert [m["username"] for m in listed] == ["Ann", "Ben"] and count == 2
+    members = hall.presence.members(ROOM, "@ben:test.localhost", 10)
+    assert [m["username"] for m in members.listed] == ["Ann", "Ben"] and members.count == 2

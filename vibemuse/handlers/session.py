@@ -54,8 +54,14 @@ async def _replay(socket: "ClientSocketHandler", location: str, since: int, star
         socket.send_frame(broadcaster.frame("resume_gap", data, to_user=socket.user_id))
         return set()
     users: dict[str, Any] = {}
+    frames = context.sync.tails.frames  # shared: every socket replayed an event gets the same frame
     for event in replay.events:
-        socket.send_frame(await _event_frame(socket, event, users))
+        position = event["unsigned"]["stream_position"]
+        frame = frames.get(position)
+        if frame is None:
+            frame = broadcaster.encode(await _event_frame(socket, event, users))
+            frames.put(position, frame)
+        socket.send_prepared(frame)
     data = {"since": since, "upto": replay.upto, "count": len(replay.events)}
     socket.send_frame(broadcaster.frame("resumed", data, to_user=socket.user_id))
     return {event["unsigned"]["stream_position"] for event in replay.events}

@@ -316,6 +316,10 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         """A frame for this socket alone (answers, welcome, replay): never held."""
         self._write(self.context.broadcaster.encode(frame))
 
+    def send_prepared(self, frame: bytes) -> None:
+        """A pre-encoded frame for this socket (a replayed event's, shared): never held."""
+        self._write(frame)
+
     def send_text(self, text: str) -> None:
         self._write(encode_text_frame(text.encode("utf-8")))
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
-from vibemuse.protocol.frames import ServerFrame
+from vibemuse.protocol.frames import EncodedData, ServerFrame
 from vibemuse.protocol.ids import parse_room_id
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.services.accounts import Principal
@@ -156,14 +156,19 @@ class RoomChat:
         view = await self._views.get(room_id)
         if view is None:
             raise NotFound(room_id)
-        room = view.room
-        members, count = self._presence.members(room_id, user_id, ROSTER_MAX_MEMBERS)
-        data = {
-            "room": {"id": room.room_id, "name": room.name, "description": room.description},
-            "members": members,
-            "memberCount": count,
-            "recent": view.recent,
-        }
+        members = self._presence.members(room_id, user_id, ROSTER_MAX_MEMBERS)
+        if members.encoded is not None:  # a crowded room: spliced from shared, encoded pieces
+            data: dict[str, Any] | EncodedData = EncodedData(
+                f'{{"room":{view.room_json},"members":{members.encoded},"memberCount":{members.count},'
+                f'"recent":{view.recent_json}}}')
+        else:
+            room = view.room
+            data = {
+                "room": {"id": room.room_id, "name": room.name, "description": room.description},
+                "members": members.listed,
+                "memberCount": members.count,
+                "recent": view.recent,
+            }
         return self._broadcaster.frame("roster", data, room_id=room_id, to_user=user_id)
 
     # -- announcements -------------------------------------------------------

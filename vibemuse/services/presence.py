@@ -16,10 +16,12 @@ tell who is there. Small rooms keep the MUSH feel of "Alice has connected".
 from __future__ import annotations
 
 import heapq
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from vibemuse.clock import Clock
+from vibemuse.protocol.frames import encode_frame
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
@@ -34,11 +36,28 @@ CROWD_SNAPSHOT_MS = 1000  # how long a crowded room's member list is shared by r
 
 
 @dataclass(frozen=True)
+class RosterMembers:
+    """A roster's members: presence objects, or (a crowded room) their JSON array."""
+
+    count: int
+    listed: list[dict[str, Any]] | None = None
+    encoded: str | None = None
+
+    @property
+    def presences(self) -> list[dict[str, Any]]:
+        return self.listed if self.listed is not None else json.loads(self.encoded or "[]")
+
+
+@dataclass(frozen=True)
 class _Crowd:
     taken_ms: int
-    listed: list[dict[str, Any]]  # the most recently active, as presence objects
+    encoded: list[str]  # the most recently active, each presence object as JSON
     ids: frozenset[str]  # everyone in the room then
     count: int
+
+
+def _snapshot(now: int, top: list[Presence], found: list[Presence]) -> _Crowd:
+    return _Crowd(now, [encode_frame(p.to_wire(now)) for p in top], frozenset(p.user_id for p in found), len(found))
 
 
 class PresenceService:
@@ -136,26 +155,27 @@ class PresenceService:
 
     # -- rosters and WHO -----------------------------------------------------
 
-    def members(self, room_id: str, user_id: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+    def members(self, room_id: str, user_id: str, limit: int) -> RosterMembers:
         """Who is in the room, the most recently active first, at most ``limit`` of them; and
         how many there are. In a crowded room the list is a snapshot shared by the rosters of
-        up to a second (spec 14.8), with ``user_id`` always in it."""
+        up to a second (spec 14.8), with ``user_id`` always in it, and comes encoded."""
         now = self._clock()
         if self.subscriptions.count_in(room_id) <= self.room_limit:
-            listed, _, count = self._rank(room_id, now, limit)
-            return listed, count
+            top, found = self._rank(room_id, limit)
+            return RosterMembers(len(found), listed=[p.to_wire(now) for p in top])
         crowd = self._crowds.get(room_id)
         if crowd is None or now - crowd.taken_ms > CROWD_SNAPSHOT_MS:
-            crowd = self._crowds[room_id] = _Crowd(now, *self._rank(room_id, now, limit))
+            crowd = self._crowds[room_id] = _snapshot(now, *self._rank(room_id, limit))
         own = self.tracker.get(user_id)
         if user_id in crowd.ids or own is None:
-            return crowd.listed, crowd.count
-        return [own.to_wire(now), *crowd.listed[:limit - 1]], crowd.count + 1
+            return RosterMembers(crowd.count, encoded="[" + ",".join(crowd.encoded[:limit]) + "]")
+        listed = [encode_frame(own.to_wire(now)), *crowd.encoded[:limit - 1]]
+        return RosterMembers(crowd.count + 1, encoded="[" + ",".join(listed) + "]")
 
-    def _rank(self, room_id: str, now: int, limit: int) -> tuple[list[dict[str, Any]], frozenset[str], int]:
+    def _rank(self, room_id: str, limit: int) -> tuple[list[Presence], list[Presence]]:
+        """The ``limit`` most recently active in the room, and everyone there."""
         found = [p for p in map(self.tracker.get, self.subscriptions.users_in(room_id)) if p is not None]
-        top = heapq.nsmallest(limit, found, key=lambda p: (-p.last_input_ms, p.user_id))
-        return [p.to_wire(now) for p in top], frozenset(p.user_id for p in found), len(found)
+        return heapq.nsmallest(limit, found, key=lambda p: (-p.last_input_ms, p.user_id)), found
 
     def who(self, limit: int = WHO_MAX) -> tuple[list[dict[str, Any]], int]:
         """Connected users, longest-connected first (as MUSH WHO lists them), at most ``limit``;

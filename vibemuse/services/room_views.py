@@ -23,6 +23,8 @@ from vibemuse.storage import RoomRecord, Storage
 class RoomView:
     room: RoomRecord
     recent: list[dict[str, Any]]  # oldest first, within the byte budget
+    room_json: str  # the roster's "room" object, encoded once
+    recent_json: str  # "recent", encoded once
 
 
 class RoomViews:
@@ -45,8 +47,9 @@ class RoomViews:
         room = await self._storage.get_room(room_id)
         if room is None:
             return None
-        recent = await self._storage.recent_room_events(room_id, self._recent)
-        return RoomView(room, within_budget(recent, self._budget_bytes))
+        recent = within_budget(await self._storage.recent_room_events(room_id, self._recent), self._budget_bytes)
+        wire = {"id": room.room_id, "name": room.name, "description": room.description}
+        return RoomView(room, recent, encode_frame(wire), encode_frame(recent))
 
 
 def within_budget(events: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:

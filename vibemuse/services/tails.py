@@ -17,6 +17,10 @@ frames while its session starts, and drops what the replay carried). The
 newer events are kept in a bounded list; a tail it no longer reaches back to
 is read again.
 
+A redaction rewrites a stored event: tails read before it are dropped, and
+so are the replayed frames (``frames``: each replayed event's frame, encoded
+once and sent to every socket replayed that event, as a live fan-out would).
+
 A tail is read only where it is small: when ``since`` is less than
 ``max_events`` positions behind the newest known one (positions only grow, so
 at most that many events follow); else, or if more followed than a read
@@ -25,7 +29,7 @@ holds, ``get`` says None and the caller reads what it needs for its user.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from vibemuse.clock import Clock
@@ -34,6 +38,7 @@ from vibemuse.storage import Storage
 from vibemuse.storage.sync_txns import Tail
 
 FRESH_EVENTS = 2000  # events stored lately, kept to bring tails up to date
+REDACTION = "vm.redaction"
 
 
 class Tails:
@@ -43,6 +48,7 @@ class Tails:
         self._reads: SharedReads[int, Tail] = SharedReads(self._read, clock=clock, max_age_ms=max_age_ms)
         self._fresh: deque[dict[str, Any]] = deque(maxlen=FRESH_EVENTS)
         self._latest = 0  # the newest position known
+        self.frames = ReplayFrames()
 
     async def get(self, since: int) -> Tail | None:
         """Every event after ``since`` up to now, or None where a tail would be too long."""
@@ -67,6 +73,9 @@ class Tails:
         for event, position in zip(events, positions):
             self._fresh.append(dict(event, unsigned={"stream_position": position}))
             self._latest = max(self._latest, position)
+            if event["type"] == REDACTION:  # it rewrote an earlier event: read anew
+                self._reads.invalidate_all()
+                self.frames.clear()
 
     def _newer_than(self, tail: Tail) -> list[dict[str, Any]] | None:
         end = max([tail.latest, *(_position(e) for e in tail.events[-1:])])
@@ -76,6 +85,25 @@ class Tails:
 
     async def _read(self, since: int) -> Tail:
         return await self._storage.tail(since, self._max_events + 1)
+
+
+class ReplayFrames:
+    """Encoded frames of replayed events by stream position, the most recent few thousand."""
+
+    def __init__(self, size: int = 4096):
+        self._size = size
+        self._frames: OrderedDict[int, bytes] = OrderedDict()
+
+    def get(self, position: int) -> bytes | None:
+        return self._frames.get(position)
+
+    def put(self, position: int, frame: bytes) -> None:
+        self._frames[position] = frame
+        if len(self._frames) > self._size:
+            self._frames.popitem(last=False)
+
+    def clear(self) -> None:
+        self._frames.clear()
 
 
 def _position(event: dict[str, Any]) -> int:
