@@ -81,10 +81,12 @@ def make_accounts(data_dir: Path, count: int) -> tuple[list[str], str]:
 
 
 class Server:
-    def __init__(self, data_dir: Path, sockets: int, presence_room_limit: int | None):
+    def __init__(self, data_dir: Path, sockets: int, presence_room_limit: int | None, tree: str | None = None):
         self.data_dir, self.port = data_dir, free_port()
         self.env = dict(os.environ, VIBEMUSE_LOG_LEVEL="warning", VIBEMUSE_MAX_CONNECTIONS_PER_USER="3")
         self.env.update(lifted_limits(sockets + 10))
+        if tree:  # another version of the server (e.g. `git archive <rev> vibemuse | tar -x -C DIR`)
+            self.env["PYTHONPATH"] = str(Path(tree).resolve())
         if presence_room_limit is not None:
             self.env["VIBEMUSE_PRESENCE_ROOM_LIMIT"] = str(presence_room_limit)
         self.process: subprocess.Popen | None = None
@@ -184,11 +186,12 @@ def connect_figures(results: list[dict[str, Any]], cpu: float) -> dict[str, Any]
 
 def scenario_connect(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     tokens, _ = make_accounts(data_dir, args.clients)
-    modes = [("announce_every_arrival", 10 ** 7)] if args.compare else []
-    modes.append(("crowded_room_limit", args.presence_room_limit))
+    modes = [("baseline_tree", None, args.baseline_tree)] if args.baseline_tree else []
+    modes += [("announce_every_arrival", 10 ** 7, None)] if args.compare else []
+    modes.append(("crowded_room_limit", args.presence_room_limit, None))
     figures: dict[str, Any] = {}
-    for name, limit in modes:
-        server = Server(data_dir, args.clients, limit)
+    for name, limit, tree in modes:
+        server = Server(data_dir, args.clients, limit, tree)
         server.start()
         try:
             accounts = [(token, None) for token in tokens[:args.clients]]
@@ -199,11 +202,15 @@ def scenario_connect(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]
         if args.dump:
             Path(f"{args.dump}.{name}.json").write_text(json.dumps(results))
         print(name, json.dumps(figures[name]), flush=True)
-    if args.compare:
-        old, new = figures["announce_every_arrival"], figures["crowded_room_limit"]
-        figures["ratios_old_over_new"] = {key: round(old[key] / new[key], 1) for key in
-                                          ("all_rosters_s", "server_cpu_s", "bytes_to_clients_mb") if new[key]}
+    for name in ("baseline_tree", "announce_every_arrival"):
+        if name in figures:
+            figures[f"ratios_{name}_over_this"] = ratios(figures[name], figures["crowded_room_limit"],
+                                                         ("all_rosters_s", "server_cpu_s", "bytes_to_clients_mb"))
     return figures
+
+
+def ratios(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...]) -> dict[str, float]:
+    return {key: round(old[key] / new[key], 1) for key in keys if new.get(key) and old.get(key)}
 
 
 def resume_figures(results: list[dict[str, Any]], expected: list[int], cpu: float) -> dict[str, Any]:
@@ -220,8 +227,20 @@ def resume_figures(results: list[dict[str, Any]], expected: list[int], cpu: floa
 
 
 def scenario_resume(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    if args.baseline_tree:
+        figures["baseline_tree"] = resume_run(args, data_dir, args.baseline_tree)
+        print("baseline_tree", json.dumps(figures["baseline_tree"]), flush=True)
+    figures["this_tree"] = resume_run(args, data_dir, None)
+    if args.baseline_tree:
+        figures["ratios_baseline_over_this"] = ratios(figures["baseline_tree"], figures["this_tree"],
+                                                      ("all_resumed_s", "server_cpu_s", "bytes_to_clients_mb"))
+    return figures
+
+
+def resume_run(args: argparse.Namespace, data_dir: Path, tree: str | None) -> dict[str, Any]:
     tokens, herald = make_accounts(data_dir, args.clients)
-    server = Server(data_dir, args.clients, args.presence_room_limit)
+    server = Server(data_dir, args.clients, args.presence_room_limit if tree is None else None, tree)
     server.start()
     positions = [server.announce(herald, f"missed {index}") for index in range(args.missed)]
     since = positions[0] - 1
@@ -258,6 +277,7 @@ def main() -> None:
     parser.add_argument("--live-every", type=float, default=1.0, help="resume: seconds between them")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a client process waits at most")
     parser.add_argument("--data-dir", help="reuse accounts made by an earlier run (default: a fresh temp dir)")
+    parser.add_argument("--baseline-tree", help="also run, first, the server found in this folder (see Server)")
     parser.add_argument("--dump", help="write every socket's summary to DUMP.<mode>.json")
     parser.add_argument("--profile", help="write py-spy's collapsed stacks of the (last) server here")
     args = parser.parse_args()
