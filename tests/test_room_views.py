@@ -95,3 +95,20 @@ def test_recent_events_keep_within_the_byte_budget_newest_first():
     events = [{"n": index, "pad": "x" * 100} for index in range(10)]
     kept = within_budget(events, 350)
     assert [e["n"] for e in kept] == [7, 8, 9]
+
+
+@pytest.mark.gen_test
+async def test_results_no_one_asks_for_again_are_forgotten():
+    from vibemuse.services.shared_reads import SWEEP_ABOVE, SharedReads
+
+    now = [0]
+
+    async def read(key):
+        return key * 2
+
+    reads = SharedReads(read, clock=lambda: now[0], max_age_ms=1000)
+    for key in range(SWEEP_ABOVE):
+        assert await reads.get(key) == key * 2
+    now[0] = 2000
+    assert await reads.get(-1) == -2
+    assert len(reads._entries) == 1

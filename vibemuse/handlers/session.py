@@ -3,8 +3,11 @@
 In order: tune in to the user's channels, send the room's roster, replay what
 a resuming client missed (``since``), and hand over pages and receipts that
 waited while the user was offline. The socket holds live deliveries meanwhile
-(see ``ClientSocketHandler._go_live``); the positions returned here are those
-already sent, so nothing is sent twice at the seam.
+(see ``ClientSocketHandler._go_live``, which then announces the user's
+arrival); the positions returned here are those already sent, so nothing is
+sent twice at the seam. Storage is read once for the start (``SyncService.start``);
+the roster and the replay come from reads shared by every socket starting
+at the same time (``RoomViews``, ``Tails``), and so do replayed frames.
 """
 
 from __future__ import annotations

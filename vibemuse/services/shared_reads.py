@@ -21,6 +21,7 @@ from typing import Awaitable, Callable, Generic, Hashable, TypeVar
 
 from vibemuse.clock import Clock
 
+SWEEP_ABOVE = 64  # entries kept before old ones are looked for and forgotten
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -47,7 +48,14 @@ class SharedReads(Generic[K, V]):
         if entry is None or entry.generation != generation or now - entry.read_at_ms > self._max_age_ms:
             entry = _Entry(generation, now, asyncio.ensure_future(self._read_once(key, generation)))
             self._entries[key] = entry
+            if len(self._entries) > SWEEP_ABOVE:
+                self._sweep(now)
         return await asyncio.shield(entry.result)
+
+    def _sweep(self, now: int) -> None:
+        """Forget results too old to be handed out (keys no one asked for again)."""
+        for key in [key for key, entry in self._entries.items() if now - entry.read_at_ms > self._max_age_ms]:
+            del self._entries[key]
 
     def invalidate(self, key: K) -> None:
         self._generations[key] = self._generations.get(key, 0) + 1
