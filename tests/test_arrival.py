@@ -81,6 +81,10 @@ async def test_a_crowded_room_hears_no_presence_but_the_roster_and_who_tell(worl
     await alice.ws.send_frame("who", {})
     who = await alice.ws.receive_type("who")
     assert {u["userId"]: u["status"] for u in who["data"]["users"]}[dave.user_id] == "away"
+    square = alice.ws.welcome["data"]["location"]
+    await acked(alice.ws, "join_room", {"roomId": square})  # a fresh roster tells Alice who came
+    roster = (await alice.ws.receive_type("roster"))["data"]
+    assert roster["memberCount"] == 4 and dave.user_id in {m["userId"] for m in roster["members"]}
     await world.wait_offline(dave)  # offline while the room still counts him: not announced either
     await alice.ws.quiet(0.3)
     for socket in (alice.ws, bob.ws, carol.ws):  # nothing about Dave, from his arrival to his leaving
