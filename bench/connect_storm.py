@@ -60,7 +60,8 @@ async def _make_accounts(data_dir: Path, count: int) -> list[str]:
     accounts = server.context.accounts
     tokens: list[str] = []
     for first in range(0, count, 200):
-        batch = [accounts.register(f"P{index:05d}", "bench-storm-pw") for index in range(first, min(count, first + 200))]
+        names = [f"P{index:05d}" for index in range(first, min(count, first + 200))]
+        batch = [accounts.register(name, "bench-storm-pw") for name in names]
         tokens += [session.access_token for session in await asyncio.gather(*batch)]
     herald = await accounts.register("Herald", "bench-storm-pw")
     await server.context.storage.set_role(herald.user.user_id, "admin")
@@ -130,7 +131,8 @@ class Server:
     def announce(self, token: str, text: str) -> int:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/announcements",
                                          data=json.dumps({"text": text}).encode(), method="POST",
-                                         headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": "Bearer " + token})
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())["streamPosition"]
 

@@ -168,10 +168,10 @@ def events_at_txn(connection: Connection, positions: Sequence[int]) -> list[dict
     return [with_position(row.event_json, row.stream_position) for row in connection.execute(query)]
 
 
-def has_pending_txn(connection: Connection, user_id: str) -> bool:
-    """Whether any event waits for ``user_id`` (a read: most connecting users have none)."""
-    query = select(pending_deliveries.c.stream_position).where(pending_deliveries.c.user_id == user_id).limit(1)
-    return connection.execute(query).first() is not None
+def with_pending_txn(connection: Connection, user_ids: list[str]) -> set[str]:
+    """Which of the users have events waiting for them (a read: most connecting users have none)."""
+    query = select(pending_deliveries.c.user_id).where(pending_deliveries.c.user_id.in_(user_ids)).distinct()
+    return {row.user_id for row in connection.execute(query)}
 
 
 def claim_pending_txn(connection: Connection, user_id: str, limit: int) -> list[dict[str, Any]]:

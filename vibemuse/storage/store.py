@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns
+from vibemuse.storage.batching import ReadBatcher
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
@@ -74,6 +75,12 @@ class Storage:
         self._event_writer = (
             self._writers if self.dialect == "sqlite" else ThreadPoolExecutor(1, thread_name_prefix="db-events")
         )
+        # Every socket reads its token and its session start: asked for together, read together.
+        self._tokens: ReadBatcher[str, tuple[TokenRecord, UserRecord] | None] = ReadBatcher(
+            lambda hashes: self._read(_get_access_tokens_txn, hashes), missing=None)
+        self._session_starts: ReadBatcher[str, sync_txns.SessionStart] = ReadBatcher(
+            lambda user_ids: self._read(sync_txns.session_starts_txn, user_ids),
+            missing=sync_txns.SessionStart([], False))
 
     # -- plumbing -------------------------------------------------------
 
@@ -151,7 +158,7 @@ class Storage:
         return await self._write(_create_access_token_txn, token_hash, user_id, now_ms, expires_ms)
 
     async def get_access_token(self, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
-        return await self._read(_get_access_token_txn, token_hash)
+        return await self._tokens.get(token_hash)
 
     async def revoke_access_token(self, token_hash: str, now_ms: int) -> bool:
         return await self._write(_revoke_access_token_txn, token_hash, now_ms)
@@ -236,7 +243,7 @@ class Storage:
 
     async def session_start(self, user_id: str) -> sync_txns.SessionStart:
         """What a starting socket needs: its channels, and whether events wait for it."""
-        return await self._read(sync_txns.session_start_txn, user_id)
+        return await self._session_starts.get(user_id)
 
     async def tail(self, since: int, limit: int) -> sync_txns.Tail:
         """Every event after ``since``, at most ``limit``, with the newest and oldest positions."""
@@ -404,12 +411,13 @@ _TOKEN_AND_USER = select(
 ).join(users, users.c.user_id == access_tokens.c.user_id)
 
 
-def _get_access_token_txn(connection: Connection, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
-    row = connection.execute(_TOKEN_AND_USER.where(access_tokens.c.token_hash == token_hash)).first()
-    if row is None:
-        return None
-    token = TokenRecord(row.token_hash, row.user_id, row.token_created_ts, row.expires_ts, row.revoked_ts)
-    return token, _user(row)
+def _get_access_tokens_txn(connection: Connection, hashes: list[str]) -> dict[str, tuple[TokenRecord, UserRecord]]:
+    """Tokens by hash, each with its user (``storage.batching``: several sockets at once)."""
+    found = {}
+    for row in connection.execute(_TOKEN_AND_USER.where(access_tokens.c.token_hash.in_(hashes))):
+        token = TokenRecord(row.token_hash, row.user_id, row.token_created_ts, row.expires_ts, row.revoked_ts)
+        found[row.token_hash] = (token, _user(row))
+    return found
 
 
 def _revoke_access_token_txn(connection: Connection, token_hash: str, now_ms: int) -> bool:

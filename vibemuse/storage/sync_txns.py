@@ -2,7 +2,7 @@
 stream position that a user may see, and the membership changes that decide it.
 
 A connect storm after a restart starts thousands of sessions at once, so a
-starting socket costs one read (``session_start_txn``), and sockets resuming
+starting socket costs part of one read (``session_starts_txn``, batched), and sockets resuming
 from the same position share one read of what followed it (``tail_txn``);
 ``resume_point_txn`` and ``events_since_txn`` serve a replay the shared read
 cannot (more events followed than it holds)."""
@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, or_, select
 
-from vibemuse.storage.channel_txns import ChannelRecord, MemberRecord, memberships_of_txn
-from vibemuse.storage.event_txns import event_recipients, events, has_pending_txn, with_position
+from vibemuse.storage.channel_txns import ChannelRecord, MemberRecord, memberships_of_many_txn
+from vibemuse.storage.event_txns import event_recipients, events, with_pending_txn, with_position
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,11 @@ class Tail:
     complete: bool  # False: more events follow than were read
 
 
-def session_start_txn(connection: Connection, user_id: str) -> SessionStart:
-    return SessionStart(memberships_of_txn(connection, user_id), has_pending_txn(connection, user_id))
+def session_starts_txn(connection: Connection, user_ids: list[str]) -> dict[str, SessionStart]:
+    """The session starts of several users at once (``storage.batching``)."""
+    memberships = memberships_of_many_txn(connection, user_ids)
+    waiting = with_pending_txn(connection, user_ids)
+    return {user_id: SessionStart(memberships.get(user_id, []), user_id in waiting) for user_id in user_ids}
 
 
 def resume_point_txn(connection: Connection, user_id: str, since: int) -> ResumePoint:
