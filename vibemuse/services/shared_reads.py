@@ -50,7 +50,9 @@ class SharedReads(Generic[K, V]):
             self._entries[key] = entry
             if len(self._entries) > SWEEP_ABOVE:
                 self._sweep(now)
-        return await asyncio.shield(entry.result)
+        if entry.result.done():
+            return entry.result.result()
+        return await asyncio.shield(entry.result)  # a caller cancelled must not cancel the others' read
 
     def _sweep(self, now: int) -> None:
         """Forget results too old to be handed out (keys no one asked for again)."""
