@@ -42,11 +42,12 @@ REDACTION = "vm.redaction"
 
 
 class Tails:
-    def __init__(self, storage: Storage, *, max_events: int, clock: Clock, max_age_ms: int = 1000):
+    def __init__(self, storage: Storage, *, max_events: int, clock: Clock, max_age_ms: int = 1000,
+                 fresh_events: int = FRESH_EVENTS):
         self._storage = storage
         self._max_events = max_events
         self._reads: SharedReads[int, Tail] = SharedReads(self._read, clock=clock, max_age_ms=max_age_ms)
-        self._fresh: deque[dict[str, Any]] = deque(maxlen=FRESH_EVENTS)
+        self._fresh: deque[dict[str, Any]] = deque(maxlen=fresh_events)
         self._latest = 0  # the newest position known
         self.frames = ReplayFrames()
 
@@ -81,7 +82,12 @@ class Tails:
         end = max([tail.latest, *(_position(e) for e in tail.events[-1:])])
         if len(self._fresh) == self._fresh.maxlen and _position(self._fresh[0]) > end + 1:
             return None
-        return [event for event in self._fresh if _position(event) > end]
+        newer = []
+        for event in reversed(self._fresh):  # the newest last: usually few to look at
+            if _position(event) <= end:
+                break
+            newer.append(event)
+        return newer[::-1]
 
     async def _read(self, since: int) -> Tail:
         return await self._storage.tail(since, self._max_events + 1)
