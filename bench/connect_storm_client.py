@@ -31,8 +31,9 @@ class StormSocket(asyncio.Protocol):
     """One socket: bytes and frames received, when the roster came, and (resuming) the
     stream positions of event frames in arrival order, and how the replay ended."""
 
-    def __init__(self, request: bytes, started: float, resuming: bool):
-        self.request, self.started, self.resuming = request, started, resuming
+    def __init__(self, request: bytes, started: float, since: int | None):
+        self.request, self.started, self.since = request, started, since
+        self.resuming = since is not None
         self.buf = b""
         self.upgraded = False
         self.bytes = 0
@@ -117,7 +118,7 @@ async def storm(host: str, port: int, accounts: list[tuple[str, int | None]], st
     sockets = []
     for token, since in accounts:
         path = "/api/ws" if since is None else f"/api/ws?since={since}"
-        sockets.append(StormSocket(handshake(host, port, path, token), start_at, since is not None))
+        sockets.append(StormSocket(handshake(host, port, path, token), start_at, since))
 
     async def connect(sock: StormSocket) -> None:
         try:
@@ -135,7 +136,7 @@ async def storm(host: str, port: int, accounts: list[tuple[str, int | None]], st
 
 
 def summary(sock: StormSocket) -> dict[str, Any]:
-    return {"roster_at": sock.roster_at, "resumed_at": sock.resumed_at, "ending": sock.ending,
+    return {"since": sock.since, "roster_at": sock.roster_at, "resumed_at": sock.resumed_at, "ending": sock.ending,
             "positions": sock.positions, "bytes": sock.bytes, "frames": sock.frames, "order": sock.order,
             "failure": sock.failure}
 
