@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.support.client import acked
+from tests.support.client import acked, presence_of
 
 
 @pytest.fixture
@@ -18,14 +18,6 @@ def server_config(config):
 async def send(socket, frame_type, data=None):
     message_id = await socket.send_frame(frame_type, data or {})
     return message_id
-
-
-async def presence_of(socket, user_id, timeout=5.0):
-    """The next presence frame about ``user_id`` (a user also sees their own)."""
-    while True:
-        frame = await socket.receive_type("presence", timeout=timeout)
-        if frame["data"]["userId"] == user_id:
-            return frame
 
 
 @pytest.mark.gen_test(timeout=20)

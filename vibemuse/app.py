@@ -58,6 +58,7 @@ from vibemuse.services.history import HistoryService
 from vibemuse.services.messages import MessageService
 from vibemuse.services.pages import PageService
 from vibemuse.services.presence import PresenceService
+from vibemuse.services.room_views import RoomViews
 from vibemuse.services.passwords import PasswordHasher
 from vibemuse.services.rooms import RoomService
 from vibemuse.services.sync import SyncService
@@ -141,6 +142,12 @@ def _close_sockets_of_token(registry: ConnectionRegistry, token_hash: str) -> No
     registry.close_token(token_hash, CloseCode.LOGGED_OUT, "logged out")
 
 
+# Connections the kernel may hold for accept(): when everyone reconnects at once
+# (after a restart) Tornado's default of 128 drops SYNs, and each dropped client
+# waits a second or more to retry. The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+
+
 @dataclass
 class VibeMuseServer:
     context: ServerContext
@@ -189,6 +196,7 @@ class VibeMuseServer:
             ),
             broadcaster=broadcaster,
             clock=clock,
+            room_limit=config.presence_room_limit,
         )
         context = ServerContext(
             config=config,
@@ -205,13 +213,15 @@ class VibeMuseServer:
             pages=None,  # type: ignore[arg-type]
             channels=None,  # type: ignore[arg-type]
             history=None,  # type: ignore[arg-type]
-            sync=SyncService(storage, max_events=config.resume_max_events),
+            sync=SyncService(storage, max_events=config.resume_max_events, clock=clock),
             messages=None,  # type: ignore[arg-type]
             guard=guard,
         )
+        views = RoomViews(storage, recent=config.recent_messages_on_join,
+                          budget_bytes=config.outbound_queue_bytes // 2, clock=clock)
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,
-            clock=clock,
+            clock=clock, on_stored=[views.stored, context.sync.tails.stored],
         )
         context.chat = RoomChat(
             storage,
@@ -220,8 +230,7 @@ class VibeMuseServer:
             events=events,
             default_room_id=default_room.room_id,
             max_text_length=config.max_text_length,
-            recent_on_join=config.recent_messages_on_join,
-            roster_budget_bytes=config.outbound_queue_bytes // 2,
+            views=views,
         )
         context.pages = PageService(
             storage,
@@ -272,7 +281,8 @@ class VibeMuseServer:
             ssl_options=tls_context(config), max_connections=config.max_connections,
             open_sockets=lambda: self.context.registry.held_sockets,
         )
-        sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host)
+        sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host,
+                                               backlog=LISTEN_BACKLOG)
         self.http_server.add_sockets(sockets)
         self.start_background_tasks()
         return sockets[0].getsockname()[1]

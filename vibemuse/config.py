@@ -77,6 +77,8 @@ class Config:
     recent_messages_on_join: int = 20
     max_page_recipients: int = 10
     resume_max_events: int = 1000
+    # Rooms with more online users than this get no presence frames about others (spec 14.8)
+    presence_room_limit: int = 100
     edit_window_seconds: int = 15 * 60
     max_connections_per_address: int = 100
     max_connections: int = 0  # server-wide; 0: from the file-descriptor limit (see vibemuse/admission.py)
@@ -148,6 +150,7 @@ class ConfigSchema(Schema):
     recent_messages_on_join = fields.Integer(validate=validate.Range(0, 500))
     max_page_recipients = fields.Integer(validate=validate.Range(1, 100))
     resume_max_events = fields.Integer(validate=validate.Range(1, 100_000))
+    presence_room_limit = fields.Integer(validate=validate.Range(1, 10_000_000))
     edit_window_seconds = fields.Integer(validate=validate.Range(0, 30 * 24 * 3600))
     max_connections_per_address = fields.Integer(validate=validate.Range(1, 1_000_000))
     max_connections = fields.Integer(validate=validate.Range(0, 10_000_000))

@@ -206,6 +206,14 @@ async def acked(socket: WsClient, frame_type: str, data: dict[str, Any] | None =
     return ack
 
 
+async def presence_of(socket: WsClient, user_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The next presence frame about ``user_id`` (a user also sees their own)."""
+    while True:
+        frame = await socket.receive_type("presence", timeout=timeout)
+        if frame["data"]["userId"] == user_id:
+            return frame
+
+
 async def refused(socket: WsClient, frame_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Send a frame that must be refused; return the ``error`` frame's data."""
     message_id = await socket.send_frame(frame_type, data or {})

@@ -268,6 +268,8 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         for position, frame in held:
             if position is None or position not in already_sent:
                 self._write(frame)
+        if self.principal is not None:  # the user's own arrival, after what was held (spec 5.3)
+            self.context.presence.went_live(self.principal.user_id)
 
     # -- frames in ------------------------------------------------------
 
@@ -335,6 +337,10 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def send_frame(self, frame: ServerFrame) -> None:
         """A frame for this socket alone (answers, welcome, replay): never held."""
         self._write(self.context.broadcaster.encode(frame))
+
+    def send_prepared(self, frame: bytes) -> None:
+        """A pre-encoded frame for this socket (a replayed event's, shared): never held."""
+        self._write(frame)
 
     def send_text(self, text: str) -> None:
         self._write(encode_text_frame(text.encode("utf-8")))

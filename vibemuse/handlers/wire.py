@@ -50,6 +50,7 @@ def limits_to_wire(config: Config) -> dict[str, int]:
         "typingRefreshMs": int(config.typing_refresh_seconds * 1000),
         "maxPageRecipients": config.max_page_recipients,
         "resumeMaxEvents": config.resume_max_events,
+        "presenceRoomLimit": config.presence_room_limit,
     }
 
 

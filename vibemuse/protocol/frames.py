@@ -39,12 +39,17 @@ class ClientFrame:
     from_user: str | None = None
 
 
+class EncodedData(str):
+    """A frame's ``data`` already encoded as JSON, from pieces many frames share (a
+    crowded room's roster): spliced into the frame as is, not encoded again."""
+
+
 @dataclass(frozen=True)
 class ServerFrame:
     """One server frame before encoding."""
 
     type: str
-    data: dict[str, Any]
+    data: dict[str, Any] | EncodedData
     message_id: str
     timestamp_ms: int
     from_user: str
@@ -66,7 +71,13 @@ class ServerFrame:
         return wire
 
     def encode(self) -> str:
-        return encode_frame(self.to_wire())
+        if not isinstance(self.data, EncodedData):
+            return encode_frame(self.to_wire())
+        wire = self.to_wire()
+        head = {key: wire.pop(key) for key in ("type", "messageId", "timestamp", "fromUser")}
+        del wire["data"]
+        tail = "," + encode_frame(wire)[1:] if wire else "}"
+        return encode_frame(head)[:-1] + ',"data":' + self.data + tail
 
 
 def encode_frame(frame: dict[str, Any]) -> str:

@@ -60,5 +60,5 @@ class Broadcaster:
 
 def position_of(frame: ServerFrame) -> int | None:
     """The stream position of the event a frame carries (None for frames without one)."""
-    event = frame.data.get("event")
+    event = frame.data.get("event") if isinstance(frame.data, dict) else None
     return event.get("unsigned", {}).get("stream_position") if isinstance(event, dict) else None

@@ -32,6 +32,10 @@ class Subscriptions:
     def users_in(self, room_id: str) -> list[str]:
         return sorted(self._room_users.get(room_id, ()))
 
+    def count_in(self, room_id: str) -> int:
+        """How many online users stand in the room."""
+        return len(self._room_users.get(room_id, ()))
+
     def place(self, user_id: str, room_id: str) -> str | None:
         """Put an online user in a room; returns the room they were in."""
         previous = self._location.get(user_id)

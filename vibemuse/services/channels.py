@@ -199,9 +199,9 @@ class ChannelService:
         if self._registry.is_online(user_id):
             self._subscriptions.tune_in(user_id, channel_id)
 
-    async def tune_in_user(self, user_id: str) -> None:
-        """A user's socket opened: they hear all their channels again."""
-        for member, _ in await self._storage.memberships_of(user_id):
+    def tune_in_user(self, user_id: str, memberships: list[tuple[MemberRecord, ChannelRecord]]) -> None:
+        """A user's socket opened: they hear all their channels (``memberships``) again."""
+        for member, _ in memberships:
             self._subscriptions.tune_in(user_id, member.channel_id)
 
     # -- speaking -----------------------------------------------------------------

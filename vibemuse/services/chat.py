@@ -22,12 +22,13 @@ from typing import Any
 
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
-from vibemuse.protocol.frames import ServerFrame, encode_frame
+from vibemuse.protocol.frames import EncodedData, ServerFrame
 from vibemuse.protocol.ids import parse_room_id
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
 from vibemuse.services.presence import PresenceService
+from vibemuse.services.room_views import RoomViews
 from vibemuse.storage import Receipt, Relocation, Storage, TransactionKey
 from vibemuse.storage.records import NotFound
 
@@ -58,8 +59,7 @@ class RoomChat:
         events: EventWriter,
         default_room_id: str,
         max_text_length: int,
-        recent_on_join: int,
-        roster_budget_bytes: int,
+        views: RoomViews,
     ):
         self._storage = storage
         self._presence = presence
@@ -67,8 +67,7 @@ class RoomChat:
         self._events = events
         self.default_room_id = default_room_id
         self._max_text_length = max_text_length
-        self._recent_on_join = recent_on_join
-        self._roster_budget_bytes = roster_budget_bytes
+        self._views = views
 
     # -- speaking ----------------------------------------------------------
 
@@ -150,23 +149,26 @@ class RoomChat:
     async def roster_frame(self, user_id: str, room_id: str) -> ServerFrame:
         """Who is in the room and what was said there lately (sent on arrival and on connect).
 
-        ``recent`` holds at most ``recent_on_join`` events and at most
-        ``roster_budget_bytes`` of them (the oldest are dropped first), so a
+        ``recent`` holds at most ``recent_messages_on_join`` events and at most half
+        the outbound queue of them (the oldest are dropped first: ``RoomViews``), so a
         roster never overflows a socket's outbound queue by itself.
         """
-        room = await self._storage.get_room(room_id)
-        if room is None:
+        view = await self._views.get(room_id)
+        if view is None:
             raise NotFound(room_id)
-        recent = _within_budget(
-            await self._storage.recent_room_events(room_id, self._recent_on_join), self._roster_budget_bytes
-        )
-        members = self._presence.members(room_id)
-        data = {
-            "room": {"id": room.room_id, "name": room.name, "description": room.description},
-            "members": members[:ROSTER_MAX_MEMBERS],
-            "memberCount": len(members),
-            "recent": recent,
-        }
+        members = self._presence.members(room_id, user_id, ROSTER_MAX_MEMBERS)
+        if members.encoded is not None:  # a crowded room: spliced from shared, encoded pieces
+            data: dict[str, Any] | EncodedData = EncodedData(
+                f'{{"room":{view.room_json},"members":{members.encoded},"memberCount":{members.count},'
+                f'"recent":{view.recent_json}}}')
+        else:
+            room = view.room
+            data = {
+                "room": {"id": room.room_id, "name": room.name, "description": room.description},
+                "members": members.listed,
+                "memberCount": members.count,
+                "recent": view.recent,
+            }
         return self._broadcaster.frame("roster", data, room_id=room_id, to_user=user_id)
 
     # -- announcements -------------------------------------------------------
@@ -193,14 +195,3 @@ class RoomChat:
 
     def _event_frame(self, frame_type: str, event: dict[str, Any], position: int, **routing: Any) -> ServerFrame:
         return self._events.frame(frame_type, event, position, **routing)
-
-
-def _within_budget(events: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
-    """The newest events whose encoded size fits in ``budget`` bytes, oldest first."""
-    kept: list[dict[str, Any]] = []
-    for event in reversed(events):
-        budget -= len(encode_frame(event).encode("utf-8"))
-        if budget < 0:
-            break
-        kept.append(event)
-    return kept[::-1]

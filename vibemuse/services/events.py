@@ -31,8 +31,11 @@ class EventWriter:
         keyring: Callable[[], KeyRing],
         server_name: str,
         clock: Clock,
+        on_stored: Sequence[Callable[[list[dict[str, Any]], list[int]], None]] = (),
     ):
         self._storage = storage
+        # told of stored events (and their positions) before they are fanned out: room views, tails
+        self._on_stored = list(on_stored)
         self._broadcaster = broadcaster
         self._keyring = keyring
         self.server_name = server_name
@@ -70,10 +73,14 @@ class EventWriter:
         pending: Sequence[tuple[int, str]] = (),
         ops: Sequence[Callable[..., None]] = (),
     ) -> tuple[Receipt, list[int]]:
-        return await self._storage.append_events(
+        receipt, positions = await self._storage.append_events(
             events, transaction=request, now_ms=self._clock(), relocation=relocation, pending=list(pending),
             ops=list(ops),
         )
+        if positions:
+            for listener in self._on_stored:
+                listener(events, positions)
+        return receipt, positions
 
     def frame(self, frame_type: str, event: dict[str, Any], position: int, **routing: Any) -> ServerFrame:
         extra = {key: routing.pop(key) for key in ("user",) if key in routing}

@@ -154,7 +154,8 @@ class PageService:
     # -- offline delivery and receipts ----------------------------------------
 
     async def deliver_pending(self, user_id: str) -> int:
-        """Send a user who just connected everything that waited for them; returns how many."""
+        """Send a user who just connected everything that waited for them; returns how many.
+        (A write on the event writer: called only when ``SessionStart.has_pending`` says so.)"""
         lock = self._claiming.setdefault(user_id, asyncio.Lock())
         async with lock:
             waiting = await self._storage.claim_pending(user_id, MAX_CLAIM)

@@ -4,13 +4,24 @@ This service turns socket comings and goings, input, away messages and typing
 frames into state (``realtime.presence``, ``realtime.typing_state``,
 ``realtime.subscriptions``) and into frames for the people who share a room
 with the user. Nothing here is persisted.
+
+Connect storms. Announcing every arrival to everyone in the room makes
+filling a room of N cost N²/2 frames (a server restart reconnects everyone
+at once). So, as large Discord guilds and Slack workspaces do, a room with
+more online users than ``room_limit`` gets no presence frames about others:
+a change there goes to the user's own sockets only, and the roster and WHO
+tell who is there. Small rooms keep the MUSH feel of "Alice has connected".
 """
 
 from __future__ import annotations
 
+import heapq
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from vibemuse.clock import Clock
+from vibemuse.protocol.frames import encode_frame
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
@@ -21,6 +32,32 @@ from vibemuse.storage import UserRecord
 
 
 WHO_MAX = 500  # users one WHO lists (its total counts them all)
+CROWD_SNAPSHOT_MS = 1000  # how long a crowded room's member list is shared by rosters
+
+
+@dataclass(frozen=True)
+class RosterMembers:
+    """A roster's members: presence objects, or (a crowded room) their JSON array."""
+
+    count: int
+    listed: list[dict[str, Any]] | None = None
+    encoded: str | None = None
+
+    @property
+    def presences(self) -> list[dict[str, Any]]:
+        return self.listed if self.listed is not None else json.loads(self.encoded or "[]")
+
+
+@dataclass(frozen=True)
+class _Crowd:
+    taken_ms: int
+    encoded: list[str]  # the most recently active, each presence object as JSON
+    ids: frozenset[str]  # everyone in the room then
+    count: int
+
+
+def _snapshot(now: int, top: list[Presence], found: list[Presence]) -> _Crowd:
+    return _Crowd(now, [encode_frame(p.to_wire(now)) for p in top], frozenset(p.user_id for p in found), len(found))
 
 
 class PresenceService:
@@ -33,6 +70,7 @@ class PresenceService:
         typing: TypingState,
         broadcaster: Broadcaster,
         clock: Clock,
+        room_limit: int = 100,
     ):
         self.registry = registry
         self.subscriptions = subscriptions
@@ -40,6 +78,9 @@ class PresenceService:
         self.typing = typing
         self._broadcaster = broadcaster
         self._clock = clock
+        self.room_limit = room_limit
+        self._crowds: dict[str, _Crowd] = {}  # crowded rooms' member snapshots
+        self._arrivals: dict[str, Presence] = {}  # arrivals not announced yet (sockets starting)
 
     # -- sockets ------------------------------------------------------------
 
@@ -48,15 +89,28 @@ class PresenceService:
         return self.subscriptions.location_of(user.user_id) or user.location_room_id
 
     def socket_opened(self, user: UserRecord) -> str:
-        """A socket of ``user`` was registered (and welcomed); returns the room it stands in."""
+        """A socket of ``user`` was registered (and welcomed); returns the room it stands in.
+
+        The user shows online at once (rosters and WHO list them), but the
+        ``presence`` frame waits for ``went_live``: it is the socket's first
+        live frame, after its roster, replay and waiting pages (spec 5.3)."""
         room_id = self.location_of(user)
         self.subscriptions.place(user.user_id, room_id)
-        self._announce(self.tracker.connected(user.user_id, user.username))
+        arrival = self.tracker.connected(user.user_id, user.username)
+        if arrival is not None:
+            self._arrivals[user.user_id] = arrival
         return room_id
+
+    def went_live(self, user_id: str) -> None:
+        """A socket of the user has started its session: announce the arrival it brought, if
+        no later change of the user's status was announced meanwhile."""
+        if self._arrivals.pop(user_id, None) is not None:
+            self._announce(self.tracker.get(user_id))
 
     def socket_closed(self, user_id: str) -> None:
         if self.registry.count_for(user_id) > 0:
             return
+        self._arrivals.pop(user_id, None)
         room_id = self.subscriptions.location_of(user_id)
         last = self.tracker.disconnected(user_id)
         if room_id is not None and self.typing.stop(room_id, user_id):
@@ -89,19 +143,39 @@ class PresenceService:
     def _announce(self, presence: Presence | None) -> None:
         if presence is None:
             return
+        self._arrivals.pop(presence.user_id, None)  # this newer status says it
         room_id = self.subscriptions.location_of(presence.user_id)
         frame = self._broadcaster.frame("presence", presence.to_wire(self._clock()), from_user=presence.user_id)
-        if room_id is not None:
+        if room_id is None:
+            return
+        if self.subscriptions.count_in(room_id) > self.room_limit:
+            self._broadcaster.to_user(presence.user_id, frame)  # a crowded room: roster and WHO tell
+        else:
             self._broadcaster.to_room(room_id, frame)
 
     # -- rosters and WHO -----------------------------------------------------
 
-    def members(self, room_id: str) -> list[dict[str, Any]]:
-        """Who is in the room, most recently active first."""
+    def members(self, room_id: str, user_id: str, limit: int) -> RosterMembers:
+        """Who is in the room, the most recently active first, at most ``limit`` of them; and
+        how many there are. In a crowded room the list is a snapshot shared by the rosters of
+        up to a second (spec 14.8), with ``user_id`` always in it, and comes encoded."""
         now = self._clock()
-        found = [self.tracker.get(user_id) for user_id in self.subscriptions.users_in(room_id)]
-        present = sorted((p for p in found if p is not None), key=lambda p: (-p.last_input_ms, p.user_id))
-        return [presence.to_wire(now) for presence in present]
+        if self.subscriptions.count_in(room_id) <= self.room_limit:
+            top, found = self._rank(room_id, limit)
+            return RosterMembers(len(found), listed=[p.to_wire(now) for p in top])
+        crowd = self._crowds.get(room_id)
+        if crowd is None or now - crowd.taken_ms > CROWD_SNAPSHOT_MS:
+            crowd = self._crowds[room_id] = _snapshot(now, *self._rank(room_id, limit))
+        own = self.tracker.get(user_id)
+        if user_id in crowd.ids or own is None:
+            return RosterMembers(crowd.count, encoded="[" + ",".join(crowd.encoded[:limit]) + "]")
+        listed = [encode_frame(own.to_wire(now)), *crowd.encoded[:limit - 1]]
+        return RosterMembers(crowd.count + 1, encoded="[" + ",".join(listed) + "]")
+
+    def _rank(self, room_id: str, limit: int) -> tuple[list[Presence], list[Presence]]:
+        """The ``limit`` most recently active in the room, and everyone there."""
+        found = [p for p in map(self.tracker.get, self.subscriptions.users_in(room_id)) if p is not None]
+        return heapq.nsmallest(limit, found, key=lambda p: (-p.last_input_ms, p.user_id)), found
 
     def who(self, limit: int = WHO_MAX) -> tuple[list[dict[str, Any]], int]:
         """Connected users, longest-connected first (as MUSH WHO lists them), at most ``limit``;

@@ -27,15 +27,26 @@ message from before their latest join then.
 If there are more than ``max_events`` such events, or ``since`` is older
 than the oldest event kept, the server does not replay: it says so
 (``resume_gap``) and the client reads the history endpoints instead.
+
+Where it can, the replay is picked in memory from the events that followed
+``since`` in all scopes, read once for everyone resuming from there
+(``services.tails``); the same selection as the per-user queries
+(``storage.sync_txns``), which serve when the tail would be too long.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
-from vibemuse.protocol.visibility import Floor, Viewer, channel_floor, may_see, target_of
+from vibemuse.clock import Clock
+from vibemuse.protocol.visibility import Floor, Viewer, about, channel_floor, may_see, target_of
+from vibemuse.services.tails import Tails
 from vibemuse.storage import Storage
+
+from vibemuse.storage.records import UserRecord
+from vibemuse.storage.sync_txns import ResumePoint, SessionStart
 
 LEAVING = ("leave", "kick", "ban")
 
@@ -48,51 +59,57 @@ class Replay:
 
 
 class SyncService:
-    def __init__(self, storage: Storage, *, max_events: int):
+    def __init__(self, storage: Storage, *, max_events: int, clock: Clock):
         self._storage = storage
         self._max_events = max_events
+        self.tails = Tails(storage, max_events=max_events, clock=clock)
 
-    async def replay(self, user_id: str, location: str, since: int) -> Replay:
-        since = max(since, await self._floor(user_id))
-        upto = await self._storage.latest_position()
-        if since >= upto:
-            return Replay([], upto)
-        oldest = await self._storage.oldest_position()
-        if oldest and since < oldest - 1:
-            return Replay([], upto, gap="too_old")
-        moves = await self._storage.moves_since(user_id, since)
-        changes = await self._storage.channel_changes_since(user_id, since)
-        now_channels = {member.channel_id for member, _ in await self._storage.memberships_of(user_id)}
-        start_room = _room_at(moves, location)
-        start_channels = _channels_at(changes, now_channels)
-        rooms = {start_room} | {move["room_id"] for move in moves}
-        channels = start_channels | {change["channel_id"] for change in changes}
-        candidates = await self._storage.events_since(user_id, since, sorted(rooms), sorted(channels),
-                                                      self._max_events + 1)
+    async def start(self, user_id: str) -> SessionStart:
+        """What a starting socket needs from storage but its roster and replay, in one read."""
+        return await self._storage.session_start(user_id)
+
+    async def replay(self, user: UserRecord, location: str, since: int, channels_now: set[str]) -> Replay:
+        user_id = user.user_id
+        since = max(since, user.created_position)  # nothing from before the account existed
+        tail = await self.tails.get(since)
+        if tail is not None:  # picked, in memory, from what followed since for everyone
+            point = ResumePoint(tail.latest, tail.oldest, [e for e in tail.events if _is_move(e, user_id)],
+                                [e for e in tail.events if _is_channel_change(e, user_id)])
+        else:
+            point = await self._storage.resume_point(user_id, since)
+        if since >= point.latest:
+            return Replay([], point.latest)
+        if point.oldest and since < point.oldest - 1:
+            return Replay([], point.latest, gap="too_old")
+        start_room = _room_at(point.moves, location)
+        start_channels = _channels_at(point.channel_changes, channels_now)
+        rooms = {start_room} | {move["room_id"] for move in point.moves}
+        channels = start_channels | {change["channel_id"] for change in point.channel_changes}
+        if tail is not None:
+            candidates = list(islice(_candidates(tail.events, user_id, rooms, channels), self._max_events + 1))
+        else:
+            candidates = await self._storage.events_since(user_id, since, sorted(rooms), sorted(channels),
+                                                          self._max_events + 1)
         if len(candidates) > self._max_events:
-            return Replay([], upto, gap="too_many")
-        viewing = await self._viewing(user_id, since, start_channels, channels)
-        targets = await self._storage.events_by_id([target_of(event) for event in candidates if target_of(event)])
+            return Replay([], point.latest, gap="too_many")
+        viewing = await self._viewing(user, since, start_channels, channels)
+        target_ids = [target_of(event) for event in candidates if target_of(event)]
+        targets = await self._storage.events_by_id(target_ids) if target_ids else {}
         visible = list(_entitled(candidates, viewing, start_room, targets))
-        return Replay(visible, max([upto, *(e["unsigned"]["stream_position"] for e in visible)]))
+        return Replay(visible, max([point.latest, *(e["unsigned"]["stream_position"] for e in visible)]))
 
-    async def _floor(self, user_id: str) -> int:
-        """Where the user's past begins: the newest position when the account was made."""
-        user = await self._storage.get_user(user_id)
-        return user.created_position if user is not None else 0
-
-    async def _viewing(self, user_id: str, since: int, start: set[str], channels: set[str]) -> "_Viewing":
+    async def _viewing(self, user: UserRecord, since: int, start: set[str], channels: set[str]) -> "_Viewing":
         """The user as a viewer at ``since``: their role, each channel's history visibility, and
         their floors then (from their latest join at or before ``since``)."""
-        user = await self._storage.get_user(user_id)
         settings = {}
         for channel_id in channels:
             channel = await self._storage.get_channel(channel_id)
             settings[channel_id] = channel.history_visibility if channel else "shared"
-        joins = await self._storage.channel_joins_until(user_id, since)
+        joined = [channel_id for channel_id in start if settings[channel_id] == "joined"]
+        joins = await self._storage.channel_joins_until(user.user_id, since) if joined else {}
         floors = {channel_id: channel_floor(settings[channel_id], *joins.get(channel_id, (None, None)))
                   for channel_id in start}
-        return _Viewing(user_id, user is not None and user.role == "admin", settings, floors)
+        return _Viewing(user.user_id, user.role == "admin", settings, floors)
 
 
 @dataclass
@@ -114,6 +131,26 @@ class _Viewing:
 
     def viewer(self, room: str) -> Viewer:
         return Viewer(self.user_id, admin=self.admin, room_id=room, channels=self.floors)
+
+
+def _is_move(event: dict[str, Any], user_id: str) -> bool:
+    """The user's own arrival or departure (``moves_since_txn`` in memory)."""
+    return event["type"] == "vm.room.member" and event["sender"] == user_id
+
+
+def _is_channel_change(event: dict[str, Any], user_id: str) -> bool:
+    """A channel membership event about the user (``channel_changes_since_txn`` in memory)."""
+    return event["type"] == "vm.channel.member" and user_id in about(event)
+
+
+def _candidates(events: list[dict[str, Any]], user_id: str, rooms: set[str], channels: set[str]):
+    """``events_since_txn`` in memory: events of those rooms and channels, addressed to the
+    user, pages and receipts the user sent, and announcements."""
+    for event in events:
+        kind = event["type"]
+        if (event.get("room_id") in rooms or event.get("channel_id") in channels or kind == "vm.system"
+                or (event["sender"] == user_id and kind in ("vm.page", "vm.receipt")) or user_id in about(event)):
+            yield event
 
 
 def _room_at(moves: list[dict[str, Any]], location: str) -> str:

@@ -90,14 +90,24 @@ def members_txn(connection: Connection, channel_id: str) -> list[MemberRecord]:
 
 
 def memberships_of_txn(connection: Connection, user_id: str) -> list[tuple[MemberRecord, ChannelRecord]]:
+    return memberships_of_many_txn(connection, [user_id]).get(user_id, [])
+
+
+def memberships_of_many_txn(
+    connection: Connection, user_ids: list[str]
+) -> dict[str, list[tuple[MemberRecord, ChannelRecord]]]:
+    """Each user's channel memberships, by channel name (users on no channel are left out)."""
     query = (
         select(members, channels.c.name, channels.c.description, channels.c.topic, channels.c.visibility,
                channels.c.owner, channels.c.created_ts, channels.c.history_visibility, channels.c.retention_days)
         .join(channels, channels.c.channel_id == members.c.channel_id)
-        .where(members.c.user_id == user_id)
+        .where(members.c.user_id.in_(user_ids))
         .order_by(channels.c.name_folded)
     )
-    return [(_member(row), _channel(row)) for row in connection.execute(query)]
+    found: dict[str, list[tuple[MemberRecord, ChannelRecord]]] = {}
+    for row in connection.execute(query):
+        found.setdefault(row.user_id, []).append((_member(row), _channel(row)))
+    return found
 
 
 def get_ban_txn(connection: Connection, channel_id: str, user_id: str) -> BanRecord | None:

@@ -158,6 +158,12 @@ def events_at_txn(connection: Connection, positions: Sequence[int]) -> list[dict
     return [with_position(row.event_json, row.stream_position) for row in connection.execute(query)]
 
 
+def with_pending_txn(connection: Connection, user_ids: list[str]) -> set[str]:
+    """Which of the users have events waiting for them (a read: most connecting users have none)."""
+    query = select(pending_deliveries.c.user_id).where(pending_deliveries.c.user_id.in_(user_ids)).distinct()
+    return {row.user_id for row in connection.execute(query)}
+
+
 def claim_pending_txn(connection: Connection, user_id: str, limit: int) -> list[dict[str, Any]]:
     """Take (and remove) the oldest events waiting for ``user_id``: each is handed out once."""
     query = (

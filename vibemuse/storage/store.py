@@ -20,6 +20,8 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns, visibility_txns
+from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns
+from vibemuse.storage.batching import ReadBatcher
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
@@ -74,6 +76,12 @@ class Storage:
         self._event_writer = (
             self._writers if self.dialect == "sqlite" else ThreadPoolExecutor(1, thread_name_prefix="db-events")
         )
+        # Every socket reads its token and its session start: asked for together, read together.
+        self._tokens: ReadBatcher[str, tuple[TokenRecord, UserRecord] | None] = ReadBatcher(
+            lambda hashes: self._read(_get_access_tokens_txn, hashes), missing=None)
+        self._session_starts: ReadBatcher[str, sync_txns.SessionStart] = ReadBatcher(
+            lambda user_ids: self._read(sync_txns.session_starts_txn, user_ids),
+            missing=sync_txns.SessionStart([], False))
 
     # -- plumbing -------------------------------------------------------
 
@@ -154,7 +162,7 @@ class Storage:
         return await self._write(_create_access_token_txn, token_hash, user_id, now_ms, expires_ms)
 
     async def get_access_token(self, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
-        return await self._read(_get_access_token_txn, token_hash)
+        return await self._tokens.get(token_hash)
 
     async def revoke_access_token(self, token_hash: str, now_ms: int) -> bool:
         return await self._write(_revoke_access_token_txn, token_hash, now_ms)
@@ -237,17 +245,21 @@ class Storage:
 
     # -- resuming --------------------------------------------------------------
 
+    async def session_start(self, user_id: str) -> sync_txns.SessionStart:
+        """What a starting socket needs: its channels, and whether events wait for it."""
+        return await self._session_starts.get(user_id)
+
+    async def tail(self, since: int, limit: int) -> sync_txns.Tail:
+        """Every event after ``since``, at most ``limit``, with the newest and oldest positions."""
+        return await self._read(sync_txns.tail_txn, since, limit)
+
     async def latest_position(self) -> int:
+        """The newest stream position stored (0 before the first event)."""
         return await self._read(sync_txns.latest_position_txn)
 
-    async def oldest_position(self) -> int:
-        return await self._read(sync_txns.oldest_position_txn)
-
-    async def moves_since(self, user_id: str, since: int) -> list[dict[str, Any]]:
-        return await self._read(sync_txns.moves_since_txn, user_id, since)
-
-    async def channel_changes_since(self, user_id: str, since: int) -> list[dict[str, Any]]:
-        return await self._read(sync_txns.channel_changes_since_txn, user_id, since)
+    async def resume_point(self, user_id: str, since: int) -> sync_txns.ResumePoint:
+        """What decides one user's replay after ``since`` (when a shared tail cannot serve)."""
+        return await self._read(sync_txns.resume_point_txn, user_id, since)
 
     async def events_since(
         self, user_id: str, since: int, rooms: list[str], channels: list[str], limit: int
@@ -288,10 +300,6 @@ def _room(row: Any) -> RoomRecord:
 def _user(row: Any) -> UserRecord:
     return UserRecord(row.user_id, row.username, row.role, row.password_hash, row.created_ts, row.location_room_id,
                       row.created_position)
-
-
-def _token(row: Any) -> TokenRecord:
-    return TokenRecord(row.token_hash, row.user_id, row.created_ts, row.expires_ts, row.revoked_ts)
 
 
 def _get_state_txn(connection: Connection, key: str) -> str | None:
@@ -412,12 +420,21 @@ def _create_access_token_txn(
     return TokenRecord(token_hash, user_id, now_ms, expires_ms, None)
 
 
-def _get_access_token_txn(connection: Connection, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
-    row = connection.execute(select(access_tokens).where(access_tokens.c.token_hash == token_hash)).first()
-    if row is None:
-        return None
-    user = _get_user_txn(connection, row.user_id)
-    return (_token(row), user) if user else None
+# Every socket authenticates with this: the token and its user in one query.
+_TOKEN_AND_USER = select(
+    access_tokens.c.token_hash, access_tokens.c.user_id, access_tokens.c.created_ts.label("token_created_ts"),
+    access_tokens.c.expires_ts, access_tokens.c.revoked_ts, users.c.username, users.c.role, users.c.password_hash,
+    users.c.created_ts, users.c.location_room_id, users.c.created_position,
+).join(users, users.c.user_id == access_tokens.c.user_id)
+
+
+def _get_access_tokens_txn(connection: Connection, hashes: list[str]) -> dict[str, tuple[TokenRecord, UserRecord]]:
+    """Tokens by hash, each with its user (``storage.batching``: several sockets at once)."""
+    found = {}
+    for row in connection.execute(_TOKEN_AND_USER.where(access_tokens.c.token_hash.in_(hashes))):
+        token = TokenRecord(row.token_hash, row.user_id, row.token_created_ts, row.expires_ts, row.revoked_ts)
+        found[row.token_hash] = (token, _user(row))
+    return found
 
 
 def _revoke_access_token_txn(connection: Connection, token_hash: str, now_ms: int) -> bool:
