@@ -94,3 +94,29 @@ async def test_a_crowded_room_hears_no_presence_but_the_roster_and_who_tell(worl
     while (await presence_of(bob.ws, carol.user_id))["data"]["status"] != "away":
         pass
     assert presences_about(bob.ws.received, carol.user_id) == ["online", "away"]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_what_a_starting_socket_sends_is_answered_after_its_own_event(world):
+    """A frame sent before the session has started is handled at once, but its answer waits
+    with the held live frames: the sender's own ``message`` comes before its ``ack`` (14.7)."""
+    alice = await world.player("Alice")
+    bob = await world.player("Bob")
+    since = (await acked(bob.ws, "say", {"text": "seen"}))["data"]["streamPosition"]
+    await world.wait_offline(alice)
+    for n in range(30):  # a replay to make the start take a while
+        await acked(bob.ws, "say", {"text": f"missed {n}"})
+
+    socket = await WsClient.open(world.ws_url + f"?since={since}", world.spec, token=alice.token)
+    alice.sockets.append(socket)
+    message_id = await socket.send_frame("say", {"text": "here already"})
+    frames = []
+    while not frames or frames[-1]["type"] != "ack":
+        frame = await socket.receive()
+        assert frame is not None, "socket closed"
+        frames.append(frame)
+    types = [f["type"] for f in frames]
+    assert types[:2] == ["welcome", "roster"] and "resumed" in types
+    own = [i for i, f in enumerate(frames) if f["type"] == "message"
+           and f["data"]["event"]["content"]["body"] == "here already"]
+    assert own and own[0] < types.index("ack") and frames[-1]["data"]["inReplyTo"] == message_id

@@ -38,7 +38,7 @@ async def start_session(socket: "ClientSocketHandler", location: str, since: int
     context, user_id = socket.context, socket.user_id
     start = await context.sync.start(user_id)
     context.channels.tune_in_user(user_id, start.memberships)
-    socket.send_frame(await context.chat.roster_frame(user_id, location))
+    socket.send_session_frame(await context.chat.roster_frame(user_id, location))
     sent: set[int] = set()
     if since is not None:
         sent = await _replay(socket, location, since, start)
@@ -54,7 +54,7 @@ async def _replay(socket: "ClientSocketHandler", location: str, since: int, star
     broadcaster = context.broadcaster
     if replay.gap is not None:
         data = {"since": since, "reason": replay.gap, "latestPosition": replay.upto}
-        socket.send_frame(broadcaster.frame("resume_gap", data, to_user=socket.user_id))
+        socket.send_session_frame(broadcaster.frame("resume_gap", data, to_user=socket.user_id))
         return set()
     users: dict[str, Any] = {}
     frames = context.sync.tails.frames  # shared: every socket replayed an event gets the same frame
@@ -66,7 +66,7 @@ async def _replay(socket: "ClientSocketHandler", location: str, since: int, star
             frames.put(position, frame)
         socket.send_prepared(frame)
     data = {"since": since, "upto": replay.upto, "count": len(replay.events)}
-    socket.send_frame(broadcaster.frame("resumed", data, to_user=socket.user_id))
+    socket.send_session_frame(broadcaster.frame("resumed", data, to_user=socket.user_id))
     return {event["unsigned"]["stream_position"] for event in replay.events}
 
 

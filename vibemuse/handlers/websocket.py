@@ -241,7 +241,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             "protocolVersion": self.version.name,
             "limits": limits_to_wire(context.config),
         }
-        self.send_frame(context.broadcaster.frame("welcome", welcome, to_user=user.user_id))
+        self.send_session_frame(context.broadcaster.frame("welcome", welcome, to_user=user.user_id))
         context.presence.socket_opened(user)
         IOLoop.current().spawn_callback(self._start_session, location)
 
@@ -335,7 +335,13 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     # -- frames out -----------------------------------------------------
 
     def send_frame(self, frame: ServerFrame) -> None:
-        """A frame for this socket alone (answers, welcome, replay): never held."""
+        """An answer to one of this socket's frames (ack, pong, error, ...). While the session
+        starts it waits with the held live frames, behind them: the client's own event comes
+        before its ack (spec 5.3, 14.7)."""
+        self.send_encoded(self.context.broadcaster.encode(frame))
+
+    def send_session_frame(self, frame: ServerFrame) -> None:
+        """A frame of the session's start (welcome, roster, resumed, resume_gap): never held."""
         self._write(self.context.broadcaster.encode(frame))
 
     def send_prepared(self, frame: bytes) -> None:
