@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from vibemuse.storage import Storage, create_database_engine, ensure_schema
+from vibemuse.storage import Storage
 from vibemuse.storage.outbox import OutboxStore
 from vibemuse.storage.outbox_txns import Delivery, op_enqueue
 
@@ -18,15 +18,6 @@ def page(number: int) -> dict:
     return {"event_id": f"$page{number:039d}", "type": "vm.page", "sender": "@alice:alpha.test",
             "origin_server_ts": 1000 + number, "content": {"kind": "page", "body": f"hi {number}"},
             "recipients": ["@bob:beta.test"]}
-
-
-@pytest.fixture
-def storage(database_url):
-    engine = create_database_engine(database_url, pool_size=2)
-    ensure_schema(engine, auto_migrate=False)
-    storage = Storage(engine, threads=2)
-    yield storage
-    storage.close()
 
 
 @pytest.fixture

@@ -6,37 +6,20 @@ attempt and wakes the queue; nothing here sleeps for the backoff.
 
 from __future__ import annotations
 
-import asyncio
 import random
-from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 from tests.support.clock import FakeClock
-from tests.support.peer import Peer
-from tests.support.request_signer import authorizer, verifies
+from tests.support.peer import Peer, until
+from tests.support.request_signer import ALPHA, BETA, KEY, authorizer, verifies
 from vibemuse.federation.sender import FederationSeams, FederationSender, SenderSettings
 from vibemuse.federation.server_keys import KeyRing
-from vibemuse.protocol.signing import generate_signing_key
 from vibemuse.services.events import EventWriter
-from vibemuse.storage import Storage, create_database_engine, ensure_schema
+from vibemuse.storage import Storage
 from vibemuse.storage.outbox import OutboxStore
 from vibemuse.storage.outbox_txns import op_enqueue
-
-ALPHA, BETA = "alpha.test", "beta.test"
-KEY = generate_signing_key("1_test")
-
-
-async def until(condition: Any, what: str) -> None:
-    """Wait (briefly, polling) until ``condition()`` holds; the test's own timeout bounds it."""
-    while True:
-        held = condition()
-        if asyncio.iscoroutine(held):
-            held = await held
-        if held:
-            return
-        await asyncio.sleep(0.01)
 
 
 class Alpha:
@@ -73,15 +56,6 @@ class Alpha:
         """Move the clock to the next attempt and wake the queue (what its timer would do)."""
         self.clock.now_ms = max(self.clock.now_ms, self.queue.next_attempt_ts)
         self.queue.wake()
-
-
-@pytest.fixture
-def storage(database_url):
-    engine = create_database_engine(database_url, pool_size=2)
-    ensure_schema(engine, auto_migrate=False)
-    storage = Storage(engine, threads=2)
-    yield storage
-    storage.close()
 
 
 @pytest.fixture

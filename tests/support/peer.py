@@ -20,6 +20,17 @@ import tornado.netutil
 import tornado.web
 
 
+async def until(condition: Callable[[], Any], what: str) -> None:
+    """Wait (polling) until ``condition()`` (a value or an awaitable) holds; the test's timeout bounds it."""
+    while True:
+        held = condition()
+        if asyncio.iscoroutine(held):
+            held = await held
+        if held:
+            return
+        await asyncio.sleep(0.01)
+
+
 @dataclass
 class Received:
     txn_id: str

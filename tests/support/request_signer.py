@@ -15,7 +15,10 @@ from typing import Any, Callable
 from cryptography.exceptions import InvalidSignature
 
 from vibemuse.protocol.canonical_json import encode_canonical_json
-from vibemuse.protocol.signing import SigningKey
+from vibemuse.protocol.signing import SigningKey, generate_signing_key
+
+ALPHA, BETA = "alpha.test", "beta.test"  # the sender's server and its peer in the outbox tests
+KEY = generate_signing_key("1_test")  # alpha's key there
 
 PARAM = re.compile(r'([a-z]+)="([^"]*)"')
 
