@@ -25,12 +25,14 @@ from vibemuse.storage.outbox_txns import op_enqueue
 class Alpha:
     """The sending side: storage, an EventWriter that queues, the sender; the peer plays beta."""
 
-    def __init__(self, storage: Storage, peer: Peer, *, retry_max_ms: int = 300_000, timeout: float = 10.0):
+    def __init__(self, storage: Storage, peer: Peer, *, retry_max_ms: int = 300_000, timeout: float = 10.0,
+                 peers: dict[str, str] | None = None):
         self.storage, self.peer, self.clock = storage, peer, FakeClock()
         self.outbox = OutboxStore(storage)
+        peers = {BETA: peer.base_url} if peers is None else peers
         self.sender = FederationSender(
             self.outbox, settings=SenderSettings(ALPHA, retry_max_ms=retry_max_ms, request_timeout_seconds=timeout),
-            seams=FederationSeams(base_url_of={BETA: peer.base_url}.get, authorize=authorizer(KEY, ALPHA, self.clock)),
+            seams=FederationSeams(base_url_of=peers.get, authorize=authorizer(KEY, ALPHA, self.clock)),
             http=AsyncHTTPClient(force_instance=True), clock=self.clock, rng=random.Random(7))
         self.writer = EventWriter(storage, broadcaster=None, keyring=lambda: KeyRing(KEY, {}),  # type: ignore[arg-type]
                                   server_name=ALPHA, clock=self.clock, on_enqueued=self.sender.wake)
@@ -226,8 +228,7 @@ async def test_a_refused_event_is_final_counted_and_never_sent_again(alpha, peer
 
 @pytest.mark.gen_test(timeout=30)
 async def test_an_unknown_destination_is_a_failure_that_backs_off(storage, peer):
-    alpha = Alpha(storage, peer)
-    alpha.sender._seams = FederationSeams(base_url_of=lambda name: None)
+    alpha = Alpha(storage, peer, peers={})
     try:
         await alpha.page(1)
         await alpha.sender.start()

@@ -156,11 +156,11 @@ def retry_after_ms(value: str | None) -> int | None:
 class DestinationQueue:
     """Sends one destination's outbox, one transaction at a time (see the module docstring)."""
 
-    def __init__(self, destination: str, sender: FederationSender, *, failures: int = 0):
+    def __init__(self, destination: str, sender: FederationSender):
         self.destination = destination
         self._sender = sender
         self._woken = asyncio.Event()
-        self.failures = failures
+        self.failures = 0
         self.next_attempt_ts = 0
         self.transaction: Transaction | None = None  # the batch being sent or waiting to be sent again
         self.task: asyncio.Task[None] | None = None
@@ -224,7 +224,10 @@ class DestinationQueue:
         self.next_attempt_ts = self._sender.clock() + delay
         log.info("federation: %s: %s; attempt %d failed, next in %d ms",
                  self.destination, why, self.failures, delay)
-        await self._sender.outbox.record_failure(self.destination, self.failures, self.next_attempt_ts)
+        try:
+            await self._sender.outbox.record_failure(self.destination, self.failures, self.next_attempt_ts)
+        except Exception:  # only the figures are lost; the queue goes on backing off
+            log.exception("federation: recording a failure for %s failed", self.destination)
 
 
 class FederationSender:
@@ -247,7 +250,9 @@ class FederationSender:
         self._running = True
         for name in await self.outbox.destinations_with_pending():
             state = await self.outbox.state(name)
-            self.queue(name, failures=state.failures).wake()
+            queue = self.queue(name)
+            queue.failures = max(queue.failures, state.failures)
+            queue.wake()
 
     async def stop(self) -> None:
         self._running = False
@@ -259,10 +264,10 @@ class FederationSender:
             queue.task = None
         self._http.close()
 
-    def queue(self, destination: str, *, failures: int = 0) -> DestinationQueue:
+    def queue(self, destination: str) -> DestinationQueue:
         queue = self.queues.get(destination)
         if queue is None:
-            queue = self.queues[destination] = DestinationQueue(destination, self, failures=failures)
+            queue = self.queues[destination] = DestinationQueue(destination, self)
         if self._running and queue.task is None:
             queue.task = asyncio.get_running_loop().create_task(queue.run())
         return queue
