@@ -87,6 +87,7 @@ HTTP_ACTIONS: dict[str, Action] = {
     "POST resolve report": http("POST", lambda w: f"/api/reports/{w['report']}/resolve", {"resolution": "meh"}),
     "GET admin spam": http("GET", lambda w: "/api/admin/spam"),
     "POST admin unmute": http("POST", lambda w: f"/api/admin/spam/{w['alice']}/unmute"),
+    "GET admin federation": http("GET", lambda w: "/api/admin/federation"),
     "DELETE channel membership": http("DELETE", lambda w: f"/api/communication/channels/{q(w['secret'])}"),
 }
 
@@ -130,6 +131,7 @@ _OUTSIDER_HTTP = {  # someone who is neither in the Hall nor on any channel
     "POST resolve report": (403, "forbidden"),
     "GET admin spam": (403, "forbidden"),
     "POST admin unmute": (403, "forbidden"),
+    "GET admin federation": (403, "forbidden"),
     "DELETE channel membership": (404, "unknown_channel"),
 }
 _OUTSIDER_FRAMES = {

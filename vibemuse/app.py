@@ -14,6 +14,7 @@ import logging
 import ssl
 from dataclasses import dataclass
 
+import tornado.httpclient
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
@@ -22,8 +23,9 @@ from vibemuse.admission import AdmittingHTTPServer, effective_max_connections, r
 from vibemuse.clock import Clock, system_clock_ms
 from vibemuse.config import Config
 from vibemuse.context import ServerContext
+from vibemuse.federation.sender import FederationSeams, FederationSender, SenderSettings
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
-from vibemuse.handlers.admin import SpamHandler, SpamUnmuteHandler
+from vibemuse.handlers.admin import FederationQueuesHandler, SpamHandler, SpamUnmuteHandler
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, PasswordHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
@@ -64,6 +66,7 @@ from vibemuse.services.rooms import RoomService
 from vibemuse.services.sync import SyncService
 from vibemuse.specfiles import load_schema_set
 from vibemuse.storage import Storage, create_database_engine, ensure_schema
+from vibemuse.storage.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ ROUTES = (
     (r"/api/reports/([0-9]+)/resolve", ReportResolveHandler),
     (r"/api/admin/spam", SpamHandler),
     (r"/api/admin/spam/([^/]+)/unmute", SpamUnmuteHandler),
+    (r"/api/admin/federation", FederationQueuesHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
 )
@@ -142,6 +146,18 @@ def _close_sockets_of_token(registry: ConnectionRegistry, token_hash: str) -> No
     registry.close_token(token_hash, CloseCode.LOGGED_OUT, "logged out")
 
 
+def make_sender(config: Config, storage: Storage, clock: Clock, seams: FederationSeams | None) -> FederationSender:
+    """The outbox sender. Until discovery and request signing are wired, ``seams`` comes from the caller."""
+    return FederationSender(
+        OutboxStore(storage),
+        settings=SenderSettings(origin=config.server_name, batch_size=config.federation_batch_size,
+                                retry_max_ms=config.federation_retry_max_seconds * 1000),
+        seams=seams or FederationSeams(),
+        http=tornado.httpclient.AsyncHTTPClient(force_instance=True),
+        clock=clock,
+    )
+
+
 # Connections the kernel may hold for accept(): when everyone reconnects at once
 # (after a restart) Tornado's default of 128 drops SYNs, and each dropped client
 # waits a second or more to retry. The kernel caps it at net.core.somaxconn.
@@ -154,11 +170,14 @@ class VibeMuseServer:
     application: tornado.web.Application
     heartbeat: Ticker
     ticker: Ticker
+    sender: FederationSender
     http_server: tornado.httpserver.HTTPServer | None = None
+    _sender_started: asyncio.Task[None] | None = None
 
     @classmethod
     async def create(
-        cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None
+        cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None,
+        federation: FederationSeams | None = None,
     ) -> "VibeMuseServer":
         config = dataclasses.replace(
             config, max_connections=effective_max_connections(config.max_connections, raise_descriptor_limit()))
@@ -217,11 +236,13 @@ class VibeMuseServer:
             messages=None,  # type: ignore[arg-type]
             guard=guard,
         )
+        sender = make_sender(config, storage, clock, federation)
+        context.outbox, context.federation_sender = sender.outbox, sender
         views = RoomViews(storage, recent=config.recent_messages_on_join,
                           budget_bytes=config.outbound_queue_bytes // 2, clock=clock)
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,
-            clock=clock, on_stored=[views.stored, context.sync.tails.stored],
+            clock=clock, on_stored=[views.stored, context.sync.tails.stored], on_enqueued=sender.wake,
         )
         context.chat = RoomChat(
             storage,
@@ -271,7 +292,8 @@ class VibeMuseServer:
             [Heartbeat(registry, timeout=config.heartbeat_timeout_seconds, clock=clock).beat],
         )
         ticker = Ticker(1.0, [presence.expire_typing, presence.sweep_idle])
-        return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker)
+        return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker,
+                   sender=sender)
 
     def listen(self, port: int | None = None, address: str | None = None) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -291,6 +313,7 @@ class VibeMuseServer:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
         self.heartbeat.start()
         self.ticker.start()
+        self._sender_started = asyncio.get_running_loop().create_task(self.sender.start())
 
     def reload_signing_keys(self) -> None:
         """Pick up keys rotated by ``vibemuse keys rotate`` while running (SIGHUP)."""
@@ -303,6 +326,9 @@ class VibeMuseServer:
             self.http_server.stop()
         self.heartbeat.stop()
         self.ticker.stop()
+        if self._sender_started is not None:
+            await asyncio.gather(self._sender_started, return_exceptions=True)
+        await self.sender.stop()
         registry = self.context.registry
         closing = registry.close_all(CloseCode.GOING_AWAY, "server shutting down")
         deadline = asyncio.get_running_loop().time() + self.context.config.shutdown_grace_seconds

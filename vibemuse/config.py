@@ -100,6 +100,9 @@ class Config:
     retention_system_days: int = 0
     database_threads: int = 4
     shutdown_grace_seconds: float = 5.0
+    # Federation outbox (vibemuse/federation/sender.py): the longest wait between retries, events per transaction
+    federation_retry_max_seconds: int = 300
+    federation_batch_size: int = 50
     log_level: str = "info"
 
     @property
@@ -201,6 +204,8 @@ class ConfigSchema(Schema):
     retention_system_days = fields.Integer(validate=validate.Range(0, 36500))
     database_threads = fields.Integer(validate=validate.Range(1, 64))
     shutdown_grace_seconds = fields.Float(validate=validate.Range(0, 300))
+    federation_retry_max_seconds = fields.Integer(validate=validate.Range(1, 24 * 3600))
+    federation_batch_size = fields.Integer(validate=validate.Range(1, 50))
     log_level = fields.String(validate=validate.OneOf(["debug", "info", "warning", "error"]))
 
     @post_load

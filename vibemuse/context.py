@@ -8,6 +8,7 @@ never through module globals, so several servers can run in one process
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vibemuse.clock import Clock
 from vibemuse.config import Config
@@ -26,6 +27,10 @@ from vibemuse.services.presence import PresenceService
 from vibemuse.services.rooms import RoomService
 from vibemuse.services.sync import SyncService
 from vibemuse.storage import Storage
+from vibemuse.storage.outbox import OutboxStore
+
+if TYPE_CHECKING:
+    from vibemuse.federation.sender import FederationSender
 
 
 @dataclass
@@ -47,6 +52,8 @@ class ServerContext:
     sync: SyncService
     messages: MessageService
     guard: Guard
+    outbox: OutboxStore | None = None
+    federation_sender: "FederationSender | None" = None
 
     @property
     def server_name(self) -> str:

@@ -5,6 +5,8 @@ Making: ``build_event`` signs with the server's current key, with an
 get different ids); an event too large once encoded is refused as
 ``text_too_long``. Storing: ``Storage.append_events`` with the request's
 client transaction (a retry stores nothing and returns the first receipt).
+Queuing for other servers: an ``outbox_txns.op_enqueue`` among the ``ops``
+commits with the events, and ``on_enqueued`` then wakes the sender.
 Announcing: ``frame`` wraps a stored event, with its stream position, in a
 server frame for the broadcaster.
 """
@@ -32,10 +34,13 @@ class EventWriter:
         server_name: str,
         clock: Clock,
         on_stored: Sequence[Callable[[list[dict[str, Any]], list[int]], None]] = (),
+        on_enqueued: Callable[[tuple[str, ...]], None] | None = None,
     ):
         self._storage = storage
         # told of stored events (and their positions) before they are fanned out: room views, tails
         self._on_stored = list(on_stored)
+        # told, after the commit, which servers got events queued by ``outbox_txns.op_enqueue``
+        self._on_enqueued = on_enqueued
         self._broadcaster = broadcaster
         self._keyring = keyring
         self.server_name = server_name
@@ -80,6 +85,9 @@ class EventWriter:
         if positions:
             for listener in self._on_stored:
                 listener(events, positions)
+            destinations = tuple(name for op in ops for name in getattr(op, "destinations", ()))
+            if destinations and self._on_enqueued is not None:
+                self._on_enqueued(destinations)
         return receipt, positions
 
     def frame(self, frame_type: str, event: dict[str, Any], position: int, **routing: Any) -> ServerFrame:

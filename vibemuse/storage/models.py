@@ -237,3 +237,40 @@ class ArchivedEvent(Base):
     origin_server_ts: Mapped[int] = mapped_column(BigInteger)
     event_json: Mapped[str] = mapped_column(Text)
     archived_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class OutboxEntry(Base):
+    """An event waiting to be sent to one other server (``federation/sender.py``).
+
+    Written in the transaction that stores the event; removed once the
+    destination has answered for it (accepted or refused). ``outbox_id`` is one
+    order over all destinations; each destination's rows are sent in it.
+    """
+
+    __tablename__ = "federation_outbox"
+    __table_args__ = (
+        UniqueConstraint("destination", "event_id", name="uq_federation_outbox_destination_event"),
+        Index("ix_federation_outbox_destination", "destination", "outbox_id"),
+    )
+
+    outbox_id: Mapped[int] = mapped_column(POSITION, primary_key=True, autoincrement=True)
+    destination: Mapped[str] = mapped_column(String(255))
+    event_id: Mapped[str] = mapped_column(String(100))
+    event_json: Mapped[str] = mapped_column(Text)
+    enqueued_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class FederationDestination(Base):
+    """How sending to one other server goes: backoff, last success, what it refused."""
+
+    __tablename__ = "federation_destinations"
+
+    destination: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")  # consecutive
+    next_attempt_ts: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    last_success_ts: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_contact_ts: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_delivery_lag_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    delivered: Mapped[int] = mapped_column(BigInteger, server_default="0")  # events accepted, all time
+    refused: Mapped[int] = mapped_column(BigInteger, server_default="0")  # events refused, all time
+    last_refusal: Mapped[str | None] = mapped_column(Text, nullable=True)  # "<event_id> <code>"

@@ -1,0 +1,322 @@
+"""Sending events to other servers: one queue per destination, nothing lost.
+
+Theory of operation
+-------------------
+
+An event bound for other servers never goes straight onto the network. The
+service that makes it passes ``outbox_txns.op_enqueue(event, destinations)``
+to ``EventWriter.store``, and the event and one outbox row per destination
+commit in one database transaction. Once that transaction has committed the
+``EventWriter`` wakes the ``DestinationQueue`` of each destination
+(``FederationSender.wake``). So whatever a player was told is stored is also
+queued; a crash anywhere after that costs at most a repeat.
+
+Each destination has one ``DestinationQueue``, an asyncio task that sleeps
+until it is woken or its retry time comes. Awake, it reads the oldest
+``batch_size`` (≤ 50) rows for its destination and sends them as one
+``PUT /federation/v1/send/{txnId}``. There is never more than one transaction
+in flight to a destination: the task waits for the answer before it reads
+again, and whatever was queued meanwhile goes in the next batch. Within a
+destination events leave in the order they were queued.
+
+The ``txnId`` is made from the batch itself (its first and last outbox ids
+and a digest of its event ids), and a failed batch is kept in memory and
+sent again unchanged: a retry carries the same ``txnId`` and body, and the
+receiver, idempotent on (origin, txnId), answers a repeat with its first
+answer. A batch re-read after a restart gets the same id if it holds the
+same events and a new one if it does not; receivers also drop events whose
+id they already hold, so delivery is at least once on the wire and exactly
+once to players.
+
+A 200 answer gives a result per event. Accepted and refused events alike are
+then done: their rows are deleted in one write that also resets the backoff
+and records the delivery lag (now minus the oldest event's queue time). A
+refused event is final (it would be refused again); it is logged and counted
+in the destination's figures, never retried.
+
+Anything else is a failure: a connection error or timeout, a 5xx or other
+status, an unreadable answer, or an unknown address for the destination.
+The queue then waits ``backoff_ms``: 1-2 s after the first failure, doubling
+with each further one, jittered to between half and all of the step, capped
+by ``federation_retry_max_seconds``. A 429 waits what its ``Retry-After``
+says instead. The failure count and the next attempt are written to
+``federation_destinations`` (the admin endpoint shows them). When the
+destination contacts us (``FederationSender.contacted``) it is plainly up:
+the backoff is dropped and the queue tries at once.
+
+Unlike Synapse, which after a long outage sends a destination only the
+newest events of each room, nothing here is skipped: after an outage of any
+length the queue sends every row it holds, oldest first, 50 at a time, until
+it is empty. At start-up ``FederationSender.start`` wakes a queue for every
+destination with rows (keeping its failure count, so a flapping peer is not
+hammered by restarts).
+
+The seams (``app.py`` passes them in): ``base_url_of(name)`` (discovery;
+``None`` when the name is unknown), ``authorize(method, uri, destination,
+content)`` (the ``Authorization`` header value, the request signature of
+spec/v1/federation.md), a Tornado ``AsyncHTTPClient``, a clock and a random
+source for the jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+from urllib.parse import urlsplit
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from vibemuse.clock import Clock
+from vibemuse.protocol.canonical_json import encode_canonical_json
+from vibemuse.storage.outbox import OutboxStore
+from vibemuse.storage.outbox_txns import Delivery, QueuedEvent
+
+log = logging.getLogger(__name__)
+
+SEND_PATH = "/federation/v1/send/"
+FIRST_RETRY_MS = 2_000
+CONTACT_WRITE_INTERVAL_MS = 10_000  # how often a chatty peer's contact time is written
+
+BaseUrlOf = Callable[[str], "str | None | Awaitable[str | None]"]
+Authorize = Callable[[str, str, str, "dict[str, Any] | None"], "str | None"]
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    origin: str  # our server name
+    batch_size: int = 50
+    retry_max_ms: int = 300_000
+    request_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class FederationSeams:
+    """What the sender needs from the rest of the server (wired in ``app.py``)."""
+
+    base_url_of: BaseUrlOf = field(default=lambda name: None)
+    authorize: Authorize | None = None
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One batch for one destination, sent unchanged until it is answered."""
+
+    txn_id: str
+    body: dict[str, Any]
+    queued: tuple[QueuedEvent, ...]
+
+
+class RetryLater(Exception):
+    """The destination did not take the transaction; ``retry_after_ms`` if it said when to come back."""
+
+    def __init__(self, reason: str, retry_after_ms: int | None = None):
+        super().__init__(reason)
+        self.retry_after_ms = retry_after_ms
+
+
+def make_transaction(origin: str, queued: list[QueuedEvent], now_ms: int) -> Transaction:
+    digest = hashlib.sha256("\n".join(q.event["event_id"] for q in queued).encode()).hexdigest()[:16]
+    txn_id = f"{queued[0].outbox_id}-{queued[-1].outbox_id}.{digest}"
+    body = {"origin": origin, "origin_server_ts": now_ms, "pdus": [q.event for q in queued], "edus": []}
+    return Transaction(txn_id, body, tuple(queued))
+
+
+def backoff_ms(failures: int, cap_ms: int, rng: random.Random) -> int:
+    """The wait after ``failures`` consecutive failures: 1-2 s, then doubling, jittered, at most ``cap_ms``."""
+    step = min(cap_ms, FIRST_RETRY_MS * 2 ** min(failures - 1, 40))
+    return max(1, int(step * rng.uniform(0.5, 1.0)))
+
+
+def refusals_in(transaction: Transaction, answer: Any) -> tuple[tuple[str, str], ...]:
+    """(event_id, code) of each event the destination refused, from a 200 answer's ``pdus``."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("pdus"), dict):
+        raise RetryLater("answer without a pdus object")
+    results = answer["pdus"]
+    refused = []
+    for queued in transaction.queued:
+        result = results.get(queued.event["event_id"])
+        if isinstance(result, dict) and isinstance(result.get("error"), dict):
+            refused.append((queued.event["event_id"], str(result["error"].get("code", "unknown"))))
+    return tuple(refused)
+
+
+def retry_after_ms(value: str | None) -> int | None:
+    """``Retry-After`` in whole seconds (the form VibeMUSE servers send); None if absent or a date."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip()) * 1000
+
+
+class DestinationQueue:
+    """Sends one destination's outbox, one transaction at a time (see the module docstring)."""
+
+    def __init__(self, destination: str, sender: FederationSender):
+        self.destination = destination
+        self._sender = sender
+        self._woken = asyncio.Event()
+        self.failures = 0
+        self.next_attempt_ts = 0
+        self.transaction: Transaction | None = None  # the batch being sent or waiting to be sent again
+        self.task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def contacted(self) -> None:
+        self.failures = 0
+        self.next_attempt_ts = 0
+        self.wake()
+
+    async def run(self) -> None:
+        while True:
+            await self._until_due()
+            self._woken.clear()
+            try:
+                if self.transaction is None:
+                    self.transaction = await self._sender.next_transaction(self.destination)
+                if self.transaction is None:
+                    await self._woken.wait()
+                    continue
+                await self._attempt(self.transaction)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database, or a bug: never let the queue die
+                log.exception("federation: sending to %s failed unexpectedly", self.destination)
+                await self._fail(RetryLater("internal error"))
+
+    async def _until_due(self) -> None:
+        clock = self._sender.clock
+        while (wait_ms := self.next_attempt_ts - clock()) > 0:
+            self._woken.clear()
+            try:
+                await asyncio.wait_for(self._woken.wait(), wait_ms / 1000)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _attempt(self, transaction: Transaction) -> None:
+        try:
+            refusals = refusals_in(transaction, await self._sender.transmit(self.destination, transaction))
+        except RetryLater as why:
+            await self._fail(why)
+            return
+        for event_id, code in refusals:
+            log.warning("federation: %s refused event %s: %s (not retried)", self.destination, event_id, code)
+        now = self._sender.clock()
+        queued = transaction.queued
+        await self._sender.outbox.mark_delivered(self.destination, Delivery(
+            outbox_ids=tuple(q.outbox_id for q in queued), accepted=len(queued) - len(refusals), refusals=refusals,
+            oldest_enqueued_ts=min(q.enqueued_ts for q in queued), now_ms=now))
+        self.transaction = None
+        self.failures = 0
+        self.next_attempt_ts = 0
+
+    async def _fail(self, why: RetryLater) -> None:
+        self.failures += 1
+        delay = why.retry_after_ms
+        if delay is None:
+            delay = backoff_ms(self.failures, self._sender.settings.retry_max_ms, self._sender.rng)
+        self.next_attempt_ts = self._sender.clock() + delay
+        log.info("federation: %s: %s; attempt %d failed, next in %d ms",
+                 self.destination, why, self.failures, delay)
+        try:
+            await self._sender.outbox.record_failure(self.destination, self.failures, self.next_attempt_ts)
+        except Exception:  # only the figures are lost; the queue goes on backing off
+            log.exception("federation: recording a failure for %s failed", self.destination)
+
+
+class FederationSender:
+    """All destination queues of one server; started and stopped with it."""
+
+    def __init__(self, outbox: OutboxStore, *, settings: SenderSettings, seams: FederationSeams,
+                 http: AsyncHTTPClient, clock: Clock, rng: random.Random | None = None):
+        self.outbox = outbox
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._seams = seams
+        self._http = http
+        self.queues: dict[str, DestinationQueue] = {}
+        self._running = False
+        self._contact_written: dict[str, int] = {}
+
+    async def start(self) -> None:
+        """Resume every destination that has queued events."""
+        self._running = True
+        for name in await self.outbox.destinations_with_pending():
+            state = await self.outbox.state(name)
+            queue = self.queue(name)
+            queue.failures = max(queue.failures, state.failures)
+            queue.wake()
+
+    async def stop(self) -> None:
+        self._running = False
+        tasks = [queue.task for queue in self.queues.values() if queue.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for queue in self.queues.values():
+            queue.task = None
+        self._http.close()
+
+    def queue(self, destination: str) -> DestinationQueue:
+        queue = self.queues.get(destination)
+        if queue is None:
+            queue = self.queues[destination] = DestinationQueue(destination, self)
+        if self._running and queue.task is None:
+            queue.task = asyncio.get_running_loop().create_task(queue.run())
+        return queue
+
+    def wake(self, destinations: tuple[str, ...] | list[str]) -> None:
+        """Something was queued for these destinations (called after the commit)."""
+        for name in destinations:
+            self.queue(name).wake()
+
+    async def contacted(self, server_name: str) -> None:
+        """``server_name`` just sent us a request: it is up, so its queue stops backing off."""
+        queue = self.queues.get(server_name)
+        backing_off = queue is not None and queue.failures > 0
+        if queue is not None:
+            queue.contacted()
+        now = self.clock()
+        if backing_off or now - self._contact_written.get(server_name, 0) >= CONTACT_WRITE_INTERVAL_MS:
+            self._contact_written[server_name] = now
+            await self.outbox.record_contact(server_name, now)
+
+    async def next_transaction(self, destination: str) -> Transaction | None:
+        queued = await self.outbox.pending(destination, self.settings.batch_size)
+        return make_transaction(self.settings.origin, queued, self.clock()) if queued else None
+
+    async def transmit(self, destination: str, transaction: Transaction) -> Any:
+        """PUT the transaction; the decoded 200 answer, or ``RetryLater``."""
+        base_url = self._seams.base_url_of(destination)
+        if inspect.isawaitable(base_url):
+            base_url = await base_url
+        if not base_url:
+            raise RetryLater("no known address")
+        uri = urlsplit(base_url).path.rstrip("/") + SEND_PATH + transaction.txn_id
+        headers = {"Content-Type": "application/json"}
+        authorization = self._seams.authorize and self._seams.authorize("PUT", uri, destination, transaction.body)
+        if authorization:
+            headers["Authorization"] = authorization
+        request = HTTPRequest(
+            base_url.rstrip("/") + SEND_PATH + transaction.txn_id, method="PUT", headers=headers,
+            body=encode_canonical_json(transaction.body), request_timeout=self.settings.request_timeout_seconds,
+            connect_timeout=self.settings.request_timeout_seconds)
+        try:
+            response = await self._http.fetch(request, raise_error=False)
+        except Exception as error:  # refused, reset, timed out, TLS: all mean "not now"
+            raise RetryLater(f"{type(error).__name__}: {error}") from None
+        if response.code == 429:
+            raise RetryLater("busy (429)", retry_after_ms(response.headers.get("Retry-After")))
+        if response.code != 200:
+            raise RetryLater(f"HTTP {response.code}")
+        try:
+            return json.loads(response.body)
+        except ValueError:
+            raise RetryLater("answer is not JSON") from None
