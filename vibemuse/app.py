@@ -22,13 +22,15 @@ from vibemuse.admission import AdmittingHTTPServer, effective_max_connections, r
 from vibemuse.clock import Clock, system_clock_ms
 from vibemuse.config import Config
 from vibemuse.context import ServerContext
+from vibemuse.federation.discovery import Discovery
+from vibemuse.federation.transport import HttpTransport
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
 from vibemuse.handlers.admin import SpamHandler, SpamUnmuteHandler
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, PasswordHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
-from vibemuse.handlers.federation import ServerKeysHandler
+from vibemuse.handlers.federation import ServerKeysHandler, WellKnownServerHandler
 from vibemuse.handlers.history import RoomHistoryHandler
 from vibemuse.handlers.messages import MessageHandler, MessageReportHandler, ReportResolveHandler, ReportsHandler
 from vibemuse.handlers.pages import PageHistoryHandler
@@ -91,6 +93,7 @@ ROUTES = (
     (r"/api/admin/spam/([^/]+)/unmute", SpamUnmuteHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
+    (r"/\.well-known/vibemuse/server", WellKnownServerHandler),
 )
 
 
@@ -116,6 +119,11 @@ def make_guard(config: Config, clock: Clock) -> Guard:
         disconnect_after_muted_attempts=config.spam_disconnect_after,
     )
     return Guard(RateLimiter(rates), SpamGuard(rules, clock))
+
+
+def make_discovery(config: Config, transport: HttpTransport, clock: Clock) -> Discovery:
+    return Discovery(transport, peers=config.federation_peers, clock=clock,
+                     cache_ms=config.federation_discovery_cache_seconds * 1000)
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
@@ -154,14 +162,18 @@ class VibeMuseServer:
     application: tornado.web.Application
     heartbeat: Ticker
     ticker: Ticker
+    transport: HttpTransport = dataclasses.field(default_factory=HttpTransport)
     http_server: tornado.httpserver.HTTPServer | None = None
 
     @classmethod
     async def create(
-        cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None
+        cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None,
+        transport: HttpTransport | None = None,
     ) -> "VibeMuseServer":
+        """``transport``: how this server reaches others (default: verified TLS with the system CAs)."""
         config = dataclasses.replace(
             config, max_connections=effective_max_connections(config.max_connections, raise_descriptor_limit()))
+        transport = transport or HttpTransport()
         keyring = await asyncio.to_thread(load_or_create_signing_keys, str(config.resolved_signing_key_path))
         engine = create_database_engine(config.resolved_database_url, pool_size=config.database_threads)
         await asyncio.to_thread(ensure_schema, engine, auto_migrate=config.auto_migrate)
@@ -216,6 +228,7 @@ class VibeMuseServer:
             sync=SyncService(storage, max_events=config.resume_max_events, clock=clock),
             messages=None,  # type: ignore[arg-type]
             guard=guard,
+            discovery=make_discovery(config, transport, clock),
         )
         views = RoomViews(storage, recent=config.recent_messages_on_join,
                           budget_bytes=config.outbound_queue_bytes // 2, clock=clock)
@@ -271,7 +284,8 @@ class VibeMuseServer:
             [Heartbeat(registry, timeout=config.heartbeat_timeout_seconds, clock=clock).beat],
         )
         ticker = Ticker(1.0, [presence.expire_typing, presence.sweep_idle])
-        return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker)
+        return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker,
+                   transport=transport)
 
     def listen(self, port: int | None = None, address: str | None = None) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -284,8 +298,11 @@ class VibeMuseServer:
         sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host,
                                                backlog=LISTEN_BACKLOG)
         self.http_server.add_sockets(sockets)
+        bound = sockets[0].getsockname()[1]
+        if bound != config.port and not config.public_base_url:  # port 0: announce the port it got
+            self.context.config = dataclasses.replace(config, port=bound)
         self.start_background_tasks()
-        return sockets[0].getsockname()[1]
+        return bound
 
     def start_background_tasks(self) -> None:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
@@ -310,5 +327,6 @@ class VibeMuseServer:
             await asyncio.sleep(0.02)
         if self.http_server is not None:
             await self.http_server.close_all_connections()
+        self.transport.close()
         await asyncio.to_thread(self.context.storage.close)
         log.info("shut down: %d sockets closed", closing)
