@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import tornado.netutil
@@ -11,7 +12,6 @@ from tornado.httpclient import HTTPRequest
 from tests.conftest import FAST_HASHER
 from tests.support.attack import self_signed_certificate
 from vibemuse.app import VibeMuseServer
-from vibemuse.federation.discovery import Discovery
 from vibemuse.federation.transport import HttpTransport
 from vibemuse.protocol.discovery import InvalidBaseUrl, normalize_base_url
 
@@ -27,7 +27,7 @@ def server_config(config, request):
 async def test_well_known_announces_the_public_base_url(api, spec):
     response = await api.http.fetch(api.base_url + PATH, headers={"Origin": "https://elsewhere.example"})
     assert response.code == 200
-    body = __import__("json").loads(response.body)
+    body = json.loads(response.body)
     assert body == {"base_url": "https://muse.test:8448"}
     assert spec.errors("federation/well-known.json", body) == []
     assert response.headers["Cache-Control"] == "public, max-age=3600"
@@ -50,21 +50,23 @@ async def test_well_known_is_not_found_while_federation_is_off(api, server):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_another_server_discovers_a_live_server_over_tls(config, clock, tmp_path):
-    """beta serves TLS on a port of its own choosing (port 0) and announces it; alpha's discovery finds it."""
+async def test_a_server_discovers_a_live_server_over_tls(config, clock, tmp_path):
+    """beta serves TLS on a port it picks (port 0) and announces it; the discovery app.py wires (here
+    beta's own, with a transport that trusts the test certificate) finds it, and its peers win."""
     cert, key = self_signed_certificate(tmp_path, "beta.test")
+    mapping: dict = {}
+    transport = HttpTransport(ca_bundle=str(cert), resolver=tornado.netutil.OverrideResolver(
+        tornado.netutil.DefaultLoopResolver(), mapping))
     beta = await VibeMuseServer.create(
         dataclasses.replace(config, server_name="beta.test", host="beta.test", tls_certificate=str(cert),
-                            tls_key=str(key)), clock=clock, hasher=FAST_HASHER)
+                            tls_key=str(key), federation_peers={"gamma.test": "http://127.0.0.1:4203"}),
+        clock=clock, hasher=FAST_HASHER, transport=transport)
     port = beta.listen(0, "127.0.0.1")
-    resolver = tornado.netutil.OverrideResolver(tornado.netutil.DefaultLoopResolver(),
-                                                {("beta.test", 443): ("127.0.0.1", port)})
-    transport = HttpTransport(ca_bundle=str(cert), resolver=resolver)
-    discovery = Discovery(transport, peers={}, clock=clock, cache_ms=3_600_000)
+    mapping[("beta.test", 443)] = ("127.0.0.1", port)
     try:
-        assert await discovery.base_url_of("beta.test") == f"https://beta.test:{port}"
+        assert await beta.context.discovery.base_url_of("beta.test") == f"https://beta.test:{port}"
+        assert await beta.context.discovery.base_url_of("gamma.test") == "http://127.0.0.1:4203"
     finally:
-        transport.close()
         await beta.shutdown()
 
 

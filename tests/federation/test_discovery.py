@@ -53,7 +53,7 @@ class WellKnownPeer:
             await self.gate.wait()
         handler.set_status(self.status)
         handler.set_header("Content-Type", "application/json")
-        for chunk in self.chunks if self.chunks is not None else [self.body]:
+        for chunk in self.chunks if self.chunks is not None else [self.body] if self.body else []:
             handler.write(chunk)
             if self.chunks is not None:
                 await handler.flush()
@@ -220,11 +220,16 @@ def test_bad_answers_are_discovery_errors(tmp_path, body, chunks, why):
     run(scenario)
 
 
-def test_a_server_error_and_an_unreachable_server_are_discovery_errors(tmp_path):
+@pytest.mark.parametrize("status", [500, 503, 301, 204])
+def test_an_answer_other_than_200_and_an_unreachable_server_are_discovery_errors(tmp_path, status):
+    """Redirects are not followed: a well-known must answer itself."""
     async def scenario():
         async with serving(tmp_path) as (peer, discovery, _clock):
-            peer.status = 500
-            assert "HTTP 500" in (await failure(discovery)).reason
+            peer.status = status
+            if status == 204:
+                peer.body = b""
+            assert f"HTTP {status}" in (await failure(discovery)).reason
+            assert len(peer.requests) == 1
             assert (await failure(discovery, "dead.test")).reason
 
     run(scenario)
