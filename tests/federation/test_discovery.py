@@ -150,7 +150,7 @@ def test_a_certificate_not_trusted_or_not_for_the_name_is_refused(tmp_path, trus
     run(scenario)
 
 
-def test_failures_are_cached_briefly(tmp_path):
+def test_failures_are_cached_briefly(tmp_path, caplog):
     async def scenario():
         async with serving(tmp_path) as (peer, discovery, clock):
             peer.status = 404
@@ -160,6 +160,8 @@ def test_failures_are_cached_briefly(tmp_path):
             again = await failure(discovery)
             assert again is not first and again.reason == first.reason
             assert len(peer.requests) == 1
+            assert [record.getMessage() for record in caplog.records if record.name.endswith("discovery")] == [
+                "cannot discover beta.test (asking again in 60 s): well-known answered HTTP 404"]
             peer.status = 200
             clock.now += 1
             assert await discovery.base_url_of("beta.test") == BETA_URL

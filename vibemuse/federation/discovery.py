@@ -25,6 +25,7 @@ any URL is built from them. Time comes from the injected clock (ms).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Mapping, Protocol
@@ -34,6 +35,8 @@ from vibemuse.protocol.discovery import MAX_WELL_KNOWN_BYTES, InvalidWellKnown, 
 from vibemuse.protocol.ids import is_valid_server_name
 
 __all__ = ["DEFAULT_NEGATIVE_CACHE_MS", "Discovery", "DiscoveryError"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_NEGATIVE_CACHE_MS = 60_000
 DEFAULT_MAX_ENTRIES = 10_000
@@ -124,6 +127,8 @@ class Discovery:
 
     def _remember(self, server_name: str, base_url: str | None, failure: str | None) -> _Answer:
         lifetime = self._cache_ms if base_url is not None else self._negative_cache_ms
+        if failure is not None:  # at most once per negative_cache_ms per name
+            log.warning("cannot discover %s (asking again in %d s): %s", server_name, lifetime // 1000, failure)
         answer = _Answer(base_url, failure, self._clock() + lifetime)
         self._answers[server_name] = answer
         self._answers.move_to_end(server_name)
