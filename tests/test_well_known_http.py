@@ -12,6 +12,9 @@ from tornado.httpclient import HTTPRequest
 from tests.conftest import FAST_HASHER
 from tests.support.attack import self_signed_certificate
 from vibemuse.app import VibeMuseServer
+from vibemuse.federation.discovery import Discovery
+from vibemuse.federation.key_cache import KeyFetchError, RemoteKeyCache
+from vibemuse.federation.key_fetch import KeyDocumentFetcher
 from vibemuse.federation.transport import HttpTransport
 from vibemuse.protocol.discovery import InvalidBaseUrl, normalize_base_url
 
@@ -84,3 +87,20 @@ def test_the_schema_takes_the_base_urls_the_code_takes(spec, url):
     except InvalidBaseUrl:
         accepted = False
     assert (spec.errors("federation/well-known.json", {"base_url": url}) == []) == accepted
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_key_cache_fetches_a_live_servers_keys_through_discovery(api, server, clock, base_url):
+    """alpha (a Discovery with beta in federation_peers) verifies beta's current key over real HTTP."""
+    transport = HttpTransport()
+    discovery = Discovery(transport, peers={"test.localhost": base_url}, clock=clock, cache_ms=3_600_000)
+    keys = RemoteKeyCache(KeyDocumentFetcher(discovery, transport), clock)
+    current = server.context.keyring.current
+    try:
+        assert await keys.get_verify_key("test.localhost", current.key_id) == current.verify_key
+        unknown = RemoteKeyCache(KeyDocumentFetcher(Discovery(
+            transport, peers={"test.localhost": base_url + "/nowhere"}, clock=clock, cache_ms=1000), transport), clock)
+        with pytest.raises(KeyFetchError, match="HTTP 404"):
+            await unknown.get_verify_key("test.localhost", current.key_id)
+    finally:
+        transport.close()
