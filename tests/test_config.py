@@ -88,3 +88,78 @@ def test_initial_config_round_trips(tmp_path):
     assert read_config_file(path) == {"server_name": "muse.example.org", "host": "127.0.0.1", "port": 4444}
     loaded, _ = load_config({"data_dir": str(tmp_path)}, {})
     assert (loaded.server_name, loaded.port) == ("muse.example.org", 4444)
+
+
+# -- federation: peers, the announced base URL, the discovery cache --------------------------
+
+
+def test_federation_defaults():
+    config, _ = load_config({}, {})
+    assert config.federation is True and config.federation_peers == {}
+    assert config.federation_discovery_cache_seconds == 3600
+    assert config.public_base_url == "" and config.resolved_public_base_url == "http://127.0.0.1:4201"
+
+
+def test_federation_peers_from_the_file_and_from_the_environment(tmp_path):
+    (tmp_path / "vibemuse.toml").write_text(
+        '[federation_peers]\n"beta.test" = "https://127.0.0.1:8448/"\n"[::1]:9000" = "http://[::1]:9000"\n')
+    config, _ = load_config({"data_dir": str(tmp_path)}, {})
+    assert config.federation_peers == {"beta.test": "https://127.0.0.1:8448", "[::1]:9000": "http://[::1]:9000"}
+    env = {"VIBEMUSE_FEDERATION_PEERS": '{"gamma.test": "HTTP://127.0.0.1:5000/muse/"}',
+           "VIBEMUSE_FEDERATION": "false"}
+    config, _ = load_config({"data_dir": str(tmp_path)}, env)
+    assert config.federation_peers == {"gamma.test": "http://127.0.0.1:5000/muse"} and config.federation is False
+
+
+@pytest.mark.parametrize("value, why", [
+    ('"beta.test"', "JSON object"),
+    ('["beta.test"]', "table"),
+    ('{ "bad name" = "https://x.test" }', "not a server name"),
+    ('{ "beta.test:0" = "https://x.test" }', "not a server name"),
+    ('{ "beta.test" = "ftp://x.test" }', "http"),
+    ('{ "beta.test" = "x.test" }', "http"),
+    ('{ "beta.test" = "https://x.test/?a=1" }', "no query"),
+    ('{ "beta.test" = "https://me:pw@x.test" }', "user name"),
+    ('{ "beta.test" = 5 }', "URL"),
+])
+def test_bad_federation_peers(tmp_path, value, why):
+    (tmp_path / "vibemuse.toml").write_text(f"federation_peers = {value}\n")
+    with pytest.raises(ConfigError, match=f"federation_peers: .*{why}"):
+        load_config({"data_dir": str(tmp_path)}, {})
+
+
+def test_federation_peers_in_the_environment_must_be_a_json_object():
+    for value in ("beta.test=https://x.test", "[]", '{"beta.test": "x"}'):
+        with pytest.raises(ConfigError, match="federation_peers"):
+            load_config({}, {"VIBEMUSE_FEDERATION_PEERS": value})
+
+
+@pytest.mark.parametrize("settings, url", [
+    ({}, "http://127.0.0.1:4201"),
+    ({"port": 80}, "http://127.0.0.1"),
+    ({"host": "0.0.0.0", "server_name": "muse.example.org:8448"}, "http://muse.example.org:4201"),
+    ({"host": "::", "server_name": "[2001:db8::1]:8448", "port": 443}, "http://[2001:db8::1]:443"),
+    ({"host": "::1", "port": 8448}, "http://[::1]:8448"),
+    ({"tls_certificate": "c.pem", "tls_key": "k.pem", "port": 443, "host": "muse.example.org"},
+     "https://muse.example.org"),
+    ({"public_base_url": "https://Muse.Example.org/vibe/"}, "https://Muse.Example.org/vibe"),
+])
+def test_public_base_url_is_set_or_derived_from_host_port_and_tls(settings, url):
+    config, _ = load_config(settings, {})
+    assert config.resolved_public_base_url == url
+
+
+@pytest.mark.parametrize("settings, why", [
+    ({"public_base_url": "muse.example.org"}, "http"),
+    ({"public_base_url": "https://muse.example.org/?x"}, "no query"),
+    ({"host": "bad_host"}, "set it"),
+])
+def test_bad_public_base_url(settings, why):
+    with pytest.raises(ConfigError, match=f"public_base_url: .*{why}"):
+        load_config(settings, {})
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "604801", "soon"])
+def test_discovery_cache_seconds_range(value):
+    with pytest.raises(ConfigError, match="federation_discovery_cache_seconds"):
+        load_config({}, {"VIBEMUSE_FEDERATION_DISCOVERY_CACHE_SECONDS": value})

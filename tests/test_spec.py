@@ -57,11 +57,11 @@ REGISTRY = Registry().with_resources(
     if "$id" in doc
 )
 FRAME_SCHEMAS = sorted(path for path in SCHEMA_DOCS if path.startswith("frames/"))
-BODY_SCHEMAS = sorted(path for path in SCHEMA_DOCS if path.startswith("http/"))
+BODY_SCHEMAS = sorted(path for path in SCHEMA_DOCS if path.startswith(("http/", "federation/")))
 # Examples that illustrate a schema live at the schema's path under examples/.
 SCHEMA_EXAMPLES = sorted(
     path.relative_to(EXAMPLES).as_posix()
-    for folder in ("frames", "http")
+    for folder in ("frames", "http", "federation")
     for path in (EXAMPLES / folder).rglob("*.json")
 )
 
@@ -339,7 +339,7 @@ WEBSOCKET_ROUTE = "/api/ws"
 
 def route_to_openapi_path(pattern: str) -> str:
     """``/api/rooms/([^/]+)`` → ``/api/rooms/{}`` (parameter names are compared separately)."""
-    return re.sub(r"\([^)]*\)", "{}", pattern)
+    return re.sub(r"\\(.)", r"\1", re.sub(r"\([^)]*\)", "{}", pattern))
 
 
 def test_openapi_is_3_1() -> None:

@@ -24,13 +24,15 @@ from vibemuse.clock import Clock, system_clock_ms
 from vibemuse.config import Config
 from vibemuse.context import ServerContext
 from vibemuse.federation.sender import FederationSeams, FederationSender, SenderSettings
+from vibemuse.federation.discovery import Discovery
+from vibemuse.federation.transport import HttpTransport
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
 from vibemuse.handlers.admin import FederationQueuesHandler, SpamHandler, SpamUnmuteHandler
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, PasswordHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
-from vibemuse.handlers.federation import ServerKeysHandler
+from vibemuse.handlers.federation import ServerKeysHandler, WellKnownServerHandler
 from vibemuse.handlers.history import RoomHistoryHandler
 from vibemuse.handlers.messages import MessageHandler, MessageReportHandler, ReportResolveHandler, ReportsHandler
 from vibemuse.handlers.pages import PageHistoryHandler
@@ -95,6 +97,7 @@ ROUTES = (
     (r"/api/admin/federation", FederationQueuesHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
+    (r"/\.well-known/vibemuse/server", WellKnownServerHandler),
 )
 
 
@@ -120,6 +123,11 @@ def make_guard(config: Config, clock: Clock) -> Guard:
         disconnect_after_muted_attempts=config.spam_disconnect_after,
     )
     return Guard(RateLimiter(rates), SpamGuard(rules, clock))
+
+
+def make_discovery(config: Config, transport: HttpTransport, clock: Clock) -> Discovery:
+    return Discovery(transport, peers=config.federation_peers, clock=clock,
+                     cache_ms=config.federation_discovery_cache_seconds * 1000)
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
@@ -171,6 +179,7 @@ class VibeMuseServer:
     heartbeat: Ticker
     ticker: Ticker
     sender: FederationSender
+    transport: HttpTransport = dataclasses.field(default_factory=HttpTransport)
     http_server: tornado.httpserver.HTTPServer | None = None
     _sender_started: asyncio.Task[None] | None = None
 
@@ -178,9 +187,12 @@ class VibeMuseServer:
     async def create(
         cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None,
         federation: FederationSeams | None = None,
+        transport: HttpTransport | None = None,
     ) -> "VibeMuseServer":
+        """``transport``: how this server reaches others (default: verified TLS with the system CAs)."""
         config = dataclasses.replace(
             config, max_connections=effective_max_connections(config.max_connections, raise_descriptor_limit()))
+        transport = transport or HttpTransport()
         keyring = await asyncio.to_thread(load_or_create_signing_keys, str(config.resolved_signing_key_path))
         engine = create_database_engine(config.resolved_database_url, pool_size=config.database_threads)
         await asyncio.to_thread(ensure_schema, engine, auto_migrate=config.auto_migrate)
@@ -235,6 +247,7 @@ class VibeMuseServer:
             sync=SyncService(storage, max_events=config.resume_max_events, clock=clock),
             messages=None,  # type: ignore[arg-type]
             guard=guard,
+            discovery=make_discovery(config, transport, clock),
         )
         sender = make_sender(config, storage, clock, federation)
         context.outbox, context.federation_sender = sender.outbox, sender
@@ -293,7 +306,7 @@ class VibeMuseServer:
         )
         ticker = Ticker(1.0, [presence.expire_typing, presence.sweep_idle])
         return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker,
-                   sender=sender)
+                   sender=sender, transport=transport)
 
     def listen(self, port: int | None = None, address: str | None = None) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -306,8 +319,11 @@ class VibeMuseServer:
         sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host,
                                                backlog=LISTEN_BACKLOG)
         self.http_server.add_sockets(sockets)
+        bound = sockets[0].getsockname()[1]
+        if bound != config.port and not config.public_base_url:  # port 0: announce the port it got
+            self.context.config = dataclasses.replace(config, port=bound)
         self.start_background_tasks()
-        return sockets[0].getsockname()[1]
+        return bound
 
     def start_background_tasks(self) -> None:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
@@ -336,5 +352,6 @@ class VibeMuseServer:
             await asyncio.sleep(0.02)
         if self.http_server is not None:
             await self.http_server.close_all_connections()
+        self.transport.close()
         await asyncio.to_thread(self.context.storage.close)
         log.info("shut down: %d sockets closed", closing)

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
+from vibemuse.protocol.discovery import InvalidBaseUrl, normalize_base_url, server_name_host
 from vibemuse.protocol.ids import is_valid_server_name
 
 CONFIG_FILE_NAME = "vibemuse.toml"
@@ -104,6 +105,24 @@ class Config:
     federation_retry_max_seconds: int = 300
     federation_batch_size: int = 50
     log_level: str = "info"
+    federation: bool = True  # off: /federation/v1/* (but keys) and the well-known answer 404, nothing is sent
+    # Federation: name -> base URL of known servers (wins over discovery; environment: a JSON object)
+    federation_peers: dict[str, str] = field(default_factory=dict)
+    public_base_url: str = ""  # what /.well-known/vibemuse/server announces; empty: from host, port and TLS
+    federation_discovery_cache_seconds: int = 3600
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        """``public_base_url``, or ``http(s)://host[:port]`` of this server when it is empty; a
+        wildcard ``host`` (``0.0.0.0``, ``::``) gives way to the host of ``server_name``."""
+        if self.public_base_url:
+            return self.public_base_url
+        scheme = "https" if self.tls_certificate else "http"
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else server_name_host(self.server_name)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        port = "" if self.port == (443 if scheme == "https" else 80) else f":{self.port}"
+        return f"{scheme}://{host}{port}"
 
     @property
     def resolved_database_url(self) -> str:
@@ -177,13 +196,7 @@ class ConfigSchema(Schema):
 
     def _rates(self, value: Any) -> dict[str, tuple[float, float]]:
         """A table {action = [burst, per_second]} (a JSON object in the environment), merged over the defaults."""
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ValidationError("must be a JSON object of action: [burst, per_second]") from None
-        if not isinstance(value, dict):
-            raise ValidationError("must be a table of action = [burst, per_second]")
+        value = _table(value, "action", "[burst, per_second]")
         rates = dict(DEFAULT_RATE_LIMITS)
         for action, pair in value.items():
             if action not in DEFAULT_RATE_LIMITS:
@@ -207,6 +220,26 @@ class ConfigSchema(Schema):
     federation_retry_max_seconds = fields.Integer(validate=validate.Range(1, 24 * 3600))
     federation_batch_size = fields.Integer(validate=validate.Range(1, 50))
     log_level = fields.String(validate=validate.OneOf(["debug", "info", "warning", "error"]))
+    federation = fields.Boolean()
+    federation_peers = fields.Method(deserialize="_peers")
+    public_base_url = fields.Method(deserialize="_base_url")
+    federation_discovery_cache_seconds = fields.Integer(validate=validate.Range(1, 7 * 24 * 3600))
+
+    def _peers(self, value: Any) -> dict[str, str]:
+        """A table {server_name = base URL} (a JSON object in the environment)."""
+        value = _table(value, "server name", "base URL")
+        peers = {}
+        for name, url in value.items():
+            if not is_valid_server_name(name):
+                raise ValidationError(f"{name!r} is not a server name (a host name or IP literal, optional :port)")
+            peers[name] = self._base_url(url, name)
+        return peers
+
+    def _base_url(self, value: Any, label: str = "") -> str:
+        try:
+            return normalize_base_url(value)
+        except InvalidBaseUrl as error:
+            raise ValidationError(f"{label + ': ' if label else ''}{value!r} {error}") from None
 
     @post_load
     def _make(self, values: dict[str, Any], **_: Any) -> Config:
@@ -215,7 +248,24 @@ class ConfigSchema(Schema):
             raise ValidationError("must be longer than heartbeat_interval_seconds", "heartbeat_timeout_seconds")
         if bool(config.tls_certificate) != bool(config.tls_key):
             raise ValidationError("tls_certificate and tls_key go together", "tls_key")
+        if not config.public_base_url and config.port != 0:
+            try:
+                normalize_base_url(config.resolved_public_base_url)
+            except InvalidBaseUrl as error:
+                raise ValidationError(f"cannot be made from host and port ({error}): set it", "public_base_url")
         return config
+
+
+def _table(value: Any, key: str, item: str) -> dict[str, Any]:
+    """A TOML table, or (from the environment) a string holding a JSON object."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValidationError(f"must be a JSON object of {key}: {item}") from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"must be a table of {key} = {item}")
+    return value
 
 
 SETTINGS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(Config))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from vibemuse.clock import Clock
 from vibemuse.config import Config
+from vibemuse.federation.discovery import Discovery
 from vibemuse.federation.server_keys import KeyRing
 from vibemuse.protocol.schemas import SchemaSet
 from vibemuse.realtime.broadcast import Broadcaster
@@ -52,6 +53,7 @@ class ServerContext:
     sync: SyncService
     messages: MessageService
     guard: Guard
+    discovery: Discovery
     outbox: OutboxStore | None = None
     federation_sender: "FederationSender | None" = None
 

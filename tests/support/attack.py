@@ -156,8 +156,8 @@ def dirty_rows(engine: Any, skip_tables: Iterable[str] = ()) -> list[str]:
 # -- TLS ----------------------------------------------------------------------
 
 
-def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
-    """A fresh key and a self-signed certificate for ``host`` (an IP address), as PEM files."""
+def self_signed_certificate(folder: Path, host: str = "127.0.0.1", *also: str) -> tuple[Path, Path]:
+    """A fresh key and a self-signed certificate for ``host`` and ``also`` (IP addresses or DNS names), as PEM files."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -174,12 +174,19 @@ def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_alt_name(x509, name) for name in (host, *also)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path, key_path = folder / f"{host}.cert.pem", folder / f"{host}.key.pem"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def _alt_name(x509, host: str):
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)

@@ -29,6 +29,7 @@ from typing import Any
 from vibemuse.config import Config
 from vibemuse.protocol import content
 from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, ERROR_DETAILS, CloseCode, ErrorSpec
+from vibemuse.protocol.discovery import well_known_body
 from vibemuse.protocol.events import build_event
 from vibemuse.protocol.frames import ServerFrame
 from vibemuse.protocol.signing import SigningKey, generate_signing_key
@@ -276,6 +277,8 @@ def make_examples() -> dict[str, Any]:
         "http/who.json": {"users": who_users, "total": 3},
         "http/announcement-request.json": {"text": WALL_TEXT},
         "http/receipt.json": {"eventId": wall["event_id"], "streamPosition": 46},
+        # The example server is reached on its own port 8448 (federation-discovery.md).
+        "federation/well-known.json": well_known_body(f"https://{SERVER}:8448"),
     }
 
 

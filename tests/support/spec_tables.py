@@ -87,11 +87,15 @@ def code(name: str) -> str:
 
 def paths_list(sources: Sources) -> str:
     api = [path for path in sources.openapi["paths"] if path.startswith("/api/")]
-    others = [path for path in sources.openapi["paths"] if not path.startswith("/api/")]
+    federation = [path for path in sources.openapi["paths"] if path.startswith("/federation/")]
+    well_known = [path for path in sources.openapi["paths"] if path.startswith("/.well-known/")]
     socket = sources.openapi["x-websocket"]["path"]
     return (f"- **HTTP JSON API** (section 9): {', '.join(map(code, api))}.\n"
             f"- **WebSocket**: `GET {socket}` (sections 5 to 8).\n"
-            f"- **Public key document** (`events.md` section 8): {', '.join(map(code, others))}.\n")
+            f"- **Server to server** (`federation.md`; the public key document: `events.md` section 8): "
+            f"{', '.join(map(code, federation))}.\n"
+            f"- **Discovery** (`federation-discovery.md`; 404 while federation is off): "
+            f"{', '.join(map(code, well_known))}.\n")
 
 
 def _query(sources: Sources, operation: dict) -> str:
