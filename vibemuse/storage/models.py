@@ -237,3 +237,28 @@ class ArchivedEvent(Base):
     origin_server_ts: Mapped[int] = mapped_column(BigInteger)
     event_json: Mapped[str] = mapped_column(Text)
     archived_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class FederationTransaction(Base):
+    """A transaction received from another server, with the answer it got,
+    so a repeat of the same (origin, txn_id) gets the same answer, across
+    restarts too."""
+
+    __tablename__ = "federation_transactions"
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    txn_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answer_json: Mapped[str] = mapped_column(Text)
+    received_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class FederationNonce(Base):
+    """A nonce of a signed request from another server, kept while a replay
+    of that request would still be inside the time window."""
+
+    __tablename__ = "federation_nonces"
+    __table_args__ = (Index("ix_federation_nonces_ts", "ts"),)
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger)
