@@ -55,6 +55,7 @@ def _headings(text: str) -> set[str]:
 
 def test_every_section_a_source_names_exists() -> None:
     own, events = _headings(PROTOCOL_TEXT), _headings((V1 / "events.md").read_text(encoding="utf-8"))
+    federation = _headings((V1 / "federation.md").read_text(encoding="utf-8"))
     named = [schema["x-section"] for direction in ("client", "server")
              for schema in TABLE_SOURCES.frames(direction).values()]
     named += [operation["x-section"] for _, _, operation in TABLE_SOURCES.operations()]
@@ -62,6 +63,8 @@ def test_every_section_a_source_names_exists() -> None:
         for section in sections.split(", "):
             if section.startswith("events.md "):
                 assert section.removeprefix("events.md ") in events, sections
+            elif section.startswith("federation.md "):
+                assert section.removeprefix("federation.md ") in federation, sections
             else:
                 assert section in own, sections
 

@@ -22,13 +22,17 @@ from vibemuse.admission import AdmittingHTTPServer, effective_max_connections, r
 from vibemuse.clock import Clock, system_clock_ms
 from vibemuse.config import Config
 from vibemuse.context import ServerContext
+from vibemuse.federation.key_cache import RemoteKeyCache
+from vibemuse.federation.policy import FederationPolicy
+from vibemuse.federation.receiver import FederationInbox, FederationReceiver
+from vibemuse.federation.remote_keys import BaseUrlOf, http_key_fetcher, peers_resolver
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
 from vibemuse.handlers.admin import SpamHandler, SpamUnmuteHandler
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, PasswordHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
-from vibemuse.handlers.federation import ServerKeysHandler
+from vibemuse.handlers.federation import SendTransactionHandler, ServerKeysHandler
 from vibemuse.handlers.history import RoomHistoryHandler
 from vibemuse.handlers.messages import MessageHandler, MessageReportHandler, ReportResolveHandler, ReportsHandler
 from vibemuse.handlers.pages import PageHistoryHandler
@@ -64,6 +68,7 @@ from vibemuse.services.rooms import RoomService
 from vibemuse.services.sync import SyncService
 from vibemuse.specfiles import load_schema_set
 from vibemuse.storage import Storage, create_database_engine, ensure_schema
+from vibemuse.storage.federation_inbound import FederationInboundStore
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +96,7 @@ ROUTES = (
     (r"/api/admin/spam/([^/]+)/unmute", SpamUnmuteHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
+    (r"/federation/v1/send/([^/]*)", SendTransactionHandler),
 )
 
 
@@ -116,6 +122,16 @@ def make_guard(config: Config, clock: Clock) -> Guard:
         disconnect_after_muted_attempts=config.spam_disconnect_after,
     )
     return Guard(RateLimiter(rates), SpamGuard(rules, clock))
+
+
+def make_federation_receiver(config: Config, storage: Storage, guard: Guard, clock: Clock,
+                             base_url_of: BaseUrlOf) -> FederationReceiver:
+    keys = RemoteKeyCache(http_key_fetcher(base_url_of), clock)
+    return FederationReceiver(
+        server_name=config.server_name, policy=FederationPolicy.from_config(config),
+        window_ms=config.federation_request_window_seconds * 1000, keys=keys,
+        store=FederationInboundStore(storage), inbox=FederationInbox(), guard=guard, clock=clock,
+    )
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
@@ -158,8 +174,10 @@ class VibeMuseServer:
 
     @classmethod
     async def create(
-        cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None
+        cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None,
+        base_url_of: BaseUrlOf | None = None,
     ) -> "VibeMuseServer":
+        """``base_url_of(server_name)``: where another server is (default: ``federation_peers``)."""
         config = dataclasses.replace(
             config, max_connections=effective_max_connections(config.max_connections, raise_descriptor_limit()))
         keyring = await asyncio.to_thread(load_or_create_signing_keys, str(config.resolved_signing_key_path))
@@ -216,6 +234,7 @@ class VibeMuseServer:
             sync=SyncService(storage, max_events=config.resume_max_events, clock=clock),
             messages=None,  # type: ignore[arg-type]
             guard=guard,
+            federation=make_federation_receiver(config, storage, guard, clock, base_url_of or peers_resolver(config)),
         )
         views = RoomViews(storage, recent=config.recent_messages_on_join,
                           budget_bytes=config.outbound_queue_bytes // 2, clock=clock)

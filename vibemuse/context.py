@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from vibemuse.clock import Clock
 from vibemuse.config import Config
+from vibemuse.federation.receiver import FederationReceiver
 from vibemuse.federation.server_keys import KeyRing
 from vibemuse.protocol.schemas import SchemaSet
 from vibemuse.realtime.broadcast import Broadcaster
@@ -47,6 +48,7 @@ class ServerContext:
     sync: SyncService
     messages: MessageService
     guard: Guard
+    federation: FederationReceiver
 
     @property
     def server_name(self) -> str:
