@@ -198,6 +198,16 @@ async def test_request_signed_by_a_forger(server, url, alpha, alpha_key, clock, 
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_request_signed_with_a_key_id_the_origin_does_not_publish(server, url, alpha, alpha_key, clock, spec):
+    assert (await send(url, "t1", transaction(clock), key=alpha_key, clock=clock, spec=spec))[0] == 200
+    clock.advance(31)  # the refetch this provokes is allowed, and finds no such key
+    unknown = generate_signing_key("9_none", bytes(32))
+    status, answer, _ = await send(url, "t2", transaction(clock), key=unknown, clock=clock, spec=spec)
+    assert (status, answer["error"]["code"]) == (401, "invalid_signature")
+    assert stored(server) == (1, 1)
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_request_with_a_tampered_body(server, url, alpha, alpha_key, clock, spec):
     body = transaction(clock)
     header = sign_request(alpha_key, method="PUT", uri="/federation/v1/send/t1", origin=ALPHA, destination=BETA,

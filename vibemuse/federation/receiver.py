@@ -38,7 +38,7 @@ from vibemuse.protocol.federation_auth import (
     parse_authorization,
     verify_request,
 )
-from vibemuse.protocol.federation_units import PduRefusal, check_pdu, parse_transaction, TransactionError
+from vibemuse.protocol.federation_units import PduRefusal, TransactionError, check_pdu, parse_transaction
 from vibemuse.protocol.signing import SignatureError, UnknownKey, signature_key_ids
 from vibemuse.services.guard import Guard, rate_limited
 from vibemuse.storage.federation_inbound import FederationInboundStore
@@ -84,7 +84,9 @@ class FederationReceiver:
 
     # -- the request ----------------------------------------------------
 
-    async def authenticate(self, header: str | None, method: str, uri: str, body: bytes) -> tuple[RequestSignature, Any]:
+    async def authenticate(
+        self, header: str | None, method: str, uri: str, body: bytes
+    ) -> tuple[RequestSignature, Any]:
         """The checked signature of a request and its parsed JSON body (None: no
         body), or a ProtocolError (401/403/429, or 400 ``bad_json``)."""
         try:
