@@ -32,9 +32,19 @@ def peers_resolver(config: Config) -> BaseUrlOf:
 def http_key_fetcher(base_url_of: BaseUrlOf) -> Callable[[str], Awaitable[Any]]:
     """``fetch(server_name)``: GET the server's key document, parsed (not yet verified)."""
     async def fetch(server_name: str) -> Any:
-        url = await base_url_of(server_name) + KEYS_PATH
-        client = tornado.httpclient.AsyncHTTPClient()
-        response = await client.fetch(url, request_timeout=FETCH_TIMEOUT_SECONDS,
-                                      follow_redirects=False, headers={"Accept": "application/json"})
-        return decode_json_strict(response.body, max_bytes=MAX_KEYS_BYTES)
+        chunks: list[bytes] = []
+        size = [0]
+
+        def take(chunk: bytes) -> None:  # keep at most MAX_KEYS_BYTES (the timeout bounds the rest)
+            size[0] += len(chunk)
+            if size[0] <= MAX_KEYS_BYTES:
+                chunks.append(chunk)
+
+        request = tornado.httpclient.HTTPRequest(
+            await base_url_of(server_name) + KEYS_PATH, request_timeout=FETCH_TIMEOUT_SECONDS,
+            follow_redirects=False, headers={"Accept": "application/json"}, streaming_callback=take)
+        await tornado.httpclient.AsyncHTTPClient().fetch(request)
+        if size[0] > MAX_KEYS_BYTES:
+            raise ValueError(f"the key document of {server_name} is over {MAX_KEYS_BYTES} bytes")
+        return decode_json_strict(b"".join(chunks), max_bytes=MAX_KEYS_BYTES)
     return fetch
