@@ -8,6 +8,7 @@ real signing key by the same code the sender will use.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import secrets
@@ -269,6 +270,31 @@ async def test_rate_limited_per_origin(server, alpha, alpha_key, clock, spec, re
     assert count_rows(receiver, "federation_transactions") == 1
 
 
+class BlockingInbox:
+    """Holds the first accepted event until released: a transaction stays in flight."""
+
+    def __init__(self):
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+    async def accept(self, event):
+        self.entered.set()
+        await self.release.wait()
+        return None
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_busy_while_a_transaction_of_the_origin_is_in_flight(server, url, alpha, alpha_key, clock, spec):
+    inbox = server.context.federation.inbox = BlockingInbox()
+    first = asyncio.ensure_future(send(url, "t1", transaction(clock, [page(alpha[0], clock)]), key=alpha_key,
+                                       clock=clock, spec=spec))
+    await inbox.entered.wait()
+    status, answer, headers = await send(url, "t2", transaction(clock), key=alpha_key, clock=clock, spec=spec)
+    assert (status, answer["error"]["code"], headers["Retry-After"]) == (429, "rate_limited", "1")
+    inbox.release.set()
+    assert (await first)[0] == 200
+    assert count_rows(server, "federation_transactions") == 1
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_federation_off_hides_everything_but_keys(server, alpha, alpha_key, clock, spec, receivers):
     receiver, url = await receivers(dataclasses.replace(server.context.config, federation=False))
@@ -323,3 +349,18 @@ async def test_each_refused_pdu_has_its_code_and_is_not_stored(server, url, alph
         assert answer["pdus"][event["event_id"]]["error"]["code"] == code, code
     assert inbox.accepted == [good["event_id"]]
     assert count_rows(server, "events") == events_before
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_checks_run_in_the_order_of_the_spec(server, url, alpha, alpha_key, clock, spec, receivers):
+    """Each step's code wins over the later ones (federation.md section 4)."""
+    denying, denying_url = await receivers(dataclasses.replace(server.context.config, federation_deny=(ALPHA,)))
+    forger = generate_signing_key(alpha_key.version, bytes(32))
+    late = clock() - 400_000
+    for target, changes, code in [(denying_url, {"destination": "gamma.test", "ts": late}, "wrong_destination"),
+                                  (denying_url, {"ts": late}, "server_forbidden"),
+                                  (url, {"ts": late}, "request_expired"),
+                                  (url, {}, "invalid_signature")]:
+        _, answer, _ = await send(target, "t1", transaction(clock), key=forger, clock=clock, spec=spec, **changes)
+        assert answer["error"]["code"] == code
+    assert stored(denying) == (0, 0) and stored(server) == (0, 0)
