@@ -19,7 +19,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tests.conftest import FAST_HASHER, count_rows
 from vibemuse.app import VibeMuseServer
 from vibemuse.config import DEFAULT_RATE_LIMITS, Config
-from vibemuse.federation.server_keys import rotate_signing_key
+from vibemuse.federation.server_keys import KeyRing, rotate_signing_key
 from vibemuse.protocol.events import build_event, redact_event
 from vibemuse.protocol.federation_auth import sign_request
 from vibemuse.protocol.signing import generate_signing_key, sign_json
@@ -364,3 +364,19 @@ async def test_checks_run_in_the_order_of_the_spec(server, url, alpha, alpha_key
         _, answer, _ = await send(target, "t1", transaction(clock), key=forger, clock=clock, spec=spec, **changes)
         assert answer["error"]["code"] == code
     assert stored(denying) == (0, 0) and stored(server) == (0, 0)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_key_document_is_trusted_until_its_valid_until_ts(server, url, alpha, alpha_key, clock, spec):
+    """alpha loses its key A and starts over with B, publishing no old key: the
+    receiver keeps trusting A while its cached document is valid (3600 s), and not after."""
+    assert (await send(url, "t1", transaction(clock), key=alpha_key, clock=clock, spec=spec))[0] == 200
+    alpha[0].context.keyring = KeyRing(generate_signing_key("7_B", bytes(range(1, 33))))
+    clock.advance(3599)
+    assert (await send(url, "t2", transaction(clock), key=alpha_key, clock=clock, spec=spec))[0] == 200
+    clock.advance(2)
+    status, answer, _ = await send(url, "t3", transaction(clock), key=alpha_key, clock=clock, spec=spec)
+    assert (status, answer["error"]["code"]) == (401, "invalid_signature")
+    new_key = alpha[0].context.keyring.current
+    assert (await send(url, "t4", transaction(clock), key=new_key, clock=clock, spec=spec))[0] == 200
+    assert count_rows(server, "federation_transactions") == 3
