@@ -162,7 +162,7 @@ def _split_parameters(text: str) -> dict[str, str]:
             raise MalformedAuthorization(f"Authorization gives {name} twice")
         params[name] = value
         position = match.end()
-    if text.rstrip().endswith(","):
+    if text.endswith(","):
         raise MalformedAuthorization("Authorization ends with a comma")
     return params
 
