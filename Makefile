@@ -30,10 +30,11 @@ spec: $(STAMP)
 	$(BIN)/python -m tests.support.spec_tables --write
 
 # Mutation testing of the pure protocol modules (slow: minutes; not in `make test`
-# nor in CI). MODULES picks some of canonical_json markup commands events signing;
+# nor in CI). MODULES picks some of canonical_json markup commands events signing
+# federation_auth federation_units;
 # MUTATION_JOBS the parallel workers. Scores: tools/mutation_score.py; the
 # accepted (equivalent) survivors: tests/protocol/MUTATION.md.
-MODULES ?= canonical_json markup commands events signing
+MODULES ?= canonical_json markup commands events signing federation_auth federation_units
 MUTATION_JOBS ?= 2
 MUTATION_STAMP := $(VENV)/.mutation-stamp
 

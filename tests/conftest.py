@@ -100,9 +100,15 @@ def server_config(config):
 
 
 @pytest.fixture
-def server(io_loop, server_config, clock):
+def server_options():
+    """Override in a test module to pass more arguments to ``VibeMuseServer.create``."""
+    return {}
+
+
+@pytest.fixture
+def server(io_loop, server_config, clock, server_options):
     async def start():
-        server = await VibeMuseServer.create(server_config, clock=clock, hasher=FAST_HASHER)
+        server = await VibeMuseServer.create(server_config, clock=clock, hasher=FAST_HASHER, **server_options)
         server.start_background_tasks()
         return server
 

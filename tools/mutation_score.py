@@ -7,7 +7,7 @@ equivalent in ``tests/protocol/MUTATION.md`` (table rows starting with the
 mutant's name in backticks), and every other survivor. It exits 1 when a
 survivor is neither killed nor accepted, so a new untested behaviour shows.
 
-    python tools/mutation_score.py [MODULE ...]     (default: all five)
+    python tools/mutation_score.py [MODULE ...]     (default: all seven)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ("canonical_json", "markup", "commands", "events", "signing")
+MODULES = ("canonical_json", "markup", "commands", "events", "signing", "federation_auth", "federation_units")
 ACCEPTED_FILE = ROOT / "tests" / "protocol" / "MUTATION.md"
 KILLED = {1, 3}  # the tests failed (3: pytest's internal error, also a failure)
 TIMEOUT = {36, 24, -24, 152}  # the mutant hung: also caught

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import secrets
 import ssl
+from typing import Any
 from dataclasses import dataclass
 
 import tornado.httpclient
@@ -24,15 +26,19 @@ from vibemuse.clock import Clock, system_clock_ms
 from vibemuse.config import Config
 from vibemuse.context import ServerContext
 from vibemuse.federation.sender import FederationSeams, FederationSender, SenderSettings
-from vibemuse.federation.discovery import Discovery
+from vibemuse.federation.discovery import Discovery, DiscoveryError
 from vibemuse.federation.transport import HttpTransport
+from vibemuse.federation.key_cache import RemoteKeyCache
+from vibemuse.federation.policy import FederationPolicy
+from vibemuse.federation.receiver import FederationInbox, FederationReceiver
+from vibemuse.federation.remote_keys import BaseUrlOf, http_key_fetcher, peers_resolver
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
 from vibemuse.handlers.admin import FederationQueuesHandler, SpamHandler, SpamUnmuteHandler
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, PasswordHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
-from vibemuse.handlers.federation import ServerKeysHandler, WellKnownServerHandler
+from vibemuse.handlers.federation import SendTransactionHandler, ServerKeysHandler, WellKnownServerHandler
 from vibemuse.handlers.history import RoomHistoryHandler
 from vibemuse.handlers.messages import MessageHandler, MessageReportHandler, ReportResolveHandler, ReportsHandler
 from vibemuse.handlers.pages import PageHistoryHandler
@@ -66,9 +72,11 @@ from vibemuse.services.room_views import RoomViews
 from vibemuse.services.passwords import PasswordHasher
 from vibemuse.services.rooms import RoomService
 from vibemuse.services.sync import SyncService
+from vibemuse.protocol.federation_auth import sign_request
 from vibemuse.specfiles import load_schema_set
 from vibemuse.storage import Storage, create_database_engine, ensure_schema
 from vibemuse.storage.outbox import OutboxStore
+from vibemuse.storage.federation_inbound import FederationInboundStore
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +106,7 @@ ROUTES = (
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
     (r"/\.well-known/vibemuse/server", WellKnownServerHandler),
+    (r"/federation/v1/send/([^/]*)", SendTransactionHandler),
 )
 
 
@@ -130,6 +139,16 @@ def make_discovery(config: Config, transport: HttpTransport, clock: Clock) -> Di
                      cache_ms=config.federation_discovery_cache_seconds * 1000)
 
 
+def make_federation_receiver(config: Config, storage: Storage, guard: Guard, clock: Clock,
+                             base_url_of: BaseUrlOf) -> FederationReceiver:
+    keys = RemoteKeyCache(http_key_fetcher(base_url_of), clock)
+    return FederationReceiver(
+        server_name=config.server_name, policy=FederationPolicy.from_config(config),
+        window_ms=config.federation_request_window_seconds * 1000, keys=keys,
+        store=FederationInboundStore(storage), inbox=FederationInbox(), guard=guard, clock=clock,
+    )
+
+
 def tls_context(config: Config) -> ssl.SSLContext | None:
     """HTTPS/WSS from the configured certificate and key; plain HTTP when none is set."""
     if not config.tls_certificate:
@@ -154,13 +173,31 @@ def _close_sockets_of_token(registry: ConnectionRegistry, token_hash: str) -> No
     registry.close_token(token_hash, CloseCode.LOGGED_OUT, "logged out")
 
 
-def make_sender(config: Config, storage: Storage, clock: Clock, seams: FederationSeams | None) -> FederationSender:
-    """The outbox sender. Until discovery and request signing are wired, ``seams`` comes from the caller."""
+def federation_seams(context: ServerContext) -> FederationSeams:
+    """What the sender needs: where a destination is (discovery; unknown: retried later) and the
+    signature of each request, made with this server's current key at the moment of sending."""
+
+    async def base_url_of(server_name: str) -> str | None:
+        try:
+            return await context.discovery.base_url_of(server_name)
+        except DiscoveryError:
+            return None
+
+    def authorize(method: str, uri: str, destination: str, content: Any) -> str:
+        return sign_request(context.keyring.current, method=method, uri=uri, origin=context.server_name,
+                            destination=destination, content=content, ts=context.clock(),
+                            nonce=secrets.token_urlsafe(18))
+
+    return FederationSeams(base_url_of=base_url_of, authorize=authorize)
+
+
+def make_sender(config: Config, storage: Storage, clock: Clock, seams: FederationSeams) -> FederationSender:
+    """The outbox sender (``seams``: ``federation_seams``, or the caller's in tests)."""
     return FederationSender(
         OutboxStore(storage),
         settings=SenderSettings(origin=config.server_name, batch_size=config.federation_batch_size,
                                 retry_max_ms=config.federation_retry_max_seconds * 1000),
-        seams=seams or FederationSeams(),
+        seams=seams,
         http=tornado.httpclient.AsyncHTTPClient(force_instance=True),
         clock=clock,
     )
@@ -188,11 +225,14 @@ class VibeMuseServer:
         cls, config: Config, *, clock: Clock = system_clock_ms, hasher: PasswordHasher | None = None,
         federation: FederationSeams | None = None,
         transport: HttpTransport | None = None,
+        base_url_of: BaseUrlOf | None = None,
     ) -> "VibeMuseServer":
-        """``transport``: how this server reaches others (default: verified TLS with the system CAs)."""
+        """``transport``: how this server reaches others (default: verified TLS with the system CAs);
+        ``base_url_of(server_name)``: where another server is (default: discovery)."""
         config = dataclasses.replace(
             config, max_connections=effective_max_connections(config.max_connections, raise_descriptor_limit()))
         transport = transport or HttpTransport()
+        discovery = make_discovery(config, transport, clock)
         keyring = await asyncio.to_thread(load_or_create_signing_keys, str(config.resolved_signing_key_path))
         engine = create_database_engine(config.resolved_database_url, pool_size=config.database_threads)
         await asyncio.to_thread(ensure_schema, engine, auto_migrate=config.auto_migrate)
@@ -247,9 +287,10 @@ class VibeMuseServer:
             sync=SyncService(storage, max_events=config.resume_max_events, clock=clock),
             messages=None,  # type: ignore[arg-type]
             guard=guard,
-            discovery=make_discovery(config, transport, clock),
+            discovery=discovery,
+            federation=make_federation_receiver(config, storage, guard, clock, base_url_of or discovery.base_url_of),
         )
-        sender = make_sender(config, storage, clock, federation)
+        sender = make_sender(config, storage, clock, federation or federation_seams(context))
         context.outbox, context.federation_sender = sender.outbox, sender
         views = RoomViews(storage, recent=config.recent_messages_on_join,
                           budget_bytes=config.outbound_queue_bytes // 2, clock=clock)
@@ -329,7 +370,8 @@ class VibeMuseServer:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
         self.heartbeat.start()
         self.ticker.start()
-        self._sender_started = asyncio.get_running_loop().create_task(self.sender.start())
+        if self.context.config.federation:  # off: nothing is sent (what is queued waits)
+            self._sender_started = asyncio.get_running_loop().create_task(self.sender.start())
 
     def reload_signing_keys(self) -> None:
         """Pick up keys rotated by ``vibemuse keys rotate`` while running (SIGHUP)."""

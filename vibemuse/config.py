@@ -44,6 +44,7 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
     "login_account": (50, 0.1),  # wrong passwords for one account from all addresses
     "register_address": (5, 1 / 60),  # registrations per address
     "handshake_address": (30, 5.0),  # WebSocket handshakes per address
+    "federation_origin": (20, 10.0),  # transactions received from one server (spec/v1/federation.md)
 }
 
 
@@ -123,6 +124,11 @@ class Config:
             host = f"[{host}]"
         port = "" if self.port == (443 if scheme == "https" else 80) else f":{self.port}"
         return f"{scheme}://{host}{port}"
+
+    # Federation, receiving side (spec/v1/federation.md)
+    federation_allow: tuple[str, ...] = ()  # empty: every server not denied
+    federation_deny: tuple[str, ...] = ()
+    federation_request_window_seconds: int = 300
 
     @property
     def resolved_database_url(self) -> str:
@@ -240,6 +246,21 @@ class ConfigSchema(Schema):
             return normalize_base_url(value)
         except InvalidBaseUrl as error:
             raise ValidationError(f"{label + ': ' if label else ''}{value!r} {error}") from None
+
+    federation_allow = fields.Method(deserialize="_server_names")
+    federation_deny = fields.Method(deserialize="_server_names")
+    federation_request_window_seconds = fields.Integer(validate=validate.Range(10, 3600))
+
+    def _server_names(self, value: Any) -> tuple[str, ...]:
+        """A list, or (from the environment) a comma-separated string, of server names."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+            raise ValidationError("must be a list of server names")
+        names = tuple(item.strip() for item in items if item.strip())
+        bad = [name for name in names if not is_valid_server_name(name)]
+        if bad:
+            raise ValidationError(f"not server names: {', '.join(bad)}")
+        return names
 
     @post_load
     def _make(self, values: dict[str, Any], **_: Any) -> Config:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from vibemuse.clock import Clock
 from vibemuse.config import Config
 from vibemuse.federation.discovery import Discovery
+from vibemuse.federation.receiver import FederationReceiver
 from vibemuse.federation.server_keys import KeyRing
 from vibemuse.protocol.schemas import SchemaSet
 from vibemuse.realtime.broadcast import Broadcaster
@@ -54,6 +55,7 @@ class ServerContext:
     messages: MessageService
     guard: Guard
     discovery: Discovery
+    federation: FederationReceiver
     outbox: OutboxStore | None = None
     federation_sender: "FederationSender | None" = None
 

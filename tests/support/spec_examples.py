@@ -32,7 +32,8 @@ from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, E
 from vibemuse.protocol.discovery import well_known_body
 from vibemuse.protocol.events import build_event
 from vibemuse.protocol.frames import ServerFrame
-from vibemuse.protocol.signing import SigningKey, generate_signing_key
+from vibemuse.protocol.federation_auth import request_signed_bytes, sign_request
+from vibemuse.protocol.signing import SigningKey, generate_signing_key, verify_key_base64
 from vibemuse.realtime.presence import AWAY, IDLE, ONLINE, Presence
 
 V1 = Path(__file__).resolve().parents[2] / "spec" / "v1"
@@ -279,6 +280,35 @@ def make_examples() -> dict[str, Any]:
         "http/receipt.json": {"eventId": wall["event_id"], "streamPosition": 46},
         # The example server is reached on its own port 8448 (federation-discovery.md).
         "federation/well-known.json": well_known_body(f"https://{SERVER}:8448"),
+        **federation_examples(),
+    }
+
+
+REMOTE = "games.example.net"
+REQUEST_NONCE = "Yb3kQm9zT1vX7wR2pL5s"
+
+
+def federation_examples() -> dict[str, Any]:
+    """federation.md: a transaction from muse.example.org to games.example.net, its
+    answer, and the worked example of its request signature (section 3)."""
+    page_ts, sent_ts = T0 + 600_000, T0 + 600_250
+    remote_page = build_event(
+        event_type="vm.page", sender=ALICE["id"], origin=SERVER, origin_server_ts=page_ts,
+        content=content.page("Alice", ["Kai"], "Ready for the raid?", MAX_TEXT_LENGTH),
+        signing_key=example_key(), recipients=[f"@kai:{REMOTE}"])
+    body = {"origin": SERVER, "origin_server_ts": sent_ts, "pdus": [remote_page], "edus": []}
+    uri = "/federation/v1/send/1767226200250.1"
+    fields = dict(method="PUT", uri=uri, origin=SERVER, destination=REMOTE, content=body,
+                  ts=sent_ts, nonce=REQUEST_NONCE)
+    return {
+        "federation/transaction.json": body,
+        "federation/transaction-answer.json": {"pdus": {remote_page["event_id"]: {}}},
+        "federation-request-signature.json": {
+            "signed": fields,
+            "canonical_json": request_signed_bytes(**fields).decode("utf-8"),
+            "verify_key": {example_key().key_id: verify_key_base64(example_key())},
+            "authorization": sign_request(example_key(), **fields),
+        },
     }
 
 

@@ -87,13 +87,15 @@ def code(name: str) -> str:
 
 def paths_list(sources: Sources) -> str:
     api = [path for path in sources.openapi["paths"] if path.startswith("/api/")]
-    federation = [path for path in sources.openapi["paths"] if path.startswith("/federation/")]
+    servers = [path for path in sources.openapi["paths"] if path.startswith("/federation/")]
+    keys = [path for path in servers if path.endswith("/keys")]
     well_known = [path for path in sources.openapi["paths"] if path.startswith("/.well-known/")]
     socket = sources.openapi["x-websocket"]["path"]
     return (f"- **HTTP JSON API** (section 9): {', '.join(map(code, api))}.\n"
             f"- **WebSocket**: `GET {socket}` (sections 5 to 8).\n"
-            f"- **Server to server** (`federation.md`; the public key document: `events.md` section 8): "
-            f"{', '.join(map(code, federation))}.\n"
+            f"- **Public key document** (`events.md` section 8): {', '.join(map(code, keys))}.\n"
+            f"- **Server to server** (`federation.md`; 404 while federation is off): "
+            f"{', '.join(code(path) for path in servers if path not in keys)}.\n"
             f"- **Discovery** (`federation-discovery.md`; 404 while federation is off): "
             f"{', '.join(map(code, well_known))}.\n")
 
@@ -127,7 +129,8 @@ def endpoints_table(sources: Sources) -> str:
                          "5-8"])
             socket = None
         successes = [status for status in operation["responses"] if status != "default" and int(status) < 400]
-        auth = "bearer" if operation.get("security", sources.openapi.get("security")) else "none"
+        security = operation.get("security", sources.openapi.get("security"))
+        auth = "none" if not security else "server signature" if "serverSignature" in security[0] else "bearer"
         if "x-access" in operation:
             auth += ", " + operation["x-access"]
         rows.append([f"`{method.upper()} {path}{_query(sources, operation)}`", auth, ", ".join(successes),

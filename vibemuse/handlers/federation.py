@@ -1,12 +1,17 @@
-"""``/federation/v1/*``: what other servers (and clients) ask of this one.
+"""``/federation/v1/*`` and ``/.well-known/vibemuse/server``: what other servers (and clients) ask of this one.
 
 ``GET /federation/v1/keys`` is public and unauthenticated: the signed
 document of this server's verify keys, current and rotated-out, with which
-anyone can check the signature of an event this server made.
+anyone can check the signature of an event this server made. It answers
+even with federation switched off.
 
 ``GET /.well-known/vibemuse/server`` tells other servers at which base URL
 this server's federation paths live (``public_base_url``); with federation
 switched off it is 404 ``not_found``, like the federation paths it points to.
+
+``PUT /federation/v1/send/{txnId}`` receives a transaction from another
+server (spec/v1/federation.md); the checks and the answer are the
+receiver's (vibemuse/federation/receiver.py).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import tornado.web
 
 from vibemuse.handlers.base import ApiHandler
 from vibemuse.protocol.discovery import well_known_body
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.federation_units import is_valid_txn_id
 
 # How long others may cache our well-known answer (their own cache time is theirs to choose).
 WELL_KNOWN_MAX_AGE_SECONDS = 3600
@@ -30,6 +37,29 @@ class ServerKeysHandler(ApiHandler):
     def set_default_headers(self) -> None:
         super().set_default_headers()
         self.set_header("Access-Control-Allow-Origin", "*")
+
+
+class FederationHandler(ApiHandler):
+    """A server-to-server endpoint: 404 while federation is switched off."""
+
+    def prepare(self) -> None:
+        if not self.context.federation.policy.enabled:
+            raise tornado.web.HTTPError(404)
+        super().prepare()
+
+
+class SendTransactionHandler(FederationHandler):
+    request_schemas = {"PUT": "federation/transaction"}
+
+    async def put(self, txn_id: str) -> None:
+        receiver = self.context.federation
+        sig, body = await receiver.authenticate(
+            self.request.headers.get("Authorization"), "PUT", self.request.uri or "", self.request.body)
+        if self.context.federation_sender is not None:  # it answers us: send what waits for it now
+            await self.context.federation_sender.contacted(sig.origin)
+        if not is_valid_txn_id(txn_id):
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "txnId must be 1-64 characters of [A-Za-z0-9._~-].")
+        self.send_json(await receiver.receive_transaction(sig.origin, txn_id, body))
 
 
 class WellKnownServerHandler(ApiHandler):

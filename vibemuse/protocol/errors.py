@@ -63,6 +63,21 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     FORBIDDEN_ORIGIN = "forbidden_origin"
     SERVER_FULL = "server_full"
+    # Federation (spec/v1/federation.md): refusals of a server's request ...
+    UNAUTHENTICATED_SERVER = "unauthenticated_server"
+    WRONG_DESTINATION = "wrong_destination"
+    SERVER_FORBIDDEN = "server_forbidden"
+    REQUEST_EXPIRED = "request_expired"
+    INVALID_SIGNATURE = "invalid_signature"
+    REPLAYED_REQUEST = "replayed_request"
+    # ... and of one event (PDU) in a transaction's answer
+    BAD_EVENT = "bad_event"
+    EVENT_TOO_LARGE = "event_too_large"
+    INVALID_EVENT_SIGNATURE = "invalid_event_signature"
+    INVALID_EVENT_HASH = "invalid_event_hash"
+    INVALID_EVENT_ID = "invalid_event_id"
+    ORIGIN_MISMATCH = "origin_mismatch"
+    UNSUPPORTED_EVENT_TYPE = "unsupported_event_type"
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,39 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.SERVER_FULL, 503,
                   "The server holds as many connections as it accepts (max_connections), or is out of file "
                   "descriptors; nothing was done. Retry later (Retry-After, in seconds), with backoff."),
+        ErrorSpec(ErrorCode.UNAUTHENTICATED_SERVER, 401,
+                  "Federation: the request has no Authorization header, or it is not a well-formed X-VibeMUSE "
+                  "signature (federation.md section 3)."),
+        ErrorSpec(ErrorCode.WRONG_DESTINATION, 401,
+                  "Federation: the request was signed for another destination server."),
+        ErrorSpec(ErrorCode.SERVER_FORBIDDEN, 403,
+                  "Federation: this server does not federate with the origin (federation_deny, federation_allow)."),
+        ErrorSpec(ErrorCode.REQUEST_EXPIRED, 401,
+                  "Federation: the request's ts is further from the receiver's clock than its window "
+                  "(federation_request_window_seconds, default 300)."),
+        ErrorSpec(ErrorCode.INVALID_SIGNATURE, 401,
+                  "Federation: the request's signature does not verify with a current key of the origin "
+                  "(or the origin's keys could not be fetched)."),
+        ErrorSpec(ErrorCode.REPLAYED_REQUEST, 401,
+                  "Federation: the origin already sent a request with this nonce within the window."),
+        ErrorSpec(ErrorCode.BAD_EVENT, 400,
+                  "Federation, per event of a transaction: the event is malformed (fails the event rules of "
+                  "events.md)."),
+        ErrorSpec(ErrorCode.EVENT_TOO_LARGE, 400,
+                  "Federation, per event of a transaction: the event is over 65536 bytes (events.md)."),
+        ErrorSpec(ErrorCode.INVALID_EVENT_SIGNATURE, 400,
+                  "Federation, per event of a transaction: no valid signature of the origin with a key in force "
+                  "when the event was made."),
+        ErrorSpec(ErrorCode.INVALID_EVENT_HASH, 400,
+                  "Federation, per event of a transaction: the content does not match hashes.sha256."),
+        ErrorSpec(ErrorCode.INVALID_EVENT_ID, 400,
+                  "Federation, per event of a transaction: the event id does not match the event."),
+        ErrorSpec(ErrorCode.ORIGIN_MISMATCH, 400,
+                  "Federation, per event of a transaction: the event's origin or its sender's server is not the "
+                  "server that sent the transaction."),
+        ErrorSpec(ErrorCode.UNSUPPORTED_EVENT_TYPE, 400,
+                  "Federation, per event of a transaction: this server does not accept events of this type "
+                  "(it accepts vm.page and vm.receipt)."),
     )
 }
 

@@ -274,3 +274,26 @@ class FederationDestination(Base):
     delivered: Mapped[int] = mapped_column(BigInteger, server_default="0")  # events accepted, all time
     refused: Mapped[int] = mapped_column(BigInteger, server_default="0")  # events refused, all time
     last_refusal: Mapped[str | None] = mapped_column(Text, nullable=True)  # "<event_id> <code>"
+class FederationTransaction(Base):
+    """A transaction received from another server, with the answer it got,
+    so a repeat of the same (origin, txn_id) gets the same answer, across
+    restarts too."""
+
+    __tablename__ = "federation_transactions"
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    txn_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answer_json: Mapped[str] = mapped_column(Text)
+    received_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class FederationNonce(Base):
+    """A nonce of a signed request from another server, kept while a replay
+    of that request would still be inside the time window."""
+
+    __tablename__ = "federation_nonces"
+    __table_args__ = (Index("ix_federation_nonces_ts", "ts"),)
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger)

@@ -6,16 +6,16 @@ event and deleted once the destination answered for them; the sender
 ``outbox_id`` order. ``federation_destinations`` keeps the backoff and the
 figures the admin endpoint shows.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,182 @@
+"""The receiving side of federation: one signed request, one transaction.
+
+Theory of operation
+-------------------
+:meth:`FederationReceiver.authenticate` checks a request from another server
+in the order of ``spec/v1/federation.md`` section 4, each failure with its own
+code and nothing stored: the Authorization header parses, names us as the
+destination, comes from a server the ACL permits, within the time window,
+with a signature that verifies with one of the origin's *current* keys (its
+key document is fetched and cached by :class:`RemoteKeyCache`; an unknown key
+id makes one refetch; a rotated-out key does not sign new requests), with a
+nonce not seen from that origin within the window, and within the origin's
+rate limit with no other transaction of it in flight.
+
+:meth:`FederationReceiver.receive_transaction` then answers the transaction:
+a repeat of (origin, txn_id) gets the stored answer; otherwise each PDU is
+judged by :func:`check_pdu`, and an acceptable one handed to
+:meth:`FederationInbox.accept`. The answer is stored before it is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from vibemuse.federation.key_cache import KeyFetchError, RemoteKeyCache
+from vibemuse.federation.policy import FederationPolicy
+from vibemuse.protocol.canonical_json import CanonicalJsonError, decode_json_strict
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+from vibemuse.protocol.events import ServerKeys
+from vibemuse.protocol.federation_auth import (
+    RequestAuthError,
+    RequestExpired,
+    RequestSignature,
+    check_request_time,
+    parse_authorization,
+    verify_request,
+)
+from vibemuse.protocol.federation_units import PduRefusal, TransactionError, check_pdu, parse_transaction
+from vibemuse.protocol.signing import SignatureError, UnknownKey, signature_key_ids
+from vibemuse.services.guard import Guard, rate_limited
+from vibemuse.storage.federation_inbound import FederationInboundStore
+
+ACCEPTED_EVENT_TYPES = frozenset({"vm.page", "vm.receipt"})
+RATE_ACTION = "federation_origin"
+BUSY_RETRY_MS = 1000
+
+
+def _parse_body(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return decode_json_strict(body, max_bytes=len(body))
+    except CanonicalJsonError as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"The body is not canonical-JSON-compatible JSON: {exc}") from None
+
+
+class FederationInbox:
+    """Where accepted PDUs go. This one keeps nothing beyond the transaction's
+    answer; the page delivery replaces it."""
+
+    async def accept(self, event: dict[str, Any]) -> PduRefusal | None:
+        return None
+
+
+class FederationReceiver:
+    def __init__(
+        self, *, server_name: str, policy: FederationPolicy, window_ms: int, keys: RemoteKeyCache,
+        store: FederationInboundStore, inbox: FederationInbox, guard: Guard, clock: Callable[[], int],
+        accepted_types: Collection[str] = ACCEPTED_EVENT_TYPES,
+    ) -> None:
+        self.server_name = server_name
+        self.policy = policy
+        self.window_ms = window_ms
+        self.keys = keys
+        self.store = store
+        self.inbox = inbox
+        self.guard = guard
+        self.clock = clock
+        self.accepted_types = frozenset(accepted_types)
+        self._in_flight: set[str] = set()
+
+    # -- the request ----------------------------------------------------
+
+    async def authenticate(
+        self, header: str | None, method: str, uri: str, body: bytes
+    ) -> tuple[RequestSignature, Any]:
+        """The checked signature of a request and its parsed JSON body (None: no
+        body), or a ProtocolError (401/403/429, or 400 ``bad_json``)."""
+        try:
+            sig = parse_authorization(header)
+        except RequestAuthError as exc:
+            raise ProtocolError(ErrorCode.UNAUTHENTICATED_SERVER, str(exc)) from None
+        if sig.destination != self.server_name:
+            raise ProtocolError(ErrorCode.WRONG_DESTINATION,
+                                f"The request is for {sig.destination}; this server is {self.server_name}.")
+        if not self.policy.permits(sig.origin):
+            raise ProtocolError(ErrorCode.SERVER_FORBIDDEN, f"This server does not federate with {sig.origin}.")
+        now = self.clock()
+        try:
+            check_request_time(sig.ts, now, self.window_ms)
+        except RequestExpired as exc:
+            raise ProtocolError(ErrorCode.REQUEST_EXPIRED, str(exc)) from None
+        key = await self._current_key(sig.origin, sig.key_id)
+        content = _parse_body(body)
+        try:
+            verify_request(sig, key, method=method, uri=uri, content=content)
+        except RequestAuthError as exc:
+            raise ProtocolError(ErrorCode.INVALID_SIGNATURE, str(exc)) from None
+        if not await self.store.claim_nonce(sig.origin, sig.nonce, sig.ts, now - self.window_ms):
+            raise ProtocolError(ErrorCode.REPLAYED_REQUEST, f"{sig.origin} already sent nonce {sig.nonce}.")
+        self.guard.limit(RATE_ACTION, sig.origin)
+        return sig, content
+
+    async def _current_key(self, origin: str, key_id: str) -> Ed25519PublicKey:
+        """The origin's current key ``key_id``, refetching its keys once if it is unknown."""
+        try:
+            document = await self.keys.get_server_keys(origin)
+            if key_id not in document.verify_keys and key_id not in document.old_verify_keys:
+                await self.keys.get_verify_key(origin, key_id)  # one refetch
+                document = self.keys.cached(origin) or document
+        except (KeyFetchError, SignatureError) as exc:
+            raise ProtocolError(ErrorCode.INVALID_SIGNATURE, f"No key {key_id} of {origin}: {exc}") from None
+        key = document.verify_keys.get(key_id)
+        if key is None:
+            why = "was rotated out" if key_id in document.old_verify_keys else "is not published"
+            raise ProtocolError(ErrorCode.INVALID_SIGNATURE, f"Key {key_id} of {origin} {why}.")
+        return key
+
+    # -- the transaction --------------------------------------------------
+
+    async def receive_transaction(self, origin: str, txn_id: str, body: Any) -> dict[str, Any]:
+        """The answer to one transaction from an authenticated ``origin``."""
+        stored = await self.store.transaction_answer(origin, txn_id)
+        if stored is not None:
+            return stored
+        if origin in self._in_flight:
+            raise rate_limited(RATE_ACTION, BUSY_RETRY_MS)
+        self._in_flight.add(origin)
+        try:
+            try:
+                transaction = parse_transaction(body, origin)
+            except TransactionError as exc:
+                raise ProtocolError(ErrorCode.INVALID_REQUEST, f"The transaction is refused: {exc}") from None
+            keys = await self._keys_for(origin, transaction.pdus)
+            results: dict[str, Any] = {}
+            for pdu in transaction.pdus:
+                if pdu["event_id"] not in results:
+                    results[pdu["event_id"]] = await self._result(pdu, origin, keys)
+            return await self.store.record_transaction(origin, txn_id, {"pdus": results}, self.clock())
+        finally:
+            self._in_flight.discard(origin)
+
+    async def _keys_for(self, origin: str, pdus: Collection[Any]) -> ServerKeys | None:
+        """The origin's key document, refetched once if a PDU names a key it lacks."""
+        try:
+            document = await self.keys.get_server_keys(origin)
+        except KeyFetchError:
+            return None
+        for pdu in pdus:
+            try:
+                named = signature_key_ids(pdu, origin)
+            except SignatureError:
+                continue
+            unknown = [key_id for key_id in named if document.lookup(key_id) is None]
+            if unknown:
+                try:
+                    await self.keys.get_verify_key(origin, unknown[0])
+                except (KeyFetchError, UnknownKey, SignatureError, ValueError):
+                    pass
+                return self.keys.cached(origin) or document
+        return document
+
+    async def _result(self, pdu: Any, origin: str, keys: ServerKeys | None) -> dict[str, Any]:
+        refusal = check_pdu(pdu, origin, keys, self.accepted_types)
+        if refusal is None:
+            refusal = await self.inbox.accept(dict(pdu))
+        if refusal is None:
+            return {}
+        return {"error": {"code": refusal.code, "message": refusal.message}}
