@@ -94,12 +94,13 @@ async def test_the_key_cache_fetches_a_live_servers_keys_through_discovery(api, 
     """alpha (a Discovery with beta in federation_peers) verifies beta's current key over real HTTP."""
     transport = HttpTransport()
     discovery = Discovery(transport, peers={"test.localhost": base_url}, clock=clock, cache_ms=3_600_000)
-    keys = RemoteKeyCache(KeyDocumentFetcher(discovery, transport), clock)
+    keys = RemoteKeyCache(KeyDocumentFetcher(discovery.base_url_of, transport), clock)
     current = server.context.keyring.current
     try:
         assert await keys.get_verify_key("test.localhost", current.key_id) == current.verify_key
         unknown = RemoteKeyCache(KeyDocumentFetcher(Discovery(
-            transport, peers={"test.localhost": base_url + "/nowhere"}, clock=clock, cache_ms=1000), transport), clock)
+            transport, peers={"test.localhost": base_url + "/nowhere"}, clock=clock, cache_ms=1000).base_url_of,
+            transport), clock)
         with pytest.raises(KeyFetchError, match="HTTP 404"):
             await unknown.get_verify_key("test.localhost", current.key_id)
     finally:

@@ -31,7 +31,7 @@ from vibemuse.federation.transport import HttpTransport
 from vibemuse.federation.key_cache import RemoteKeyCache
 from vibemuse.federation.policy import FederationPolicy
 from vibemuse.federation.receiver import FederationInbox, FederationReceiver
-from vibemuse.federation.remote_keys import BaseUrlOf, http_key_fetcher, peers_resolver
+from vibemuse.federation.key_fetch import BaseUrlOf, KeyDocumentFetcher
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
 from vibemuse.handlers.admin import FederationQueuesHandler, SpamHandler, SpamUnmuteHandler
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, PasswordHandler, RegisterHandler
@@ -140,8 +140,8 @@ def make_discovery(config: Config, transport: HttpTransport, clock: Clock) -> Di
 
 
 def make_federation_receiver(config: Config, storage: Storage, guard: Guard, clock: Clock,
-                             base_url_of: BaseUrlOf) -> FederationReceiver:
-    keys = RemoteKeyCache(http_key_fetcher(base_url_of), clock)
+                             base_url_of: BaseUrlOf, transport: HttpTransport) -> FederationReceiver:
+    keys = RemoteKeyCache(KeyDocumentFetcher(base_url_of, transport), clock)
     return FederationReceiver(
         server_name=config.server_name, policy=FederationPolicy.from_config(config),
         window_ms=config.federation_request_window_seconds * 1000, keys=keys,
@@ -288,7 +288,8 @@ class VibeMuseServer:
             messages=None,  # type: ignore[arg-type]
             guard=guard,
             discovery=discovery,
-            federation=make_federation_receiver(config, storage, guard, clock, base_url_of or discovery.base_url_of),
+            federation=make_federation_receiver(config, storage, guard, clock, base_url_of or discovery.base_url_of,
+                                                transport),
         )
         sender = make_sender(config, storage, clock, federation or federation_seams(context))
         context.outbox, context.federation_sender = sender.outbox, sender

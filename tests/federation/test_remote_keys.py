@@ -1,4 +1,5 @@
-"""Fetching a key document over HTTP: bounded in size, no redirects; the stand-in resolver."""
+"""Fetching a key document over HTTP (``KeyDocumentFetcher``): bounded in size, no redirects,
+only a 200 JSON object."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 import pytest
 import tornado.web
 
-from vibemuse.config import Config
-from vibemuse.federation.remote_keys import MAX_KEYS_BYTES, http_key_fetcher, peers_resolver
+from vibemuse.federation.key_fetch import MAX_KEY_DOCUMENT_BYTES, KeyDocumentFetcher
+from vibemuse.federation.transport import HttpTransport
 
 
 class Keys(tornado.web.RequestHandler):
@@ -21,37 +22,47 @@ class Moved(tornado.web.RequestHandler):
         self.redirect("/big/10/federation/v1/keys")
 
 
+class NotAnObject(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.write(b"[1, 2]")
+
+
 @pytest.fixture
 def app():
     return tornado.web.Application([(r"/big/([0-9]+)/federation/v1/keys", Keys),
-                                    (r"/moved/federation/v1/keys", Moved)])
+                                    (r"/moved/federation/v1/keys", Moved),
+                                    (r"/list/federation/v1/keys", NotAnObject)])
 
 
-def _fetcher(base_url, prefix):
-    async def base_url_of(name):
-        return base_url + prefix
-    return http_key_fetcher(base_url_of)
+@pytest.fixture
+def fetcher_at(http_server, base_url):
+    transport = HttpTransport()
+
+    def fetcher(prefix):
+        async def base_url_of(name):
+            return base_url + prefix + "/"  # a trailing slash is not doubled
+        return KeyDocumentFetcher(base_url_of, transport)
+
+    yield fetcher
+    transport.close()
 
 
 @pytest.mark.gen_test
-async def test_a_small_document_is_read(http_server, base_url):
-    document = await _fetcher(base_url, "/big/10")("alpha.test")
+async def test_a_small_document_is_read(fetcher_at):
+    document = await fetcher_at("/big/10")("alpha.test")
     assert document == {"server_name": "alpha.test", "pad": "x" * 10}
 
 
 @pytest.mark.gen_test
-async def test_an_oversized_document_is_refused(http_server, base_url):
-    with pytest.raises(Exception, match="over"):
-        await _fetcher(base_url, f"/big/{MAX_KEYS_BYTES}")("alpha.test")
-
-
-@pytest.mark.gen_test
-async def test_a_redirect_is_not_followed(http_server, base_url):
+async def test_an_oversized_document_is_refused(fetcher_at):
     with pytest.raises(Exception):
-        await _fetcher(base_url, "/moved")("alpha.test")
+        await fetcher_at(f"/big/{MAX_KEY_DOCUMENT_BYTES}")("alpha.test")
+    assert (await fetcher_at(f"/big/{MAX_KEY_DOCUMENT_BYTES - 100}")("alpha.test"))["server_name"] == "alpha.test"
 
 
 @pytest.mark.gen_test
-async def test_the_stand_in_resolver_knows_no_server_without_peers():
-    with pytest.raises(KeyError):
-        await peers_resolver(Config())("alpha.test")
+async def test_a_redirect_is_not_followed_and_only_an_object_is_a_document(fetcher_at):
+    with pytest.raises(Exception, match="HTTP 30"):
+        await fetcher_at("/moved")("alpha.test")
+    with pytest.raises(Exception, match="not a JSON object"):
+        await fetcher_at("/list")("alpha.test")
