@@ -372,7 +372,8 @@ class VibeMuseServer:
         self.heartbeat.start()
         self.ticker.start()
         if self.context.config.federation:  # off: nothing is sent (what is queued waits)
-            self._sender_started = asyncio.get_running_loop().create_task(self.sender.start())
+            peers = list(self.context.config.federation_peers)
+            self._sender_started = asyncio.get_running_loop().create_task(self.sender.start(announce_to=peers))
 
     def reload_signing_keys(self) -> None:
         """Pick up keys rotated by ``vibemuse keys rotate`` while running (SIGHUP)."""

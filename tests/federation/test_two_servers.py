@@ -88,6 +88,8 @@ async def test_pages_queued_while_beta_is_down_reach_it_in_order_once_signed_by_
         assert inbox.accepted == early + late  # in order, each once
         assert await until(lambda: count_rows(alpha, "federation_outbox") == 0)
         assert count_rows(beta, "federation_transactions") >= 1
+        # beta said hello when it started (an empty signed transaction): alpha counts it as contact
+        assert (await alpha.sender.outbox.state(BETA)).last_contact_ts is not None
         stats = {row.state.destination: row for row in await alpha.sender.outbox.queue_stats()}
         assert stats[BETA].depth == 0 and stats[BETA].state.delivered == 5 and stats[BETA].state.refused == 0
     finally:

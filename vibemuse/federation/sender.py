@@ -67,7 +67,7 @@ import json
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -82,6 +82,7 @@ log = logging.getLogger(__name__)
 SEND_PATH = "/federation/v1/send/"
 FIRST_RETRY_MS = 2_000
 CONTACT_WRITE_INTERVAL_MS = 10_000  # how often a chatty peer's contact time is written
+ANNOUNCE_WITHIN_MS = 7 * 24 * 3600 * 1000  # at start, say hello to the servers heard from or reached this recently
 
 BaseUrlOf = Callable[[str], "str | None | Awaitable[str | None]"]
 Authorize = Callable[[str, str, str, "dict[str, Any] | None"], "str | None"]
@@ -244,19 +245,39 @@ class FederationSender:
         self.queues: dict[str, DestinationQueue] = {}
         self._running = False
         self._contact_written: dict[str, int] = {}
+        self._hellos: set[asyncio.Task[bool]] = set()
 
-    async def start(self) -> None:
-        """Resume every destination that has queued events."""
+    async def start(self, announce_to: Iterable[str] = ()) -> None:
+        """Resume every destination that has queued events, and tell ``announce_to`` (the
+        servers we know) that we are back, so that what they queued for us comes now rather
+        than at the end of their backoff (``hello``)."""
         self._running = True
         for name in await self.outbox.destinations_with_pending():
             state = await self.outbox.state(name)
             queue = self.queue(name)
             queue.failures = max(queue.failures, state.failures)
             queue.wake()
+        recent = self.clock() - ANNOUNCE_WITHIN_MS
+        known = {stats.state.destination for stats in await self.outbox.queue_stats()
+                 if max(stats.state.last_contact_ts or 0, stats.state.last_success_ts or 0) >= recent}
+        for name in sorted(known | set(announce_to)):
+            self._hellos.add(asyncio.get_running_loop().create_task(self.hello(name)))
+
+    async def hello(self, destination: str) -> bool:
+        """An empty signed transaction: a receiver that had given up on us for a while treats
+        any request from us as contact and sends what waits at once (federation.md 9)."""
+        txn_id = f"hello.{self.clock()}.{self.rng.getrandbits(32):08x}"
+        body = {"origin": self.settings.origin, "origin_server_ts": self.clock(), "pdus": [], "edus": []}
+        try:
+            await self.transmit(destination, Transaction(txn_id, body, ()))
+            return True
+        except RetryLater as why:
+            log.info("federation: hello to %s: %s", destination, why)
+            return False
 
     async def stop(self) -> None:
         self._running = False
-        tasks = [queue.task for queue in self.queues.values() if queue.task is not None]
+        tasks = [queue.task for queue in self.queues.values() if queue.task is not None] + list(self._hellos)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
