@@ -101,7 +101,8 @@ async def on_page(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     result = await socket.context.pages.page(
         socket.principal, frame.message_id, data.get("to"), data["text"], data.get("style", "say")
     )
-    ack(socket, frame, result.receipt, offline=result.offline)
+    remote = {"remote": result.remote} if result.remote else {}
+    ack(socket, frame, result.receipt, offline=result.offline, **remote)
 
 
 async def on_set_haven(socket: "ClientSocketHandler", frame: ClientFrame) -> None:

@@ -1,0 +1,154 @@
+"""Pages across servers: alpha.test and beta.test, two real servers on loopback, their
+players on real WebSockets. A page to a player of the other server goes through
+alpha's outbox to beta's receiver, is judged and delivered (or held, or refused) on
+beta, and a signed receipt comes back the same way to the sender as ``page_receipt``.
+Every frame is checked against spec/ by the clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import pytest
+
+from tests.conftest import FAST_HASHER, count_rows
+from tests.federation.test_two_servers import ALPHA, BETA, free_port, server_config, until
+from tests.support.client import Api, WsClient, acked, refused
+from tests.support.spec import SpecValidator
+from tests.support.world import World
+from vibemuse.app import VibeMuseServer
+
+
+@contextlib.asynccontextmanager
+async def two_worlds(tmp_path, database_url):
+    ports = {ALPHA: free_port(), BETA: free_port()}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    databases = {ALPHA: f"sqlite:///{tmp_path}/alpha.db", BETA: database_url}
+    spec = SpecValidator()
+    servers, worlds = [], []
+    try:
+        for name, other in ((ALPHA, BETA), (BETA, ALPHA)):
+            server = await VibeMuseServer.create(
+                server_config(tmp_path, name, databases[name], {other: urls[other]}), hasher=FAST_HASHER)
+            server.listen(ports[name], "127.0.0.1")
+            servers.append(server)
+            worlds.append(World(Api(urls[name], spec), urls[name].replace("http://", "ws://") + "/api/ws",
+                                spec, server))
+        yield worlds
+    finally:
+        for world in worlds:
+            world.close()
+        for server in reversed(servers):
+            await server.shutdown()
+
+
+async def receipt_for(socket: WsClient, page_id: str) -> dict:
+    frame = await socket.receive_type("page_receipt", timeout=15)
+    assert frame["data"]["event"]["content"]["relates_to"] == page_id
+    return frame
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_page_to_a_player_of_another_server_is_delivered_live_and_receipted(tmp_path, database_url):
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        alice, bob = await alpha.player("alice"), await beta.player("bob")
+        ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "hi from alpha"})
+        assert ack["data"]["remote"] == ["@bob:beta.test"] and ack["data"]["offline"] == []
+        mine = await alice.ws.receive_type("message")
+        assert mine["data"]["event"]["event_id"] == ack["data"]["eventId"]
+
+        got = await bob.ws.receive_type("message", timeout=15)
+        event = got["data"]["event"]
+        assert event["event_id"] == ack["data"]["eventId"] and event["origin"] == ALPHA
+        assert got["fromUser"] == "@alice:alpha.test" and event["content"]["body"] == "hi from alpha"
+
+        receipt = (await receipt_for(alice.ws, event["event_id"]))["data"]["event"]
+        assert receipt["content"]["kind"] == "delivered" and receipt["sender"] == "@bob:beta.test"
+        assert receipt["origin"] == BETA and "reason" not in receipt["content"]
+        assert await until(lambda: count_rows(alpha.server, "federation_outbox") == 0
+                           and count_rows(beta.server, "federation_outbox") == 0)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_command_line_pages_name_at_server_and_bob_answers_back(tmp_path, database_url):
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        alice, bob = await alpha.player("alice"), await beta.player("bob")
+        ack = await acked(alice.ws, "command", {"line": "page Bob@beta.test=:waves"})
+        assert ack["data"]["remote"] == ["@bob:beta.test"]
+        assert (await alice.ws.receive_type("message"))["data"]["event"]["event_id"] == ack["data"]["eventId"]
+        got = (await bob.ws.receive_type("message", timeout=15))["data"]["event"]
+        assert got["content"]["rendered"] == "From afar, alice waves" and got["recipients"] == ["@bob:beta.test"]
+        await receipt_for(alice.ws, got["event_id"])
+
+        back = await acked(bob.ws, "command", {"line": "page alice@alpha.test=hello"})
+        assert back["data"]["remote"] == ["@alice:alpha.test"]
+        reply = (await alice.ws.receive_type("message", timeout=15))["data"]["event"]
+        assert reply["event_id"] == back["data"]["eventId"] and reply["sender"] == "@bob:beta.test"
+        assert (await receipt_for(bob.ws, reply["event_id"]))["data"]["event"]["content"]["kind"] == "delivered"
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_an_offline_remote_player_gets_the_page_on_connect_held_then_delivered(tmp_path, database_url):
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        alice, bob = await alpha.player("alice"), await beta.offline_player("bob")
+        ack = await acked(alice.ws, "page", {"to": ["bob@beta.test"], "text": "are you there?"})
+        page_id = ack["data"]["eventId"]
+        held = (await receipt_for(alice.ws, page_id))["data"]["event"]["content"]
+        assert held == {"kind": "held", "relates_to": page_id, "recipient": "@bob:beta.test"}
+
+        socket = await beta.open_socket(bob)
+        waited = (await socket.receive_type("message", timeout=15))["data"]["event"]
+        assert waited["event_id"] == page_id and waited["content"]["body"] == "are you there?"
+        delivered = (await receipt_for(alice.ws, page_id))["data"]["event"]["content"]
+        assert delivered["kind"] == "delivered"
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_an_unknown_remote_user_and_a_haven_come_back_as_refused_receipts(tmp_path, database_url):
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        alice, bob = await alpha.player("alice"), await beta.player("bob")
+        ack = await acked(alice.ws, "page", {"to": ["@nobody:beta.test"], "text": "hello?"})
+        refused = (await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["content"]
+        assert refused["kind"] == "refused" and refused["reason"] == "unknown_user"
+
+        await acked(bob.ws, "set_haven", {"haven": True, "message": "Gone fishing."})
+        ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "hi"})
+        refused = (await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["content"]
+        assert refused["reason"] == "not_accepting_pages" and refused["message"].endswith("Gone fishing.")
+        assert [frame for frame in await bob.ws.quiet(0.1) if frame["type"] == "message"] == []
+        stored = await beta.server.context.storage.events_by_id([ack["data"]["eventId"]])
+        assert stored == {}  # a refused page is not kept on beta
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_page_sent_again_by_the_origin_is_delivered_once(tmp_path, database_url):
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        alice, bob = await alpha.player("alice"), await beta.player("bob")
+        ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "once"})
+        await bob.ws.receive_type("message", timeout=15)
+        await receipt_for(alice.ws, ack["data"]["eventId"])
+        page = (await alpha.server.context.storage.events_by_id([ack["data"]["eventId"]]))[ack["data"]["eventId"]]
+        page = {key: value for key, value in page.items() if key != "unsigned"}
+        assert await beta.server.context.federation.inbox.accept(page) is None  # a repeat: a no-op
+        assert [frame for frame in await bob.ws.quiet(0.3) if frame["type"] == "message"] == []
+
+
+@pytest.mark.parametrize("frame_type, data", [("page", {"to": ["@bob:beta.test"], "text": "hi"}),
+                                              ("command", {"line": "page bob@beta.test=hi"})])
+@pytest.mark.gen_test(timeout=60)
+async def test_with_federation_off_a_remote_recipient_is_unknown_and_nothing_is_queued(tmp_path, frame_type, data):
+    config = dataclasses.replace(server_config(tmp_path, ALPHA, f"sqlite:///{tmp_path}/alpha.db", {}), federation=False)
+    server = await VibeMuseServer.create(config, hasher=FAST_HASHER)
+    port = server.listen(0, "127.0.0.1")
+    url = f"http://127.0.0.1:{port}"
+    world = World(Api(url, SpecValidator()), url.replace("http://", "ws://") + "/api/ws", SpecValidator(), server)
+    try:
+        alice = await world.player("alice")
+        before = world.event_count()
+        assert (await refused(alice.ws, frame_type, data))["code"] == "unknown_user"
+        assert world.event_count() == before
+        assert count_rows(server, "federation_outbox") == 0
+    finally:
+        world.close()
+        await server.shutdown()
