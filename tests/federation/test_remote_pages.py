@@ -152,3 +152,35 @@ async def test_with_federation_off_a_remote_recipient_is_unknown_and_nothing_is_
     finally:
         world.close()
         await server.shutdown()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_page_to_a_local_and_a_remote_player_and_last_paged_with_remote_names(tmp_path, database_url):
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        alice, carol = await alpha.player("alice"), await alpha.offline_player("carol")
+        bob = await beta.player("bob")
+        ack = await acked(alice.ws, "command", {"line": "page carol bob@beta.test=hi both"})
+        assert ack["data"]["offline"] == ["@carol:alpha.test"] and ack["data"]["remote"] == ["@bob:beta.test"]
+        got = (await bob.ws.receive_type("message", timeout=15))["data"]["event"]
+        assert got["recipients"] == ["@carol:alpha.test", "@bob:beta.test"]
+        assert got["content"]["rendered"] == "alice pages carol and bob: hi both"
+        assert (await receipt_for(alice.ws, got["event_id"]))["data"]["event"]["sender"] == "@bob:beta.test"
+
+        await alice.ws.send_frame("command", {"line": "page"})
+        assert (await alice.ws.receive_type("notice"))["data"]["text"] == "You last paged carol and bob@beta.test."
+        again = await acked(alice.ws, "command", {"line": "page =again"})
+        assert again["data"]["remote"] == ["@bob:beta.test"]
+        assert (await bob.ws.receive_type("message", timeout=15))["data"]["event"]["content"]["body"] == "again"
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_block_on_the_recipients_server_is_a_refusal_that_says_no_more(tmp_path, database_url):
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        alice, bob = await alpha.player("alice"), await beta.player("bob")
+        # Blocking a remote user by name is not there yet (block: unknown_user); the list is.
+        beta.server.context.pages.blocks.add(bob.user_id, alice.user_id)
+        ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "hi"})
+        refused_page = (await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["content"]
+        assert refused_page["reason"] == "not_accepting_pages"
+        assert refused_page["message"] == "bob is not accepting your pages."
+        assert [frame for frame in await bob.ws.quiet(0.1) if frame["type"] == "message"] == []

@@ -198,9 +198,8 @@ def notice(socket: "ClientSocketHandler", frame: ClientFrame, text: str) -> None
 
 
 async def _last_paged(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
-    users = await socket.context.pages.last_paged(socket.principal)
-    names = join_names([user.username for user in users])
-    notice(socket, frame, f"You last paged {names}." if users else "You have not paged anyone yet.")
+    names = await socket.context.pages.last_paged(socket.principal)
+    notice(socket, frame, f"You last paged {join_names(names)}." if names else "You have not paged anyone yet.")
 
 
 async def on_command(socket: "ClientSocketHandler", frame: ClientFrame) -> None:

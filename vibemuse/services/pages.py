@@ -186,10 +186,16 @@ class PageService:
             message = f"{recipient.username} is not accepting pages: {haven_message}"
         return ProtocolError(ErrorCode.NOT_ACCEPTING_PAGES, message, details={"userId": recipient.user_id})
 
-    async def last_paged(self, principal: Principal) -> list[UserRecord]:
-        ids = (await self._storage.get_page_settings(principal.user_id)).last_paged
-        users = [await self._storage.get_user(user_id) for user_id in ids]
-        return [user for user in users if user is not None]
+    async def last_paged(self, principal: Principal) -> list[str]:
+        """The names of the last page's recipients: usernames here, ``name@server`` elsewhere."""
+        names = []
+        for user_id in (await self._storage.get_page_settings(principal.user_id)).last_paged:
+            parsed = parse_user_id(user_id)
+            if parsed.server_name != self._server_name:
+                names.append(f"{parsed.localpart}@{parsed.server_name}")
+            elif (user := await self._storage.get_user(user_id)) is not None:
+                names.append(user.username)
+        return names
 
     # -- offline delivery and receipts ----------------------------------------
 
