@@ -184,3 +184,43 @@ async def test_a_block_on_the_recipients_server_is_a_refusal_that_says_no_more(t
         assert refused_page["reason"] == "not_accepting_pages"
         assert refused_page["message"] == "bob is not accepting your pages."
         assert [frame for frame in await bob.ws.quiet(0.1) if frame["type"] == "message"] == []
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_page_history_on_both_servers_shows_both_sides(tmp_path, database_url):
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        alice, bob = await alpha.player("alice"), await beta.player("bob")
+        first = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "one"})
+        await bob.ws.receive_type("message", timeout=15)
+        second = await acked(bob.ws, "page", {"to": ["@alice:alpha.test"], "text": "two"})
+        await receipt_for(bob.ws, second["data"]["eventId"])
+        both = [first["data"]["eventId"], second["data"]["eventId"]]
+        for world, player, partner in ((alpha, alice, "%40bob%3Abeta.test"), (beta, bob, "%40alice%3Aalpha.test")):
+            status, body = await world.api.call("GET", f"/api/communication/pages/{partner}", token=player.token,
+                                                schema="event-page")
+            assert status == 200 and [event["event_id"] for event in body["events"]] == both
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_resuming_replays_a_remote_page_that_came_while_the_socket_was_gone(tmp_path, database_url):
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        alice, bob = await alpha.player("alice"), await beta.player("bob")
+        ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "before"})
+        since = ack["data"]["streamPosition"]
+        await receipt_for(alice.ws, ack["data"]["eventId"])
+        await alpha.wait_offline(alice)
+        missed = await acked(bob.ws, "page", {"to": ["@alice:alpha.test"], "text": "while you were away"})
+        held = (await receipt_for(bob.ws, missed["data"]["eventId"]))["data"]["event"]["content"]
+        assert held["kind"] == "held"
+
+        socket = await WsClient.open(alpha.ws_url + f"?since={since}", alpha.spec, token=alice.token)
+        alice.sockets.append(socket)
+        resumed = await socket.receive_type("resumed", timeout=15)
+        replayed = [frame["data"]["event"]["event_id"] for frame in socket.received[:socket.received.index(resumed)]
+                    if frame["type"] == "message"]
+        assert missed["data"]["eventId"] in replayed
+        await socket.quiet(0.3)
+        copies = [frame for frame in socket.of_type("message")
+                  if frame["data"]["event"]["event_id"] == missed["data"]["eventId"]]
+        assert len(copies) == 1  # not handed out a second time after the replay
+        assert (await receipt_for(bob.ws, missed["data"]["eventId"]))["data"]["event"]["content"]["kind"] == "delivered"

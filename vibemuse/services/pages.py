@@ -148,6 +148,10 @@ class PageService:
                 name = str(parsed)
         return await self.resolve(name)
 
+    async def partner(self, name: str) -> str:
+        """The user id of a page partner (page history): as a page recipient is named."""
+        return (await self._recipient(name)).user_id
+
     async def resolve(self, name: str) -> UserRecord:
         """A username of this server or a user id, to the user; ``unknown_user`` otherwise."""
         try:
