@@ -43,6 +43,13 @@ async def two_worlds(tmp_path, database_url):
             await server.shutdown()
 
 
+@contextlib.asynccontextmanager
+async def alice_and_bob(tmp_path, database_url):
+    """The two servers, alice connected to alpha and bob to beta."""
+    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+        yield alpha, beta, await alpha.player("alice"), await beta.player("bob")
+
+
 async def receipt_for(socket: WsClient, page_id: str) -> dict:
     frame = await socket.receive_type("page_receipt", timeout=15)
     assert frame["data"]["event"]["content"]["relates_to"] == page_id
@@ -51,8 +58,7 @@ async def receipt_for(socket: WsClient, page_id: str) -> dict:
 
 @pytest.mark.gen_test(timeout=90)
 async def test_a_page_to_a_player_of_another_server_is_delivered_live_and_receipted(tmp_path, database_url):
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
-        alice, bob = await alpha.player("alice"), await beta.player("bob")
+    async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
         ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "hi from alpha"})
         assert ack["data"]["remote"] == ["@bob:beta.test"] and ack["data"]["offline"] == []
         mine = await alice.ws.receive_type("message")
@@ -72,8 +78,7 @@ async def test_a_page_to_a_player_of_another_server_is_delivered_live_and_receip
 
 @pytest.mark.gen_test(timeout=90)
 async def test_a_command_line_pages_name_at_server_and_bob_answers_back(tmp_path, database_url):
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
-        alice, bob = await alpha.player("alice"), await beta.player("bob")
+    async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
         ack = await acked(alice.ws, "command", {"line": "page Bob@beta.test=:waves"})
         assert ack["data"]["remote"] == ["@bob:beta.test"]
         assert (await alice.ws.receive_type("message"))["data"]["event"]["event_id"] == ack["data"]["eventId"]
@@ -106,8 +111,7 @@ async def test_an_offline_remote_player_gets_the_page_on_connect_held_then_deliv
 
 @pytest.mark.gen_test(timeout=90)
 async def test_an_unknown_remote_user_and_a_haven_come_back_as_refused_receipts(tmp_path, database_url):
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
-        alice, bob = await alpha.player("alice"), await beta.player("bob")
+    async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
         ack = await acked(alice.ws, "page", {"to": ["@nobody:beta.test"], "text": "hello?"})
         refused = (await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["content"]
         assert refused["kind"] == "refused" and refused["reason"] == "unknown_user"
@@ -123,8 +127,7 @@ async def test_an_unknown_remote_user_and_a_haven_come_back_as_refused_receipts(
 
 @pytest.mark.gen_test(timeout=90)
 async def test_a_page_sent_again_by_the_origin_is_delivered_once(tmp_path, database_url):
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
-        alice, bob = await alpha.player("alice"), await beta.player("bob")
+    async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
         ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "once"})
         await bob.ws.receive_type("message", timeout=15)
         await receipt_for(alice.ws, ack["data"]["eventId"])
@@ -175,8 +178,7 @@ async def test_a_page_to_a_local_and_a_remote_player_and_last_paged_with_remote_
 
 @pytest.mark.gen_test(timeout=90)
 async def test_a_block_on_the_recipients_server_is_a_refusal_that_says_no_more(tmp_path, database_url):
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
-        alice, bob = await alpha.player("alice"), await beta.player("bob")
+    async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
         # Blocking a remote user by name is not there yet (block: unknown_user); the list is.
         beta.server.context.pages.blocks.add(bob.user_id, alice.user_id)
         ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "hi"})
@@ -188,8 +190,7 @@ async def test_a_block_on_the_recipients_server_is_a_refusal_that_says_no_more(t
 
 @pytest.mark.gen_test(timeout=90)
 async def test_page_history_on_both_servers_shows_both_sides(tmp_path, database_url):
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
-        alice, bob = await alpha.player("alice"), await beta.player("bob")
+    async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
         first = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "one"})
         await bob.ws.receive_type("message", timeout=15)
         second = await acked(bob.ws, "page", {"to": ["@alice:alpha.test"], "text": "two"})
@@ -203,8 +204,7 @@ async def test_page_history_on_both_servers_shows_both_sides(tmp_path, database_
 
 @pytest.mark.gen_test(timeout=90)
 async def test_resuming_replays_a_remote_page_that_came_while_the_socket_was_gone(tmp_path, database_url):
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
-        alice, bob = await alpha.player("alice"), await beta.player("bob")
+    async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
         ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "before"})
         since = ack["data"]["streamPosition"]
         await receipt_for(alice.ws, ack["data"]["eventId"])
