@@ -20,17 +20,22 @@ from tests.support.world import World
 from vibemuse.app import VibeMuseServer
 
 
+GAMMA = "gamma.test"
+
+
 @contextlib.asynccontextmanager
-async def two_worlds(tmp_path, database_url):
-    ports = {ALPHA: free_port(), BETA: free_port()}
+async def federated_worlds(tmp_path, database_url, names=(ALPHA, BETA)):
+    """Real servers named ``names``, each with the others as ``federation_peers`` (beta on
+    ``database_url``, the others on SQLite), and a World of players on each."""
+    ports = {name: free_port() for name in names}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    databases = {ALPHA: f"sqlite:///{tmp_path}/alpha.db", BETA: database_url}
     spec = SpecValidator()
     servers, worlds = [], []
     try:
-        for name, other in ((ALPHA, BETA), (BETA, ALPHA)):
-            server = await VibeMuseServer.create(
-                server_config(tmp_path, name, databases[name], {other: urls[other]}), hasher=FAST_HASHER)
+        for name in names:
+            database = database_url if name == BETA else f"sqlite:///{tmp_path}/{name}.db"
+            peers = {other: urls[other] for other in names if other != name}
+            server = await VibeMuseServer.create(server_config(tmp_path, name, database, peers), hasher=FAST_HASHER)
             server.listen(ports[name], "127.0.0.1")
             servers.append(server)
             worlds.append(World(Api(urls[name], spec), urls[name].replace("http://", "ws://") + "/api/ws",
@@ -46,7 +51,7 @@ async def two_worlds(tmp_path, database_url):
 @contextlib.asynccontextmanager
 async def alice_and_bob(tmp_path, database_url):
     """The two servers, alice connected to alpha and bob to beta."""
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+    async with federated_worlds(tmp_path, database_url) as (alpha, beta):
         yield alpha, beta, await alpha.player("alice"), await beta.player("bob")
 
 
@@ -95,7 +100,7 @@ async def test_a_command_line_pages_name_at_server_and_bob_answers_back(tmp_path
 
 @pytest.mark.gen_test(timeout=90)
 async def test_an_offline_remote_player_gets_the_page_on_connect_held_then_delivered(tmp_path, database_url):
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+    async with federated_worlds(tmp_path, database_url) as (alpha, beta):
         alice, bob = await alpha.player("alice"), await beta.offline_player("bob")
         ack = await acked(alice.ws, "page", {"to": ["bob@beta.test"], "text": "are you there?"})
         page_id = ack["data"]["eventId"]
@@ -159,7 +164,7 @@ async def test_with_federation_off_a_remote_recipient_is_unknown_and_nothing_is_
 
 @pytest.mark.gen_test(timeout=90)
 async def test_a_page_to_a_local_and_a_remote_player_and_last_paged_with_remote_names(tmp_path, database_url):
-    async with two_worlds(tmp_path, database_url) as (alpha, beta):
+    async with federated_worlds(tmp_path, database_url) as (alpha, beta):
         alice, carol = await alpha.player("alice"), await alpha.offline_player("carol")
         bob = await beta.player("bob")
         ack = await acked(alice.ws, "command", {"line": "page carol bob@beta.test=hi both"})
@@ -224,3 +229,17 @@ async def test_resuming_replays_a_remote_page_that_came_while_the_socket_was_gon
                   if frame["data"]["event"]["event_id"] == missed["data"]["eventId"]]
         assert len(copies) == 1  # not handed out a second time after the replay
         assert (await receipt_for(bob.ws, missed["data"]["eventId"]))["data"]["event"]["content"]["kind"] == "delivered"
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_one_page_to_players_of_two_other_servers_reaches_both_and_both_answer(tmp_path, database_url):
+    async with federated_worlds(tmp_path, database_url, (ALPHA, BETA, GAMMA)) as (alpha, beta, gamma):
+        alice, bob, carol = await alpha.player("alice"), await beta.player("bob"), await gamma.player("carol")
+        ack = await acked(alice.ws, "command", {"line": "page bob@beta.test, carol@gamma.test=hi all"})
+        assert ack["data"]["remote"] == ["@bob:beta.test", "@carol:gamma.test"]
+        for player in (bob, carol):
+            got = (await player.ws.receive_type("message", timeout=15))["data"]["event"]
+            assert got["event_id"] == ack["data"]["eventId"]
+            assert got["content"]["rendered"] == "alice pages bob and carol: hi all"
+        senders = {(await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["sender"] for _ in range(2)}
+        assert senders == {"@bob:beta.test", "@carol:gamma.test"}

@@ -23,7 +23,7 @@ from typing import Any
 from vibemuse.clock import Clock
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
-from vibemuse.protocol.ids import parse_user_id, user_id_for, validate_username
+from vibemuse.protocol.ids import parse_user_id, user_id_for, user_id_of_address, validate_username
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
@@ -54,10 +54,11 @@ class RemoteUser:
     server: str
 
 
-def remote_user_id(name: str) -> str | None:
-    """``bob@beta.example`` (a command line's form) as ``@bob:beta.example``; None if not that form."""
-    local, at, server = name.partition("@")
-    return f"@{local.lower()}:{server.lower()}" if at and local and server else None
+def not_accepting(username: str, haven_message: str | None) -> str:
+    """Why a page is refused, as the sender may know it: a haven shows its message, a block nothing."""
+    if haven_message:
+        return f"{username} is not accepting pages: {haven_message}"
+    return f"{username} is not accepting your pages."
 
 
 class PageService:
@@ -137,7 +138,7 @@ class PageService:
         """A page recipient: as ``resolve``, or (federation on) a user of another server, by
         user id or ``name@server``, whose server decides whether they exist and take pages."""
         if self._federation:
-            user_id = name if name.startswith("@") else remote_user_id(name)
+            user_id = name if name.startswith("@") else user_id_of_address(name)
             try:
                 parsed = parse_user_id(user_id) if user_id else None
             except ProtocolError:
@@ -185,10 +186,8 @@ class PageService:
 
     @staticmethod
     def _not_accepting(recipient: UserRecord, haven_message: str | None) -> ProtocolError:
-        message = f"{recipient.username} is not accepting your pages."
-        if haven_message:
-            message = f"{recipient.username} is not accepting pages: {haven_message}"
-        return ProtocolError(ErrorCode.NOT_ACCEPTING_PAGES, message, details={"userId": recipient.user_id})
+        return ProtocolError(ErrorCode.NOT_ACCEPTING_PAGES, not_accepting(recipient.username, haven_message),
+                             details={"userId": recipient.user_id})
 
     async def last_paged(self, principal: Principal) -> list[str]:
         """The names of the last page's recipients: usernames here, ``name@server`` elsewhere."""

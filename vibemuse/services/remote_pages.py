@@ -29,6 +29,7 @@ from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.services.events import EventWriter
+from vibemuse.services.pages import not_accepting
 from vibemuse.storage import Storage
 from vibemuse.storage.outbox_txns import op_enqueue
 
@@ -101,12 +102,10 @@ class RemotePages:
         if user is None:
             return "unknown_user", f"There is no one named {user_id!r}."
         if self._blocks.blocks(user_id, sender):
-            return "not_accepting_pages", f"{user.username} is not accepting your pages."
+            return "not_accepting_pages", not_accepting(user.username, None)
         settings = await self._storage.get_page_settings(user_id)
         if settings.haven:
-            if settings.haven_message:
-                return "not_accepting_pages", f"{user.username} is not accepting pages: {settings.haven_message}"
-            return "not_accepting_pages", f"{user.username} is not accepting your pages."
+            return "not_accepting_pages", not_accepting(user.username, settings.haven_message)
         return None
 
     def _receipt(self, page: dict[str, Any], recipient: str, content: dict[str, Any]) -> dict[str, Any]:
