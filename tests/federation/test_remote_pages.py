@@ -18,6 +18,7 @@ from tests.support.client import Api, WsClient, acked, refused
 from tests.support.spec import SpecValidator
 from tests.support.world import World
 from vibemuse.app import VibeMuseServer
+from vibemuse.protocol.events import build_event
 
 
 GAMMA = "gamma.test"
@@ -243,3 +244,19 @@ async def test_one_page_to_players_of_two_other_servers_reaches_both_and_both_an
             assert got["content"]["rendered"] == "alice pages bob and carol: hi all"
         senders = {(await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["sender"] for _ in range(2)}
         assert senders == {"@bob:beta.test", "@carol:gamma.test"}
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_receipt_about_no_page_of_ours_is_refused_and_not_stored(tmp_path, database_url):
+    async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
+        ack = await acked(bob.ws, "page", {"to": ["@alice:alpha.test"], "text": "mine"})  # a page of beta's
+        await receipt_for(bob.ws, ack["data"]["eventId"])
+        stray = build_event(event_type="vm.receipt", sender=bob.user_id, origin=BETA,
+                            origin_server_ts=beta.server.context.clock(),
+                            content={"kind": "delivered", "relates_to": ack["data"]["eventId"],
+                                     "recipient": bob.user_id},
+                            recipients=[alice.user_id], signing_key=beta.server.context.keyring.current)
+        refusal = await alpha.server.context.federation.inbox.accept(stray)
+        assert refusal is not None and refusal.code == "bad_event"
+        assert await alpha.server.context.storage.events_by_id([stray["event_id"]]) == {}
+        assert [frame for frame in await alice.ws.quiet(0.1) if frame["type"] == "page_receipt"] == []
