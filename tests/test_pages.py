@@ -130,7 +130,7 @@ async def test_blocks_work_both_ways_and_say_nothing_more(world, server):
     "data, code",
     [
         ({"to": ["nobody"], "text": "hi"}, "unknown_user"),
-        ({"to": ["@bob:elsewhere.example"], "text": "hi"}, "unknown_user"),
+        ({"to": ["@nobody:test.localhost"], "text": "hi"}, "unknown_user"),  # remote ids: tests/federation
         ({"to": ["bob"], "text": "  "}, "empty_text"),
         ({"to": ["bob"], "text": "x" * 4001}, "text_too_long"),
         ({"to": [f"user{n}" for n in range(11)], "text": "hi"}, "too_many_recipients"),

@@ -31,6 +31,7 @@ from vibemuse.federation.transport import HttpTransport
 from vibemuse.federation.key_cache import RemoteKeyCache
 from vibemuse.federation.policy import FederationPolicy
 from vibemuse.federation.receiver import FederationInbox, FederationReceiver
+from vibemuse.federation.inbox import PageInbox
 from vibemuse.federation.key_fetch import BaseUrlOf, KeyDocumentFetcher
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
 from vibemuse.handlers.admin import FederationQueuesHandler, SpamHandler, SpamUnmuteHandler
@@ -67,6 +68,7 @@ from vibemuse.services.events import EventWriter
 from vibemuse.services.history import HistoryService
 from vibemuse.services.messages import MessageService
 from vibemuse.services.pages import PageService
+from vibemuse.services.remote_pages import RemotePages
 from vibemuse.services.presence import PresenceService
 from vibemuse.services.room_views import RoomViews
 from vibemuse.services.passwords import PasswordHasher
@@ -318,7 +320,11 @@ class VibeMuseServer:
             max_text_length=config.max_text_length,
             max_recipients=config.max_page_recipients,
             clock=clock,
+            federation=config.federation,
         )
+        context.federation.inbox = PageInbox(RemotePages(
+            storage, registry=registry, broadcaster=broadcaster, events=events, blocks=context.pages.blocks,
+            server_name=config.server_name, clock=clock))
         context.channels = ChannelService(
             storage,
             subscriptions=subscriptions,

@@ -14,6 +14,7 @@ from vibemuse.protocol.ids import (
     parse_user_id,
     room_id_for,
     user_id_for,
+    user_id_of_address,
     validate_username,
 )
 from vibemuse.protocol.versions import V1, negotiate
@@ -132,3 +133,20 @@ def test_version_negotiation():
         negotiate(["vibemuse.v9", "chat"])
     assert caught.value.code is ErrorCode.UNSUPPORTED_VERSION
     assert caught.value.details["offered"] == ["vibemuse.v9", "chat"]
+
+
+@pytest.mark.parametrize(
+    "address, user_id",
+    [
+        ("bob@beta.example", "@bob:beta.example"),
+        ("Bob@Beta.Example:8448", "@bob:beta.example:8448"),
+        ("bob", None),
+        ("@bob:beta.example", None),
+        ("bob@", None),
+        ("@beta.example", None),
+        ("bo b@beta.example", None),
+        ("bob@beta..example", None),
+    ],
+)
+def test_a_name_at_server_address_is_a_user_id_of_that_server(address, user_id):
+    assert user_id_of_address(address) == user_id

@@ -101,7 +101,8 @@ async def on_page(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     result = await socket.context.pages.page(
         socket.principal, frame.message_id, data.get("to"), data["text"], data.get("style", "say")
     )
-    ack(socket, frame, result.receipt, offline=result.offline)
+    remote = {"remote": result.remote} if result.remote else {}
+    ack(socket, frame, result.receipt, offline=result.offline, **remote)
 
 
 async def on_set_haven(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
@@ -197,9 +198,8 @@ def notice(socket: "ClientSocketHandler", frame: ClientFrame, text: str) -> None
 
 
 async def _last_paged(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
-    users = await socket.context.pages.last_paged(socket.principal)
-    names = join_names([user.username for user in users])
-    notice(socket, frame, f"You last paged {names}." if users else "You have not paged anyone yet.")
+    names = await socket.context.pages.last_paged(socket.principal)
+    notice(socket, frame, f"You last paged {join_names(names)}." if names else "You have not paged anyone yet.")
 
 
 async def on_command(socket: "ClientSocketHandler", frame: ClientFrame) -> None:

@@ -68,7 +68,7 @@ REDACTION_KEPT_CONTENT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "vm.room.message": ("kind",),
     "vm.room.member": ("membership",),
     "vm.page": (),
-    "vm.receipt": ("kind", "relates_to", "recipient"),
+    "vm.receipt": ("kind", "relates_to", "recipient", "reason"),
     "vm.channel.message": (),
     "vm.channel.member": ("membership", "target"),
     "vm.channel.create": ("name", "creator"),

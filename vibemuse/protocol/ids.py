@@ -82,6 +82,14 @@ def parse_user_id(value: object) -> QualifiedId:
     return QualifiedId("@", match.group(1), match.group(2))
 
 
+def user_id_of_address(value: str) -> str | None:
+    """``bob@beta.example`` (how a command line names a user of any server) as
+    ``@bob:beta.example``; None if ``value`` is not of that form."""
+    local, at, server = value.partition("@")
+    candidate = f"@{local.lower()}:{server.lower()}"
+    return candidate if at and _USER_ID.fullmatch(candidate) else None
+
+
 def room_id_for(localpart: str, server_name: str) -> str:
     """Format a room id; ``localpart`` comes from the caller's random source."""
     if re.fullmatch(ROOM_LOCALPART_PATTERN, localpart) is None:

@@ -95,8 +95,8 @@ class HistoryService:
         return await self._read(query, request)
 
     async def conversation(self, principal: Principal, other_ref: str, request: HistoryRequest) -> History:
-        other = await self._pages.resolve(other_ref)
-        query = HistoryQuery(limit=request.limit, conversation=(principal.user_id, other.user_id))
+        other = await self._pages.partner(other_ref)
+        query = HistoryQuery(limit=request.limit, conversation=(principal.user_id, other))
         return await self._read(query, request)
 
     async def _read(self, query: HistoryQuery, request: HistoryRequest) -> History:

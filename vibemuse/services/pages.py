@@ -17,13 +17,13 @@ block is "not accepting your pages" and nothing more.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vibemuse.clock import Clock
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
-from vibemuse.protocol.ids import parse_user_id, user_id_for, validate_username
+from vibemuse.protocol.ids import parse_user_id, user_id_for, user_id_of_address, validate_username
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
@@ -31,6 +31,7 @@ from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
 from vibemuse.storage import Receipt, Storage, TransactionKey, UserRecord
+from vibemuse.storage.outbox_txns import op_enqueue
 
 PAGE = "vm.page"
 RECEIPT = "vm.receipt"
@@ -41,6 +42,23 @@ MAX_CLAIM = 500
 class PageResult:
     receipt: Receipt
     offline: list[str]  # recipients who will get it when they next connect
+    remote: list[str] = field(default_factory=list)  # recipients of other servers: their receipts come back
+
+
+@dataclass(frozen=True)
+class RemoteUser:
+    """A user of another server: nothing of them is known here but their id."""
+
+    user_id: str
+    username: str
+    server: str
+
+
+def not_accepting(username: str, haven_message: str | None) -> str:
+    """Why a page is refused, as the sender may know it: a haven shows its message, a block nothing."""
+    if haven_message:
+        return f"{username} is not accepting pages: {haven_message}"
+    return f"{username} is not accepting your pages."
 
 
 class PageService:
@@ -56,6 +74,7 @@ class PageService:
         max_text_length: int,
         max_recipients: int,
         clock: Clock,
+        federation: bool = False,
     ):
         self._storage = storage
         self._registry = registry
@@ -66,6 +85,7 @@ class PageService:
         self._max_text_length = max_text_length
         self.max_recipients = max_recipients
         self._clock = clock
+        self._federation = federation
         self._claiming: dict[str, asyncio.Lock] = {}
 
     # -- sending -----------------------------------------------------------
@@ -80,17 +100,21 @@ class PageService:
         )
         ids = [user.user_id for user in recipients]
         event = self._events.make(PAGE, principal.user_id, content, recipients=ids)
-        offline = [user_id for user_id in ids if not self._registry.is_online(user_id)]
+        local = [user.user_id for user in recipients if not isinstance(user, RemoteUser)]
+        remote = [user.user_id for user in recipients if isinstance(user, RemoteUser)]
+        servers = list(dict.fromkeys(user.server for user in recipients if isinstance(user, RemoteUser)))
+        offline = [user_id for user_id in local if not self._registry.is_online(user_id)]
         receipt, positions = await self._events.store(
-            [event], request, pending=[(0, user_id) for user_id in offline]
+            [event], request, pending=[(0, user_id) for user_id in offline],
+            ops=[op_enqueue(event, servers, self._clock())] if servers else [],
         )
         if not positions:  # a retry: the first ack again
             return PageResult(receipt, [])
         await self._storage.set_last_paged(principal.user_id, tuple(ids))
-        self._broadcaster.to_users([principal.user_id, *ids], self._events.frame("message", event, positions[0]))
-        return PageResult(receipt, offline)
+        self._broadcaster.to_users([principal.user_id, *local], self._events.frame("message", event, positions[0]))
+        return PageResult(receipt, offline, remote)
 
-    async def _recipients(self, principal: Principal, names: list[str] | None) -> list[UserRecord]:
+    async def _recipients(self, principal: Principal, names: list[str] | None) -> list[UserRecord | RemoteUser]:
         if not names:
             last = (await self._storage.get_page_settings(principal.user_id)).last_paged
             if not last:
@@ -104,11 +128,30 @@ class PageService:
                 details={"maxRecipients": self.max_recipients},
             )
         unique = list({name.casefold(): name for name in names}.values())
-        users = [await self.resolve(name) for name in unique]
+        users = [await self._recipient(name) for name in unique]
         users = list({user.user_id: user for user in users}.values())
         for user in users:
             await self._check_accepts(principal, user)
         return users
+
+    async def _recipient(self, name: str) -> UserRecord | RemoteUser:
+        """A page recipient: as ``resolve``, or (federation on) a user of another server, by
+        user id or ``name@server``, whose server decides whether they exist and take pages."""
+        if self._federation:
+            user_id = name if name.startswith("@") else user_id_of_address(name)
+            try:
+                parsed = parse_user_id(user_id) if user_id else None
+            except ProtocolError:
+                parsed = None
+            if parsed is not None and parsed.server_name != self._server_name:
+                return RemoteUser(str(parsed), parsed.localpart, parsed.server_name)
+            if parsed is not None:
+                name = str(parsed)
+        return await self.resolve(name)
+
+    async def partner(self, name: str) -> str:
+        """The user id of a page partner (page history): as a page recipient is named."""
+        return (await self._recipient(name)).user_id
 
     async def resolve(self, name: str) -> UserRecord:
         """A username of this server or a user id, to the user; ``unknown_user`` otherwise."""
@@ -123,7 +166,7 @@ class PageService:
             raise ProtocolError(ErrorCode.UNKNOWN_USER, f"There is no one named {shown!r}.", details={"name": shown})
         return user
 
-    async def _check_accepts(self, principal: Principal, recipient: UserRecord) -> None:
+    async def _check_accepts(self, principal: Principal, recipient: UserRecord | RemoteUser) -> None:
         sender = principal.user_id
         if recipient.user_id == sender:
             return
@@ -133,6 +176,8 @@ class PageService:
                 f"You are blocking {recipient.username}; unblock them to page them.",
                 details={"userId": recipient.user_id},
             )
+        if isinstance(recipient, RemoteUser):  # the rest is for the recipient's server to say
+            return
         if self.blocks.blocks(recipient.user_id, sender):
             raise self._not_accepting(recipient, None)
         settings = await self._storage.get_page_settings(recipient.user_id)
@@ -141,15 +186,19 @@ class PageService:
 
     @staticmethod
     def _not_accepting(recipient: UserRecord, haven_message: str | None) -> ProtocolError:
-        message = f"{recipient.username} is not accepting your pages."
-        if haven_message:
-            message = f"{recipient.username} is not accepting pages: {haven_message}"
-        return ProtocolError(ErrorCode.NOT_ACCEPTING_PAGES, message, details={"userId": recipient.user_id})
+        return ProtocolError(ErrorCode.NOT_ACCEPTING_PAGES, not_accepting(recipient.username, haven_message),
+                             details={"userId": recipient.user_id})
 
-    async def last_paged(self, principal: Principal) -> list[UserRecord]:
-        ids = (await self._storage.get_page_settings(principal.user_id)).last_paged
-        users = [await self._storage.get_user(user_id) for user_id in ids]
-        return [user for user in users if user is not None]
+    async def last_paged(self, principal: Principal) -> list[str]:
+        """The names of the last page's recipients: usernames here, ``name@server`` elsewhere."""
+        names = []
+        for user_id in (await self._storage.get_page_settings(principal.user_id)).last_paged:
+            parsed = parse_user_id(user_id)
+            if parsed.server_name != self._server_name:
+                names.append(f"{parsed.localpart}@{parsed.server_name}")
+            elif (user := await self._storage.get_user(user_id)) is not None:
+                names.append(user.username)
+        return names
 
     # -- offline delivery and receipts ----------------------------------------
 
@@ -173,6 +222,10 @@ class PageService:
         sender = page["sender"]
         content = {"kind": "delivered", "relates_to": page["event_id"], "recipient": recipient}
         event = self._events.make(RECEIPT, recipient, content, recipients=[sender])
+        server = parse_user_id(sender).server_name
+        if server != self._server_name:  # a page from another server: the receipt goes back there
+            await self._events.store([event], None, ops=[op_enqueue(event, [server], self._clock())])
+            return
         online = self._registry.is_online(sender)
         _, positions = await self._events.store([event], None, pending=[] if online else [(0, sender)])
         if online:
