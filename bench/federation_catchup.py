@@ -10,9 +10,11 @@ starts, and the clock runs from the moment beta listens until alpha's outbox
 for beta is empty, i.e. beta has answered for every event (each checked: the
 request signature, then per event its signature, hash, id and origin).
 
-Checked: beta recorded transactions covering every event exactly once (the
-sum of the per-event results it stored equals N, every event id once), and
-alpha's outbox is empty. Measured: the seconds to catch up, events a second,
+Bob exists on beta and is offline, so beta stores each page once, holds it
+for him and queues a signed ``held`` receipt back to alpha (in the same
+transaction). Checked: beta recorded transactions covering every event
+exactly once (every event id once among the answers it stored), holds N
+pages for Bob, and alpha's outbox for beta is empty. Measured: the seconds to catch up, events a second,
 both servers' CPU.
 
     .venv/bin/python bench/federation_catchup.py --events 10000
@@ -59,6 +61,18 @@ async def _queue_events(data_dir: Path, count: int) -> None:
                             signing_key=keyring.current)
         await storage.append_events([event], transaction=None, now_ms=now, ops=[op_enqueue(event, [BETA], now)])
     storage.close()
+
+
+async def _make_bob(data_dir: Path) -> None:
+    """Bob, the player of beta the pages are for (offline: each page is held for him)."""
+    from vibemuse.app import VibeMuseServer
+    from vibemuse.config import Config
+    from vibemuse.services.passwords import PasswordHasher
+
+    server = await VibeMuseServer.create(Config(data_dir=str(data_dir), server_name=BETA, port=0),
+                                         hasher=PasswordHasher(log_n=1))
+    await server.context.accounts.register("Bob", "bench-catchup-pw")
+    await server.shutdown()
 
 
 class Server:
@@ -112,6 +126,7 @@ def run(events: int, timeout: float) -> dict:
         beta_dir.mkdir()
         started = time.perf_counter()
         asyncio.run(_queue_events(alpha_dir, events))
+        asyncio.run(_make_bob(beta_dir))
         print(f"queued {events} signed events on alpha in {time.perf_counter() - started:.1f} s", flush=True)
         alpha_port, beta_port = free_port(), free_port()
         alpha = Server(ALPHA, alpha_dir, alpha_port, {BETA: f"http://127.0.0.1:{beta_port}"})
@@ -125,6 +140,7 @@ def run(events: int, timeout: float) -> dict:
             back = time.perf_counter()
             alpha_cpu, beta_cpu = alpha.cpu(), beta.cpu()
             left = events
+            held = 0
             while time.perf_counter() - back < timeout:
                 left = _rows(alpha_db, "SELECT COUNT(*) FROM federation_outbox")[0][0]
                 if left == 0:
@@ -133,6 +149,7 @@ def run(events: int, timeout: float) -> dict:
             caught_up = time.perf_counter() - back
             alpha_cpu, beta_cpu = alpha.cpu() - alpha_cpu, beta.cpu() - beta_cpu
             answers = [json.loads(row[0]) for row in _rows(beta_db, "SELECT answer_json FROM federation_transactions")]
+            held = _rows(beta_db, "SELECT COUNT(*) FROM pending_deliveries")[0][0]
         finally:
             beta.stop()
             alpha.stop()
@@ -141,6 +158,7 @@ def run(events: int, timeout: float) -> dict:
     return {"events": events, "left_in_outbox": left, "catch_up_s": round(caught_up, 2),
             "events_per_s": round(events / caught_up) if caught_up else None, "transactions": len(answers),
             "answered_events": len(seen), "distinct_answered": len(set(seen)), "refused": refused,
+            "held_for_bob": held,
             "alpha_cpu_s": round(alpha_cpu, 2), "beta_cpu_s": round(beta_cpu, 2),
             "load": [round(x, 2) for x in os.getloadavg()]}
 
@@ -153,7 +171,8 @@ def main() -> None:
     result = run(args.events, args.timeout)
     print(json.dumps(result, indent=2))
     ok = (result["left_in_outbox"] == 0 and result["distinct_answered"] == args.events
-          and result["answered_events"] == args.events and result["refused"] == 0)
+          and result["answered_events"] == args.events and result["refused"] == 0
+          and result["held_for_bob"] == args.events)
     print("OK: every event delivered once" if ok else "FAILED: see the figures above")
     sys.exit(0 if ok else 1)
 
