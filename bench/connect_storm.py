@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fanout_common import ROOT, VENV_BIN, cpu_seconds, free_port, lifted_limits, raise_fd_limit  # noqa: E402
+from fanout_common import ROOT, VENV_BIN, cpu_seconds, free_port, lifted_limits, raise_fd_limit, stop_process  # noqa: E402
 from connect_storm_client import worker  # noqa: E402
 
 SERVER_NAME = "bench.localhost"
@@ -120,13 +120,7 @@ class Server:
         return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def announce(self, token: str, text: str) -> int:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/announcements",

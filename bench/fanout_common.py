@@ -9,6 +9,7 @@ import json
 import math
 import os
 import resource
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -84,6 +85,17 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def stop_process(process: "subprocess.Popen | None", grace: float = 30.0) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL if it has not ended within ``grace`` seconds."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def free_port() -> int:

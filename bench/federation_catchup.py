@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -36,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fanout_common import ROOT, VENV_BIN, cpu_seconds, free_port  # noqa: E402
+from fanout_common import ROOT, VENV_BIN, cpu_seconds, free_port, stop_process  # noqa: E402
 
 ALPHA, BETA = "alpha.bench", "beta.bench"
 
@@ -102,13 +101,7 @@ class Server:
         return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def _rows(db: Path, query: str) -> list[tuple]:
