@@ -111,6 +111,11 @@ class Player:
             "return Array.from(document.querySelectorAll(`ol[data-log=\"${arguments[0]}\"] > li .text`),"
             " (n) => n.textContent)", log)
 
+    def texts(self, css: str) -> list[str]:
+        """The textContent of every element matching ``css`` (shown or not)."""
+        return self.driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), (n) => n.textContent)", css)
+
     def wait_line(self, text: str, log: str = "room") -> str:
         return self.until(lambda: next((line for line in self.lines(log) if text in line), None),
                           f"a line with {text!r} in {log}: {self.lines(log)}")

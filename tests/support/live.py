@@ -25,13 +25,14 @@ T = TypeVar("T")
 
 
 class LiveServer:
-    def __init__(self, config: Config, *, clock: Callable[[], int] | None = None, hasher: Any = None):
+    def __init__(self, config: Config, *, clock: Callable[[], int] | None = None, hasher: Any = None,
+                 port: int = 0):
         self.config = config
         self.clock = clock
         self.hasher = hasher
         self.loop = asyncio.new_event_loop()
         self.server: VibeMuseServer | None = None
-        self.port = 0
+        self.port = port  # 0: any free port (a restarted server passes the port it had)
         self._thread = threading.Thread(target=self._serve, name="live-vibemuse", daemon=True)
         self._started: Future[None] = Future()
 
@@ -61,7 +62,7 @@ class LiveServer:
         if self.hasher is not None:
             options["hasher"] = self.hasher
         self.server = await VibeMuseServer.create(self.config, **options)
-        self.port = self.server.listen(0, "127.0.0.1")
+        self.port = self.server.listen(self.port, "127.0.0.1")
 
     def stop(self) -> None:
         if self.server is not None and self._thread.is_alive():
