@@ -120,5 +120,6 @@ def browser(served, _drivers):
 
     yield make
     for driver in handed:  # leave them blank for the next test (each test's server has its own port)
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         driver.get("about:blank")
         driver.get_log("browser")

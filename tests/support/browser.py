@@ -44,7 +44,16 @@ def open_browser(width: int = 1280, height: int = 800, dark: bool = False) -> We
                      f"--blink-settings=preferredColorScheme={0 if dark else 1}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    if width < 500:  # narrower than a desktop window may be: a phone's screen
+        phone_screen(driver, width, height)
+    return driver
+
+
+def phone_screen(driver: WebDriver, width: int = 390, height: int = 760) -> None:
+    """Make the page's viewport a phone's (touch, mobile) until the driver quits."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True})
 
 
 class Player:

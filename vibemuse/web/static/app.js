@@ -762,6 +762,7 @@ export class App {
     for (const c of this.conversations.values()) count += c.unread;
     for (const c of this.channels.values()) count += c.member ? c.unread : 0;
     document.title = count ? `(${count}) VibeMUSE` : "VibeMUSE";
+    $("nav-toggle").textContent = count ? `Menu (${count})` : "Menu";
   }
 
   tab(view, name, unread, extraClass = "") {
