@@ -9,6 +9,7 @@ quicker than a second browser, and its frames are checked against spec/.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator
 
 import pytest
@@ -19,7 +20,9 @@ from tests.support.client import PASSWORD, WsClient, acked
 from tests.support.live import LiveServer
 from tests.support.spec import SpecValidator
 
-if not browser_available():  # CI installs them (.ci/run); elsewhere: apt-get install chromium chromium-driver
+if not browser_available():  # .ci/run installs them; elsewhere: apt-get install chromium chromium-driver
+    if os.environ.get("VIBEMUSE_REQUIRE_BROWSER") == "1":
+        raise RuntimeError("the browser tests need Debian's chromium and chromium-driver (VIBEMUSE_REQUIRE_BROWSER=1)")
     pytest.skip("the browser tests need Debian's chromium and chromium-driver", allow_module_level=True)
 
 
