@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.browser import Player, open_browser  # noqa: E402
-from tests.support.client import PASSWORD, WsClient, acked  # noqa: E402
-from tests.support.live import LiveServer  # noqa: E402
+from tests.support.client import PASSWORD  # noqa: E402
+from tests.support.live import Bot, Served  # noqa: E402
 from tests.support.spec import SpecValidator  # noqa: E402
 from vibemuse.config import Config  # noqa: E402
 from vibemuse.services.passwords import PasswordHasher  # noqa: E402
@@ -32,35 +32,32 @@ SHOTS = ("webclient-login.png", "webclient-room.png", "webclient-pages.png", "we
 class Cast:
     """The other players of the scene: protocol sockets on the server's loop."""
 
-    def __init__(self, live: LiveServer):
-        self.live, self.spec, self.sockets = live, SpecValidator(), {}
+    def __init__(self, served: Served):
+        self.served, self.spec, self.bots = served, SpecValidator(), {}
 
     def join(self, name: str) -> None:
-        status, session = self.live.http("POST", "/api/auth/register", {"username": name, "password": PASSWORD})
-        assert status == 201, session
-        url = self.live.base_url.replace("http://", "ws://") + "/api/ws"
-        self.sockets[name] = self.live.run(WsClient.logged_in(url, self.spec, session["accessToken"]))
+        self.bots[name] = Bot(self.served, self.served.register(name), self.spec).connect()
 
     def do(self, name: str, frame_type: str, data: dict[str, Any]) -> None:
-        self.live.run(acked(self.sockets[name], frame_type, data))
+        self.bots[name].do(frame_type, data)
 
     def say(self, name: str, line: str) -> None:
-        self.do(name, "command", {"line": line})
+        self.bots[name].command(line)
 
     def typing(self, name: str) -> None:
-        self.live.run(self.sockets[name].send_frame("typing", {"typing": True}))
+        self.served.live.run(self.bots[name].socket.send_frame("typing", {"typing": True}))
 
     def close(self) -> None:
-        for socket in self.sockets.values():
-            self.live.loop.call_soon_threadsafe(socket.close)
+        for bot in self.bots.values():
+            bot.close()
 
 
-def scene(live: LiveServer, out: Path) -> None:
-    cast = Cast(live)
+def scene(served: Served, out: Path) -> None:
+    cast = Cast(served)
     browser = open_browser(1280, 760)
     phone = open_browser(390, 760, dark=True)
     try:
-        alice = Player(browser, live.base_url).open()
+        alice = Player(browser, served.base_url).open()
         alice.until(lambda: alice.find("#login-username").is_displayed(), "the login form")
         alice.find("#login-username").send_keys("Alice")
         alice.screenshot(str(out / "webclient-login.png"))
@@ -103,7 +100,7 @@ def scene(live: LiveServer, out: Path) -> None:
         alice.wait_line("<Public> Bob bows.", channel)
         alice.screenshot(str(out / "webclient-channel.png"))
 
-        on_phone = Player(phone, live.base_url).open()
+        on_phone = Player(phone, served.base_url).open()
         on_phone.sign_in("Alice", PASSWORD, register=False)
         on_phone.wait_line("Mira straightens a row of books.")
         on_phone.screenshot(str(out / "webclient-phone-dark.png"))
@@ -119,8 +116,11 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as data:
         config = Config(server_name="localhost", port=0, data_dir=data, recent_messages_on_join=20,
                         max_connections_per_user=5)
-        with LiveServer(config, hasher=PasswordHasher(log_n=12)) as live:
-            scene(live, out)
+        served = Served(config, PasswordHasher(log_n=12))
+        try:
+            scene(served, out)
+        finally:
+            served.stop()
     for name in SHOTS:
         print(out / name)
     return 0

@@ -1,10 +1,10 @@
-"""Fixtures of the browser tests: a live server on its own thread, Chromium drivers, a bot.
+"""Fixtures of the browser tests: a live server on its own thread, Chromium drivers, bots.
 
-The server is a real ``VibeMuseServer`` on a loop of its own (``LiveServer``),
+The server is a real ``VibeMuseServer`` on a loop of its own (``Served``),
 so Selenium can block the test thread while the server keeps serving; it
-can be stopped and started again on the same port and database
-(``restart``). A second player may be a plain protocol client (``Bot``):
-quicker than a second browser, and its frames are checked against spec/.
+can be stopped and started again on the same port and database. A second
+player may be a plain protocol client (``Bot``): quicker than a second
+browser, and its frames are checked against spec/.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import pytest
 
 from tests.conftest import FAST_HASHER
 from tests.support.browser import Player, browser_available, open_browser
-from tests.support.client import PASSWORD, WsClient, acked
-from tests.support.live import LiveServer
-from tests.support.spec import SpecValidator
+from tests.support.live import Bot, Served
 
 if not browser_available():  # .ci/run installs them; elsewhere: apt-get install chromium chromium-driver
     if os.environ.get("VIBEMUSE_REQUIRE_BROWSER") == "1":
@@ -26,59 +24,9 @@ if not browser_available():  # .ci/run installs them; elsewhere: apt-get install
     pytest.skip("the browser tests need Debian's chromium and chromium-driver", allow_module_level=True)
 
 
-class Served:
-    """The server under test, restartable on the same port and database."""
-
-    def __init__(self, config: Any):
-        self.config = config
-        self.live = LiveServer(config, hasher=FAST_HASHER).start()
-        self.port = self.live.port
-
-    @property
-    def base_url(self) -> str:
-        return self.live.base_url
-
-    def stop(self) -> None:
-        self.live.stop()
-
-    def start(self) -> None:
-        self.live = LiveServer(self.config, hasher=FAST_HASHER, port=self.port).start()
-
-    def register(self, username: str) -> dict[str, Any]:
-        status, session = self.live.http("POST", "/api/auth/register", {"username": username, "password": PASSWORD})
-        assert status == 201, session
-        return session
-
-
-class Bot:
-    """A player without a browser: one protocol socket, run on the server's loop."""
-
-    def __init__(self, served: Served, session: dict[str, Any], spec: SpecValidator):
-        self.served, self.session, self.spec = served, session, spec
-        self.socket: WsClient | None = None
-
-    def connect(self) -> "Bot":
-        url = self.served.base_url.replace("http://", "ws://") + "/api/ws"
-        self.socket = self.served.live.run(WsClient.logged_in(url, self.spec, self.session["accessToken"]))
-        return self
-
-    def do(self, frame_type: str, data: dict[str, Any]) -> dict[str, Any]:
-        """Send a frame and wait for its ack."""
-        assert self.socket is not None
-        return self.served.live.run(acked(self.socket, frame_type, data))
-
-    def command(self, line: str) -> dict[str, Any]:
-        return self.do("command", {"line": line})
-
-    def close(self) -> None:
-        if self.socket is not None and self.served.live.alive:
-            self.served.live.loop.call_soon_threadsafe(self.socket.close)
-        self.socket = None
-
-
 @pytest.fixture
 def served(config) -> Iterator[Served]:
-    served = Served(config)
+    served = Served(config, FAST_HASHER)
     yield served
     served.stop()
 

@@ -8,6 +8,7 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.support.browser import phone_screen
 from tests.support.client import PASSWORD
+from tests.support.live import Bot
 
 CHANNEL = "channel:#public:test.localhost"
 
@@ -126,3 +127,17 @@ def test_a_phone_sized_screen_gets_one_column_and_a_menu(browser, bot):
     alice.find('[data-view="page:@bob:test.localhost"]').click()
     alice.wait_line("Bob pages: on your phone?", "page:@bob:test.localhost")
     assert not alice.find("#sidebar").is_displayed()
+
+
+def test_a_page_to_an_offline_player_waits_then_shows_delivered(browser, served, spec):
+    alice = browser().sign_in("Alice", PASSWORD)
+    bob = Bot(served, served.register("Bob"), spec)  # has an account, is not connected
+    alice.type("page bob=Are you there?")
+    view = "page:@bob:test.localhost"
+    alice.until(lambda: alice.texts(f'ol[data-log="{view}"] .receipt') == ["waiting for them to connect"],
+                "the page waiting")
+    bob.connect()
+    try:
+        alice.until(lambda: alice.texts(f'ol[data-log="{view}"] .receipt') == ["delivered"], "the delivery receipt")
+    finally:
+        bob.close()
