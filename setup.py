@@ -16,7 +16,7 @@ setup(
     package_data={
         "vibemuse.spec": ["*.md", "*.json", "v1/*.md", "v1/*.json", "v1/**/*.json"],
         "vibemuse.storage": ["migrations/*.py", "migrations/versions/*.py"],
-        "vibemuse.web": ["static/*.html", "static/*.js", "static/*.css", "static/*.svg"],
+        "vibemuse.web": ["static/*"],  # the web client served at /
     },
     include_package_data=True,
     install_requires=[

@@ -141,3 +141,18 @@ def test_a_page_to_an_offline_player_waits_then_shows_delivered(browser, served,
         alice.until(lambda: alice.texts(f'ol[data-log="{view}"] .receipt') == ["delivered"], "the delivery receipt")
     finally:
         bob.close()
+
+
+def test_log_out_revokes_the_token_and_logging_in_again_restores_the_pages(browser, bot, served):
+    alice = browser().sign_in("Alice", PASSWORD)
+    bot("Bob").command("page alice=see you later")
+    view = "page:@bob:test.localhost"
+    alice.until(lambda: unread_of(alice, view) == "1", "the page")
+    token = alice.driver.execute_script("return JSON.parse(localStorage.getItem('vibemuse.session')).accessToken")
+    alice.find("#logout-button").click()
+    alice.until(lambda: alice.find("#login-username").is_displayed(), "the login form")
+    assert served.live.http("GET", "/api/users/me", token=token)[0] == 401
+    alice.sign_in("Alice", PASSWORD, register=False)
+    alice.show(view)
+    alice.wait_line("Bob pages: see you later", view)  # from the page history
+    assert alice.lines(view) == ["Bob pages: see you later"]

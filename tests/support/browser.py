@@ -87,8 +87,9 @@ class Player:
 
     def sign_in(self, username: str, password: str, register: bool = True) -> "Player":
         self.until(lambda: self.find("#login-username").is_displayed(), "the login form")
-        self.find("#login-username").send_keys(username)
-        self.find("#login-password").send_keys(password)
+        for field, value in (("#login-username", username), ("#login-password", password)):
+            self.find(field).clear()
+            self.find(field).send_keys(value)
         self.find("#register-button" if register else "#login-button").click()
         self.wait_online()
         return self

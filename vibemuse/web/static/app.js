@@ -77,7 +77,7 @@ export class App {
     try {
       const session = register ? await this.api.register(username, password) : await this.api.login(username, password);
       writeJson("local", SESSION_KEY, session);
-      $("login-password").value = "";
+      $("login-form").reset();
       this.start(session);
     } catch (error) {
       $("login-error").textContent = error.message;
@@ -105,6 +105,7 @@ export class App {
     this.limits = { typingTimeoutMs: 6000, typingRefreshMs: 3000 };
     this.typingSentAt = 0;
     this.away = false;
+    this.welcomed = false; // the first welcome of this login loads the saved page conversations
     $("logs").replaceChildren();
     $("page-list").replaceChildren();
     $("channel-list").replaceChildren();
