@@ -62,6 +62,8 @@ export class App {
 
   showLogin(message = "") {
     $("app-view").hidden = true;
+    for (const id of ["logs", "page-list", "channel-list", "roster"]) $(id).replaceChildren();
+    this.connectionState("connecting");
     $("login-view").hidden = false;
     $("login-error").textContent = message;
     this.api.versions().then((v) => { $("login-server").textContent = `Server ${v.server.name}`; }, () => {});
@@ -106,10 +108,6 @@ export class App {
     this.typingSentAt = 0;
     this.away = false;
     this.welcomed = false; // the first welcome of this login loads the saved page conversations
-    $("logs").replaceChildren();
-    $("page-list").replaceChildren();
-    $("channel-list").replaceChildren();
-    $("roster").replaceChildren();
     this.log("room", "Room");
     for (const saved of readJson("local", this.conversationsKey, [])) this.conversation(saved.ids, saved.names);
     this.setView("room");
