@@ -56,6 +56,7 @@ def test_two_players_see_each_others_say_pose_and_page(browser, served):
     alice.until(lambda: unread_of(alice, alice_view) == "1", "an unread reply for Alice")
     alice.wait_line("Bob pages: Sure, at eight.", alice_view)
     assert alice.console_errors() == [] and bob.console_errors() == []
+    assert alice.refusals() == [] and bob.refusals() == []
 
 
 def test_typing_shows_and_clears(browser, bot):
@@ -73,6 +74,7 @@ def test_typing_shows_and_clears(browser, bot):
     alice.wait_line('Bob says, "again"')
     alice.until(lambda: alice.find("#typing-line").text == "", "ended by the message")
     assert not alice.find_all("#roster .member-typing")
+    assert bob.refusals() == [] and bob.console_errors() == []
 
 
 def test_hostile_texts_render_as_text(browser, bot):

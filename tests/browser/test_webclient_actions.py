@@ -61,6 +61,7 @@ def test_channels_join_talk_mute_scroll_back_and_leave(browser, bot, served):
     alice.find("#leave-button").click()
     alice.until(lambda: not alice.find_all(f'[data-view="{CHANNEL}"]'), "the channel gone from the list")
     alice.until(lambda: alice.find("#view-title").text == "Town Square", "back in the room")
+    assert alice.refusals() == [] and alice.console_errors() == []
 
 
 def test_edit_and_delete_own_messages_report_others_by_keyboard(browser, bot, served):
@@ -97,6 +98,7 @@ def test_edit_and_delete_own_messages_report_others_by_keyboard(browser, bot, se
     alice.driver.switch_to.active_element.send_keys("spam", Keys.ENTER)
     alice.wait_line("Reported: the moderators will look at it.")
     assert served.live.count("reports") == 1
+    assert alice.refusals() == [] and alice.console_errors() == []
 
 
 def test_up_arrow_recalls_the_command_history(browser):
@@ -111,6 +113,8 @@ def test_up_arrow_recalls_the_command_history(browser):
         assert field.get_attribute("value") == expected
     alice.type("WHO")
     alice.wait_line("1 player is connected.")
+    alice.type("dance")  # a refusal shows as an error line
+    alice.until(lambda: alice.refusals() == ['Huh?  (Type "help" for help.)'], "the refusal")
 
 
 def test_a_phone_sized_screen_gets_one_column_and_a_menu(browser, bot):

@@ -139,5 +139,9 @@ class Player:
     def screenshot(self, path: str) -> None:
         self.driver.save_screenshot(path)
 
+    def refusals(self) -> list[str]:
+        """Error lines the page shows: the server refused one of its frames (none expected)."""
+        return self.texts("#logs .line.error")
+
     def console_errors(self) -> list[str]:
         return [entry["message"] for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
