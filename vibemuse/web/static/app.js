@@ -14,12 +14,16 @@
 import { Api } from "./api.js";
 import { Connection } from "./connection.js";
 import { Scrollback } from "./scrollback.js";
-import { duration, el, eventNodes, fill, isDeleted, isMessage, shownContent } from "./render.js";
+import { CommandLine } from "./commandline.js";
+import { LineActions } from "./lineactions.js";
+import { LoginScreen, SESSION_KEY } from "./login.js";
+import { el, eventNodes, fill, isDeleted, isMessage, shownContent } from "./render.js";
+import { localpartOf, pageTargets, partnersOf, receiptText, serverOf } from "./pages.js";
+import { Roster, whoLines } from "./roster.js";
+import { channelTabs, pageTabs } from "./sidebar.js";
+import { forget, readJson, writeJson } from "./storage.js";
 
 const $ = (id) => document.getElementById(id);
-const SESSION_KEY = "vibemuse.session";
-const HISTORY_KEY = "vibemuse.inputHistory";
-const HISTORY_SIZE = 100;
 
 const STATUS_TEXT = {
   connecting: "Connecting…",
@@ -29,26 +33,14 @@ const STATUS_TEXT = {
   stopped: "Disconnected",
 };
 
-function store(kind) {
-  try { return kind === "session" ? window.sessionStorage : window.localStorage; } catch { return null; }
-}
-
-function readJson(kind, key, fallback) {
-  try { return JSON.parse(store(kind)?.getItem(key) ?? "null") ?? fallback; } catch { return fallback; }
-}
-
-function writeJson(kind, key, value) {
-  try { store(kind)?.setItem(key, JSON.stringify(value)); } catch { /* storage full or off: keep going */ }
-}
-
-function serverOf(userId) { return userId.slice(userId.indexOf(":") + 1); }
-function localpartOf(userId) { return userId.slice(1, userId.indexOf(":")); }
-
 export class App {
   constructor() {
     this.api = new Api();
-    this.inputHistory = readJson("local", HISTORY_KEY, []);
-    this.historyIndex = -1;
+    this.login = new LoginScreen(this.api, (session) => this.start(session));
+    this.commandLine = new CommandLine($("input"), $("input-form"), {
+      onLine: (text) => this.line(text),
+      onTyping: (typing) => this.typing(typing),
+    });
     this.bindStaticControls();
   }
 
@@ -61,29 +53,9 @@ export class App {
   // -- logging in and out ------------------------------------------------
 
   showLogin(message = "") {
-    $("app-view").hidden = true;
     for (const id of ["logs", "page-list", "channel-list", "roster"]) $(id).replaceChildren();
     this.connectionState("connecting");
-    $("login-view").hidden = false;
-    $("login-error").textContent = message;
-    this.api.versions().then((v) => { $("login-server").textContent = `Server ${v.server.name}`; }, () => {});
-    $("login-username").focus();
-  }
-
-  async login(event) {
-    event.preventDefault();
-    const register = event.submitter?.value === "register";
-    const username = $("login-username").value.trim();
-    const password = $("login-password").value;
-    $("login-error").textContent = "";
-    try {
-      const session = register ? await this.api.register(username, password) : await this.api.login(username, password);
-      writeJson("local", SESSION_KEY, session);
-      $("login-form").reset();
-      this.start(session);
-    } catch (error) {
-      $("login-error").textContent = error.message;
-    }
+    this.login.show(message);
   }
 
   start(session) {
@@ -99,13 +71,16 @@ export class App {
     this.lines = new Map(); // event id -> {node, event, key}
     this.logs = new Map(); // scrollback key -> Scrollback
     this.replyTo = new Map(); // messageId of a frame we sent -> {key, action, eventId}
-    this.members = new Map(); // user id -> presence object
-    this.typers = new Map(); // user id -> timer
+    this.roster = new Roster($("roster"), $("roster-count"), $("typing-line"));
+    this.actions = new LineActions({
+      selfId: this.selfId,
+      send: (type, data, line) => this.send(type, data, { key: line.key, action: type }),
+      redraw: (line) => this.drawLine(line),
+    });
     this.conversations = new Map(); // conversation key -> {ids, names, unread}
     this.channels = new Map(); // channel id -> {channelId, name, role, unread}
     this.room = null;
     this.limits = { typingTimeoutMs: 6000, typingRefreshMs: 3000 };
-    this.typingSentAt = 0;
     this.away = false;
     this.welcomed = false; // the first welcome of this login loads the saved page conversations
     this.log("room", "Room");
@@ -132,8 +107,8 @@ export class App {
   }
 
   forgetSession() {
-    store("local")?.removeItem(SESSION_KEY);
-    store("session")?.removeItem(this.sinceKey);
+    forget("local", SESSION_KEY);
+    forget("session", this.sinceKey);
     this.connection = null;
   }
 
@@ -157,6 +132,7 @@ export class App {
     switch (frame.type) {
       case "welcome":
         this.limits = { ...this.limits, ...data.limits };
+        this.commandLine.refreshMs = this.limits.typingRefreshMs;
         this.session.user = data.user;
         $("me").textContent = data.user.username;
         this.connection.send("channel_list", {});
@@ -165,7 +141,7 @@ export class App {
           for (const [key, conversation] of this.conversations) this.loadConversation(key, conversation);
         }
         break;
-      case "roster": this.roster(data); break;
+      case "roster": this.rosterFrame(data); break;
       case "message": case "system_message": case "channel_message":
         this.addEvent(data.event, { live: true });
         break;
@@ -175,22 +151,17 @@ export class App {
         break;
       case "user_joined":
         this.addEvent(data.event, { live: true });
-        if (!this.members.has(data.user.id)) {
-          this.members.set(data.user.id, { userId: data.user.id, username: data.user.username, status: "online",
-                                           onForMs: 0, idleMs: 0 });
-        }
-        this.renderRoster();
+        this.roster.arrived(data.user);
         break;
       case "user_left":
         this.addEvent(data.event, { live: true });
-        this.members.delete(data.event.sender);
-        this.stopTyping(data.event.sender);
+        this.roster.left(data.event.sender);
         break;
       case "page_receipt": case "message_edited": case "message_deleted":
         this.addEvent(data.event, { live: true });
         break;
       case "presence": this.presence(data); break;
-      case "typing": this.typing(data); break;
+      case "typing": if (data.userId !== this.selfId) this.roster.typing(data); break;
       case "who": this.who(data); break;
       case "notice": this.notice(this.keyOfReply(data.inReplyTo), data.text); break;
       case "error": this.refused(data); break;
@@ -211,22 +182,19 @@ export class App {
     }
   }
 
-  roster(data) {
+  rosterFrame(data) {
     const moved = this.room && this.room.id !== data.room.id;
     this.room = data.room;
     if (moved) {
       for (const [id, line] of this.lines) if (line.key === "room") this.lines.delete(id);
       this.log("room").clear();
     }
-    this.members = new Map(data.members.map((member) => [member.userId, member]));
-    for (const timer of this.typers.values()) clearTimeout(timer);
-    this.typers.clear();
+    this.roster.replace(data.members);
     for (const event of data.recent) this.addEvent(event, { live: false });
     if (this.since === null && data.recent.length) {
       this.noteSince(Math.max(...data.recent.map((event) => event.unsigned?.stream_position ?? 0)));
     }
     $("room-tab-name").textContent = data.room.name;
-    this.renderRoster();
     if (this.view === "room") this.setView("room");
   }
 
@@ -255,7 +223,7 @@ export class App {
     this.lines.set(event.event_id, line);
     this.drawLine(line);
     this.log(key).insert(node, position);
-    if (event.type === "vm.room.message" || event.type === "vm.page") this.stopTyping(event.sender);
+    if (event.type === "vm.room.message" || event.type === "vm.page") this.roster.stopTyping(event.sender);
     if (live && !history && event.sender !== this.selfId) this.unread(key, event);
   }
 
@@ -309,11 +277,8 @@ export class App {
   // -- pages ---------------------------------------------------------------
 
   conversationOf(event) {
-    const names = new Map([[event.sender, event.content?.speaker]]);
-    (event.recipients ?? []).forEach((id, i) => names.set(id, event.content?.recipient_names?.[i]));
-    let ids = [...new Set([event.sender, ...(event.recipients ?? [])])].filter((id) => id !== this.selfId).sort();
-    if (!ids.length) ids = [this.selfId];
-    return this.conversation(ids, ids.map((id) => names.get(id) || localpartOf(id)));
+    const { ids, names } = partnersOf(event, this.selfId);
+    return this.conversation(ids, names);
   }
 
   conversation(ids, names) {
@@ -340,14 +305,6 @@ export class App {
     this.log(key).historyLoaded = true;
   }
 
-  /** How to name the people of a conversation on a command line: name, or name@server. */
-  pageTargets(conversation) {
-    return conversation.ids.map((id, i) => {
-      const server = serverOf(id);
-      return server === this.serverName ? conversation.names[i] : `${localpartOf(id)}@${server}`;
-    }).join(" ");
-  }
-
   receipt(receipt) {
     const line = this.lines.get(receipt.content?.relates_to);
     if (!line) return;
@@ -356,15 +313,7 @@ export class App {
   }
 
   receiptNode(line) {
-    const parts = [];
-    for (const [recipient, { kind, message }] of line.receipts) {
-      const index = (line.event.recipients ?? []).indexOf(recipient);
-      const name = line.event.content?.recipient_names?.[index] || localpartOf(recipient);
-      const words = { delivered: "delivered", held: "held by their server", refused: `refused: ${message || ""}`,
-                      waiting: "waiting for them to connect" }[kind] ?? kind;
-      parts.push(line.receipts.size > 1 ? `${name}: ${words}` : words);
-    }
-    const node = el("span", "receipt", parts.join("; "));
+    const node = el("span", "receipt", receiptText(line.event, line.receipts));
     node.dataset.receipt = [...line.receipts.values()].map((r) => r.kind).join(" ");
     return node;
   }
@@ -411,72 +360,19 @@ export class App {
                 `On ${channel?.name ?? data.channelId}: ${names.join(", ") || "nobody connected"}.`);
   }
 
-  // -- the room: roster, presence, typing, WHO -------------------------------
+  // -- the room: presence, typing, WHO ----------------------------------------
 
   presence(data) {
-    if (data.status === "offline") {
-      this.members.delete(data.userId);
-      this.stopTyping(data.userId);
-    } else {
-      this.members.set(data.userId, data);
-    }
+    this.roster.presence(data);
     if (data.userId === this.selfId) {
       this.away = data.status === "away";
       $("away-button").setAttribute("aria-pressed", String(this.away));
     }
-    this.renderRoster();
-  }
-
-  typing(data) {
-    if (data.userId === this.selfId) return;
-    this.stopTyping(data.userId, false);
-    if (data.typing) {
-      this.typers.set(data.userId, setTimeout(() => this.stopTyping(data.userId), data.timeoutMs));
-    }
-    this.renderRoster();
-  }
-
-  stopTyping(userId, render = true) {
-    const timer = this.typers.get(userId);
-    if (timer === undefined) { if (render) this.renderRoster(); return; }
-    clearTimeout(timer);
-    this.typers.delete(userId);
-    if (render) this.renderRoster();
-  }
-
-  renderRoster() {
-    const items = [];
-    for (const member of this.members.values()) {
-      const item = el("li", `member status-${member.status}`);
-      item.dataset.userId = member.userId;
-      item.append(el("span", "member-name", member.username));
-      let status = member.status;
-      if (member.status === "idle") status = `idle ${duration(member.idleMs)}`;
-      if (member.status === "away" && member.awayMessage) status = `away: ${member.awayMessage}`;
-      item.append(el("span", "member-status", status));
-      if (this.typers.has(member.userId)) {
-        item.classList.add("typing");
-        item.append(el("span", "member-typing", "typing…"));
-      }
-      items.push(item);
-    }
-    $("roster").replaceChildren(...items);
-    $("roster-count").textContent = `(${this.members.size})`;
-    const typists = [...this.typers.keys()].map((id) => this.members.get(id)?.username ?? localpartOf(id));
-    $("typing-line").textContent = typists.length === 0 ? ""
-      : typists.length === 1 ? `${typists[0]} is typing…` : `${typists.join(", ")} are typing…`;
   }
 
   who(data) {
     const key = this.keyOfReply(data.inReplyTo);
-    const pad = (text, width) => text.length >= width ? `${text} ` : text.padEnd(width);
-    this.notice(key, `${pad("Player Name", 20)}${pad("On For", 8)}${pad("Idle", 6)}Status`, "who");
-    for (const user of data.users) {
-      const status = user.status + (user.awayMessage ? `: ${user.awayMessage}` : "");
-      this.notice(key, `${pad(user.username, 20)}${pad(duration(user.onForMs), 8)}${pad(duration(user.idleMs), 6)}${status}`,
-                  "who");
-    }
-    this.notice(key, `${data.total} player${data.total === 1 ? " is" : "s are"} connected.`, "who");
+    for (const line of whoLines(data)) this.notice(key, line, "who");
   }
 
   // -- answers to our own frames ----------------------------------------------
@@ -507,7 +403,7 @@ export class App {
       }
       this.drawLine(line);
     }
-    if (reply.action === "report") this.notice(reply.key, "Reported: the moderators will look at it.");
+    if (reply.action === "report_message") this.notice(reply.key, "Reported: the moderators will look at it.");
     if (reply.action === "leave") this.connection.send("channel_list", {});
   }
 
@@ -534,17 +430,11 @@ export class App {
     return messageId;
   }
 
-  submit(event) {
-    event.preventDefault();
-    const input = $("input");
-    const text = input.value;
-    if (!text.trim()) return;
-    this.remember(text);
-    input.value = "";
-    this.typingSentAt = 0;
+  /** A line from the command line: a MUSH command, or in a conversation or channel a message to it. */
+  line(text) {
     let line = text;
     if (this.view.startsWith("page:") && !text.startsWith("/")) {
-      line = `page ${this.pageTargets(this.conversations.get(this.view))}=${text}`;
+      line = `page ${pageTargets(this.conversations.get(this.view), this.serverName)}=${text}`;
     } else if (this.view.startsWith("channel:") && !text.startsWith("/")) {
       line = `@chat ${this.channels.get(this.view.slice(8)).name}=${text}`;
     } else if (this.view !== "room") {
@@ -555,116 +445,19 @@ export class App {
     this.send("command", data, { key: this.view, action: "command" });
   }
 
-  inputChanged() {
-    if (this.view !== "room" || !this.room || !this.connection?.live) return;
-    const typing = $("input").value.trim() !== "";
-    const now = Date.now();
-    if (typing && now - this.typingSentAt >= this.limits.typingRefreshMs) {
-      this.typingSentAt = now;
-      this.send("typing", { typing: true, roomId: this.room.id }, { action: "typing" }, false);
-    } else if (!typing && this.typingSentAt) {
-      this.typingSentAt = 0;
-      this.send("typing", { typing: false }, { action: "typing" }, false);
-    }
+  /** Tell the room whether the player is typing; false if it cannot be said now. */
+  typing(typing) {
+    if (this.view !== "room" || !this.room || !this.connection?.live) return false;
+    const data = typing ? { typing, roomId: this.room.id } : { typing };
+    this.send("typing", data, { action: "typing" }, false);
+    return true;
   }
-
-  remember(text) {
-    if (this.inputHistory[this.inputHistory.length - 1] !== text) this.inputHistory.push(text);
-    this.inputHistory = this.inputHistory.slice(-HISTORY_SIZE);
-    writeJson("local", HISTORY_KEY, this.inputHistory);
-    this.historyIndex = -1;
-  }
-
-  inputKey(event) {
-    const input = $("input");
-    if (event.key === "ArrowUp" || event.key === "ArrowDown") {
-      if (!this.inputHistory.length) return;
-      event.preventDefault();
-      const last = this.inputHistory.length - 1;
-      if (event.key === "ArrowUp") this.historyIndex = this.historyIndex < 0 ? last : Math.max(0, this.historyIndex - 1);
-      else this.historyIndex = this.historyIndex < 0 || this.historyIndex >= last ? -1 : this.historyIndex + 1;
-      input.value = this.historyIndex < 0 ? "" : this.inputHistory[this.historyIndex];
-      input.setSelectionRange(input.value.length, input.value.length);
-    } else if (event.key === "Escape") {
-      input.value = "";
-      this.inputChanged();
-    }
-  }
-
-  // -- one message's actions: edit, delete (own), report (others') -------------
 
   lineAction(event) {
     const target = event.target.closest("button");
     const node = event.target.closest("li.line");
-    if (!target || !node?.dataset.eventId) return;
-    const line = this.lines.get(node.dataset.eventId);
-    if (!line) return;
-    if (target.classList.contains("actions-toggle")) return this.toggleActions(line, target);
-    const action = target.dataset.action;
-    if (action === "edit") this.actionForm(line, "Edit", shownContent(line.event).body ?? "", (text) =>
-      this.send("edit_message", { eventId: line.event.event_id, text }, { key: line.key, action: "edit" }));
-    if (action === "delete") this.confirmDelete(line);
-    if (action === "report") this.actionForm(line, "Reason for the report", "", (reason) =>
-      this.send("report_message", { eventId: line.event.event_id, reason }, { key: line.key, action: "report" }));
-    if (action === "cancel") this.drawLine(line);
-    if (action === "confirm-delete") {
-      this.send("delete_message", { eventId: line.event.event_id }, { key: line.key, action: "delete" });
-      this.drawLine(line);
-    }
-  }
-
-  toggleActions(line, toggle) {
-    const open = line.node.querySelector(".actions");
-    if (open) { this.drawLine(line); return; }
-    const own = line.event.sender === this.selfId;
-    const bar = el("span", "actions");
-    for (const [action, label] of own ? [["edit", "Edit"], ["delete", "Delete"]] : [["report", "Report"]]) {
-      const button = el("button", "secondary small", label);
-      button.type = "button";
-      button.dataset.action = action;
-      bar.append(button);
-    }
-    toggle.setAttribute("aria-expanded", "true");
-    line.node.append(bar);
-    bar.querySelector("button").focus();
-  }
-
-  confirmDelete(line) {
-    line.node.querySelector(".actions")?.remove();
-    const bar = el("span", "actions");
-    bar.append(el("span", "", "Delete this message?"));
-    for (const [action, label] of [["confirm-delete", "Delete"], ["cancel", "Cancel"]]) {
-      const button = el("button", "secondary small", label);
-      button.type = "button";
-      button.dataset.action = action;
-      bar.append(button);
-    }
-    line.node.append(bar);
-    bar.querySelector("button").focus();
-  }
-
-  actionForm(line, label, value, done) {
-    line.node.querySelector(".actions")?.remove();
-    const form = el("form", "actions action-form");
-    const input = el("input");
-    input.value = value;
-    input.setAttribute("aria-label", label);
-    input.placeholder = label;
-    const ok = el("button", "small", label === "Edit" ? "Save" : "Send");
-    ok.type = "submit";
-    const cancel = el("button", "secondary small", "Cancel");
-    cancel.type = "button";
-    cancel.dataset.action = "cancel";
-    form.append(input, ok, cancel);
-    form.addEventListener("submit", (submitted) => {
-      submitted.preventDefault();
-      if (!input.value.trim()) return;
-      done(input.value);
-      this.drawLine(line);
-    });
-    form.addEventListener("keydown", (key) => { if (key.key === "Escape") this.drawLine(line); });
-    line.node.append(form);
-    input.focus();
+    const line = node?.dataset.eventId ? this.lines.get(node.dataset.eventId) : null;
+    if (target && line) this.actions.handle(line, target);
   }
 
   // -- views -------------------------------------------------------------------
@@ -764,33 +557,14 @@ export class App {
     $("nav-toggle").textContent = count ? `Menu (${count})` : "Menu";
   }
 
-  tab(view, name, unread, extraClass = "") {
-    const item = el("li");
-    const button = el("button", `tab ${extraClass}`);
-    button.type = "button";
-    button.dataset.view = view;
-    if (view === this.view) button.setAttribute("aria-current", "page");
-    button.append(el("span", "tab-name", name));
-    const badge = el("span", "unread", String(unread));
-    badge.hidden = !unread;
-    badge.setAttribute("aria-label", `${unread} unread`);
-    button.append(badge);
-    item.append(button);
-    return item;
-  }
-
   renderPageList() {
-    const items = [...this.conversations.values()].map((c) => this.tab(c.key, c.names.join(", "), c.unread));
+    const items = pageTabs(this.conversations, this.view);
     $("page-list").replaceChildren(...items);
     $("no-pages").hidden = items.length > 0;
   }
 
   renderChannelList() {
-    const items = [...this.channels.values()].filter((c) => c.member)
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((c) => this.tab(`channel:${c.channelId}`, c.name + (c.alias ? ` (+${c.alias})` : ""), c.unread,
-                           this.muted.has(c.channelId) ? "muted" : ""));
-    $("channel-list").replaceChildren(...items);
+    $("channel-list").replaceChildren(...channelTabs(this.channels, this.muted, this.view));
   }
 
   toggleMute() {
@@ -813,13 +587,9 @@ export class App {
   }
 
   bindStaticControls() {
-    $("login-form").addEventListener("submit", (event) => this.login(event));
     $("logout-button").addEventListener("click", () => this.logout());
     $("retry-button").addEventListener("click", () => this.connection?.retry());
     $("away-button").addEventListener("click", () => this.toggleAway());
-    $("input-form").addEventListener("submit", (event) => this.submit(event));
-    $("input").addEventListener("input", () => this.inputChanged());
-    $("input").addEventListener("keydown", (event) => this.inputKey(event));
     $("older-button").addEventListener("click", () => this.loadHistory(this.view, { older: true }));
     $("mute-button").addEventListener("click", () => this.toggleMute());
     $("leave-button").addEventListener("click", () => this.leaveChannel());
