@@ -15,8 +15,9 @@ Each destination has one ``DestinationQueue``, an asyncio task that sleeps
 until it is woken or its retry time comes. Awake, it reads the oldest
 ``batch_size`` (≤ 50) rows for its destination and sends them as one
 ``PUT /federation/v1/send/{txnId}``. There is never more than one transaction
-in flight to a destination: the task waits for the answer before it reads
-again, and whatever was queued meanwhile goes in the next batch. Within a
+in flight to a destination: the task waits for the answer before it sends
+the next batch (which it reads meanwhile: the oldest rows but those in
+flight), and whatever was queued meanwhile goes in a later batch. Within a
 destination events leave in the order they were queued.
 
 The ``txnId`` is made from the batch itself (its first and last outbox ids
@@ -201,11 +202,20 @@ class DestinationQueue:
                 pass
 
     async def _attempt(self, transaction: Transaction) -> None:
+        # The batch after this one is read while this one is in flight (it is sent only after
+        # this one's answer): the oldest waiting events but those being sent now.
+        sending = frozenset(queued.outbox_id for queued in transaction.queued)
+        upcoming = asyncio.ensure_future(self._sender.next_transaction(self.destination, skip=sending))
         try:
-            refusals = refusals_in(transaction, await self._sender.transmit(self.destination, transaction))
+            try:
+                answer = await self._sender.transmit(self.destination, transaction)
+            except BaseException:
+                upcoming.cancel()
+                raise
         except RetryLater as why:
             await self._fail(why)
             return
+        refusals = refusals_in(transaction, answer)
         for event_id, code in refusals:
             log.warning("federation: %s refused event %s: %s (not retried)", self.destination, event_id, code)
         now = self._sender.clock()
@@ -213,7 +223,11 @@ class DestinationQueue:
         await self._sender.outbox.mark_delivered(self.destination, Delivery(
             outbox_ids=tuple(q.outbox_id for q in queued), accepted=len(queued) - len(refusals), refusals=refusals,
             oldest_enqueued_ts=min(q.enqueued_ts for q in queued), now_ms=now))
-        self.transaction = None
+        try:
+            self.transaction = await upcoming
+        except Exception:  # it is read again at the top of the loop
+            log.exception("federation: reading the next batch for %s failed", self.destination)
+            self.transaction = None
         self.failures = 0
         self.next_attempt_ts = 0
 
@@ -309,8 +323,11 @@ class FederationSender:
             self._contact_written[server_name] = now
             await self.outbox.record_contact(server_name, now)
 
-    async def next_transaction(self, destination: str) -> Transaction | None:
-        queued = await self.outbox.pending(destination, self.settings.batch_size)
+    async def next_transaction(self, destination: str, skip: frozenset[int] = frozenset()) -> Transaction | None:
+        """The next batch for ``destination``: its oldest waiting events, leaving out ``skip``
+        (the outbox ids of the batch in flight)."""
+        queued = await self.outbox.pending(destination, self.settings.batch_size + len(skip))
+        queued = [event for event in queued if event.outbox_id not in skip][:self.settings.batch_size]
         return make_transaction(self.settings.origin, queued, self.clock()) if queued else None
 
     async def transmit(self, destination: str, transaction: Transaction) -> Any:

@@ -57,13 +57,20 @@ class QueueStats:
 
 def op_enqueue(event: dict[str, Any], destinations_of_event: Sequence[str], now_ms: int) -> Callable[[Connection], None]:
     """An op for ``append_events``: queue ``event`` for each destination, in the event's transaction."""
-    event_json = encode_canonical_json(event).decode("utf-8")
-    names = sorted(set(destinations_of_event))
+    return op_enqueue_all([event], destinations_of_event, now_ms)
+
+
+def op_enqueue_all(events_in_order: Sequence[dict[str, Any]], destinations_of_events: Sequence[str],
+                   now_ms: int) -> Callable[[Connection], None]:
+    """``op_enqueue`` for several events bound for the same destinations, queued in order."""
+    rows = [(event["event_id"], encode_canonical_json(event).decode("utf-8")) for event in events_in_order]
+    names = sorted(set(destinations_of_events))
 
     def apply(connection: Connection) -> None:
-        if names:
+        if names and rows:
             connection.execute(insert(outbox), [
-                {"destination": name, "event_id": event["event_id"], "event_json": event_json, "enqueued_ts": now_ms}
+                {"destination": name, "event_id": event_id, "event_json": event_json, "enqueued_ts": now_ms}
+                for event_id, event_json in rows
                 for name in names
             ])
 
