@@ -185,13 +185,37 @@ async def test_a_page_to_a_local_and_a_remote_player_and_last_paged_with_remote_
 @pytest.mark.gen_test(timeout=90)
 async def test_a_block_on_the_recipients_server_is_a_refusal_that_says_no_more(tmp_path, database_url):
     async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
-        # Blocking a remote user by name is not there yet (block: unknown_user); the list is.
-        beta.server.context.pages.blocks.add(bob.user_id, alice.user_id)
+        await acked(bob.ws, "block", {"user": "alice@alpha.test", "blocked": True})  # a remote user, by name
         ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "hi"})
         refused_page = (await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["content"]
         assert refused_page["reason"] == "not_accepting_pages"
         assert refused_page["message"] == "bob is not accepting your pages."
         assert [frame for frame in await bob.ws.quiet(0.1) if frame["type"] == "message"] == []
+        refusal = await refused(bob.ws, "page", {"to": ["@alice:alpha.test"], "text": "and you?"})
+        assert (refusal["code"], refusal["details"]) == ("you_blocked", {"userId": alice.user_id})
+
+        await acked(bob.ws, "block", {"user": "@alice:alpha.test", "blocked": False})  # by user id
+        ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "friends again"})
+        assert (await bob.ws.receive_type("message", timeout=15))["data"]["event"]["content"]["body"] == "friends again"
+        assert (await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["content"]["kind"] == "delivered"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_with_federation_off_blocking_a_user_of_another_server_is_unknown_user(tmp_path):
+    config = dataclasses.replace(server_config(tmp_path, ALPHA, f"sqlite:///{tmp_path}/alpha.db", {}), federation=False)
+    server = await VibeMuseServer.create(config, hasher=FAST_HASHER)
+    port = free_port()
+    server.listen(port, "127.0.0.1")
+    url, spec = f"http://127.0.0.1:{port}", SpecValidator()
+    world = World(Api(url, spec), f"ws://127.0.0.1:{port}/api/ws", spec, server)
+    try:
+        alice = await world.player("alice")
+        refusal = await refused(alice.ws, "block", {"user": "@bob:beta.test", "blocked": True})
+        assert refusal["code"] == "unknown_user"
+        assert count_rows(server, "blocks") == 0
+    finally:
+        world.close()
+        await server.shutdown()
 
 
 @pytest.mark.gen_test(timeout=90)
