@@ -31,6 +31,7 @@ class QueuedEvent:
     outbox_id: int
     event: dict[str, Any]
     enqueued_ts: int
+    size: int = 0  # bytes of the event's canonical JSON (what it adds to a transaction's body)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def pending_txn(connection: Connection, destination: str, limit: int) -> list[Qu
         .order_by(outbox.c.outbox_id)
         .limit(limit)
     )
-    return [QueuedEvent(row.outbox_id, json.loads(row.event_json), row.enqueued_ts)
+    return [QueuedEvent(row.outbox_id, json.loads(row.event_json), row.enqueued_ts, len(row.event_json.encode()))
             for row in connection.execute(query)]
 
 
