@@ -27,6 +27,7 @@ from vibemuse.config import Config
 from vibemuse.context import ServerContext
 from vibemuse.federation.sender import FederationSeams, FederationSender, SenderSettings
 from vibemuse.federation.discovery import Discovery, DiscoveryError
+from vibemuse.federation.addresses import PublicAddressResolver, peer_hosts
 from vibemuse.federation.transport import HttpTransport
 from vibemuse.federation.key_cache import RemoteKeyCache
 from vibemuse.federation.policy import FederationPolicy
@@ -200,9 +201,18 @@ def make_sender(config: Config, storage: Storage, clock: Clock, seams: Federatio
         settings=SenderSettings(origin=config.server_name, batch_size=config.federation_batch_size,
                                 retry_max_ms=config.federation_retry_max_seconds * 1000),
         seams=seams,
-        http=tornado.httpclient.AsyncHTTPClient(force_instance=True),
+        http=tornado.httpclient.AsyncHTTPClient(force_instance=True, resolver=federation_resolver(config)),
         clock=clock,
     )
+
+
+def federation_resolver(config: Config) -> tornado.netutil.Resolver:
+    """How names of other servers become addresses: only global ones, but for the hosts of
+    ``federation_peers`` (or all, with ``federation_private_addresses``)."""
+    resolver = tornado.netutil.DefaultLoopResolver()
+    if config.federation_private_addresses:
+        return resolver
+    return PublicAddressResolver(resolver=resolver, trusted=peer_hosts(config.federation_peers))
 
 
 # Connections the kernel may hold for accept(): when everyone reconnects at once
@@ -233,7 +243,7 @@ class VibeMuseServer:
         ``base_url_of(server_name)``: where another server is (default: discovery)."""
         config = dataclasses.replace(
             config, max_connections=effective_max_connections(config.max_connections, raise_descriptor_limit()))
-        transport = transport or HttpTransport()
+        transport = transport or HttpTransport(resolver=federation_resolver(config))
         discovery = make_discovery(config, transport, clock)
         keyring = await asyncio.to_thread(load_or_create_signing_keys, str(config.resolved_signing_key_path))
         engine = create_database_engine(config.resolved_database_url, pool_size=config.database_threads)

@@ -111,6 +111,9 @@ class Config:
     federation_peers: dict[str, str] = field(default_factory=dict)
     public_base_url: str = ""  # what /.well-known/vibemuse/server announces; empty: from host, port and TLS
     federation_discovery_cache_seconds: int = 3600
+    # Connect to non-global addresses (loopback, private, link-local...) of servers found by
+    # discovery (vibemuse/federation/addresses.py); the hosts of federation_peers always are
+    federation_private_addresses: bool = False
 
     @property
     def resolved_public_base_url(self) -> str:

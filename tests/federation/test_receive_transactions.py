@@ -30,7 +30,9 @@ ALPHA, BETA = "alpha.test", "beta.test"
 
 @pytest.fixture
 def server_config(config):
-    return dataclasses.replace(config, server_name=BETA, max_http_body_bytes=256 * 1024)
+    # alpha is found by the test's base_url_of on loopback, not in federation_peers
+    return dataclasses.replace(config, server_name=BETA, max_http_body_bytes=256 * 1024,
+                               federation_private_addresses=True)
 
 
 @pytest.fixture

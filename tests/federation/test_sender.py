@@ -226,6 +226,7 @@ async def test_a_refused_event_is_final_counted_and_never_sent_again(alpha, peer
     await until(alpha.drained, "outbox empty")
     await alpha.page(1)
     await until(lambda: len(peer.received) == 2 and peer.received[1].status == 200, "next page delivered")
+    await until(alpha.drained, "its answer recorded")
     assert [p["event_id"] for p in peer.received[1].body["pdus"]] == alpha.sent[3:]
     (stats,) = await alpha.outbox.queue_stats()
     assert (stats.depth, stats.state.delivered, stats.state.refused) == (0, 3, 1)
