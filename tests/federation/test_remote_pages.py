@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import FAST_HASHER, count_rows
 from tests.federation.test_two_servers import ALPHA, BETA, free_port, server_config, until
 from tests.support.client import Api, WsClient, acked, refused
+from tests.support.federation import Federation
 from tests.support.spec import SpecValidator
 from tests.support.world import World
 from vibemuse.app import VibeMuseServer
@@ -28,25 +29,11 @@ GAMMA = "gamma.test"
 async def federated_worlds(tmp_path, database_url, names=(ALPHA, BETA)):
     """Real servers named ``names``, each with the others as ``federation_peers`` (beta on
     ``database_url``, the others on SQLite), and a World of players on each."""
-    ports = {name: free_port() for name in names}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    spec = SpecValidator()
-    servers, worlds = [], []
+    federation = Federation(tmp_path, database_url, names)
     try:
-        for name in names:
-            database = database_url if name == BETA else f"sqlite:///{tmp_path}/{name}.db"
-            peers = {other: urls[other] for other in names if other != name}
-            server = await VibeMuseServer.create(server_config(tmp_path, name, database, peers), hasher=FAST_HASHER)
-            server.listen(ports[name], "127.0.0.1")
-            servers.append(server)
-            worlds.append(World(Api(urls[name], spec), urls[name].replace("http://", "ws://") + "/api/ws",
-                                spec, server))
-        yield worlds
+        yield [await federation.start(name) for name in names]
     finally:
-        for world in worlds:
-            world.close()
-        for server in reversed(servers):
-            await server.shutdown()
+        await federation.close()
 
 
 @contextlib.asynccontextmanager
