@@ -286,7 +286,9 @@ class TelnetConnection:
         elif word == "@ansi":
             self._ansi(rest.strip().lower())
         else:
-            frame = ClientFrame("command", f"tn.{next(self._ids)}", {"line": line})
+            # The message id is the idempotency key of what the line does (spec 14.7): unique
+            # across connections and restarts, as the connection id is.
+            frame = ClientFrame("command", f"{self.connection_id}.{next(self._ids)}", {"line": line})
             await dispatch(self, frame)  # type: ignore[arg-type]
 
     def _ansi(self, setting: str) -> None:
