@@ -226,7 +226,7 @@ def test_who_table_and_times():
     assert texts(frame) == [
         "Player Name                 On For  Idle  Doing",
         "Mira                      2d 01:04    2h  Tea.",
-        "Alice                       00:01    4s",
+        "Alice                        00:01    4s",
         "2 players logged in.",
     ]
 
