@@ -315,16 +315,21 @@ class TelnetConnection:
         self._write(encode_text(text + "\n"))
 
     def _write(self, data: bytes) -> None:
-        if not data or self.stream.closed():
+        if not data or self._closing or self.stream.closed():
             return
         try:
             self.stream.write(data).add_done_callback(_written)
-        except StreamBufferFullError:  # a client that does not read: cut it
+        except StreamBufferFullError:
+            # A client that does not read: cut it on the next loop turn, never here (the
+            # fan-out loop that called us is walking the registry: spec 14.11).
             self._closing = True
-            self._unregister()
-            self.stream.close()
+            IOLoop.current().add_callback(self._drop_slow_reader)
         except StreamClosedError:
             pass
+
+    def _drop_slow_reader(self) -> None:
+        self._unregister()
+        self.stream.close()
 
     async def _flush_and_close(self, line: str) -> None:
         if line and not self.stream.closed():
