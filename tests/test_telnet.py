@@ -4,12 +4,13 @@ with WebSocket players beside it (both storage engines)."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 
 import pytest
 
 from tests.support.client import acked
 from tests.support.telnet import (
-    DO, DONT, ECHO, IAC, NAWS, PASSWORD, SB, TIMING_MARK, TTYPE, WILL, WONT, TelnetClient,
+    DO, DONT, ECHO, IAC, MSSP, NAWS, PASSWORD, SB, TIMING_MARK, TTYPE, WILL, WONT, TelnetClient,
 )
 from vibemuse.realtime.heartbeat import Heartbeat
 
@@ -216,6 +217,17 @@ async def test_plain_text_for_a_client_that_negotiates_nothing(connect, world):
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_mssp_tells_crawlers_the_name_and_players(connect, world):
+    await world.player("Bob")
+    crawler = await connect(mssp=True)
+    await crawler.wait_for(lambda: any(option == MSSP for option, _ in crawler.subnegotiations))
+    (payload,) = [payload for option, payload in crawler.subnegotiations if option == MSSP]
+    pairs = dict(item.split(b"\x02") for item in payload.split(b"\x01")[1:])
+    assert pairs[b"NAME"] == b"test.localhost" and pairs[b"PLAYERS"] == b"1"
+    assert pairs[b"CODEBASE"].startswith(b"VibeMUSE ") and int(pairs[b"UPTIME"]) > 0
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_unknown_options_are_refused_and_never_loop(connect):
     client = await connect()
     gmcp, mccp2 = 201, 86
@@ -282,3 +294,29 @@ async def test_heartbeat_pings_with_timing_marks_and_drops_the_silent(connect, s
     closed = await Heartbeat(registry, timeout=60, clock=clock, monotonic=lambda: far_future).beat()
     assert closed == 1
     assert "Your connection timed out." in await alice.closed()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_python_telnetlib_plays_beside_a_websocket_player(telnet_port, world):
+    """The standard library's telnet client (it refuses every option) logs in and talks."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import telnetlib
+
+    bob = await world.player("Bob")
+
+    def play() -> bytes:
+        with telnetlib.Telnet("127.0.0.1", telnet_port, timeout=10) as session:
+            session.read_until(b"QUIT", 10)
+            session.write(f"create Alice {PASSWORD}\r\n".encode())
+            session.read_until(b"Players:", 10)
+            session.write(b"\"Hello from telnetlib.\r\n")
+            seen = session.read_until(b"Bob waves.", 10)
+            session.write(b"QUIT\r\n")
+            return seen + session.read_all()
+
+    playing = asyncio.get_running_loop().run_in_executor(None, play)
+    assert await rendered(bob.ws) == 'Alice says, "Hello from telnetlib."'
+    await acked(bob.ws, "pose", {"text": "waves."})
+    seen = await playing
+    assert b"Bob waves.\r\n" in seen and seen.endswith(b"Goodbye.\r\n")

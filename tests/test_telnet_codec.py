@@ -7,8 +7,8 @@ import pytest
 from vibemuse.telnet import screen
 from vibemuse.telnet.ansi import palette_index, render_spans
 from vibemuse.telnet.codec import (
-    AYT, DO, DONT, ECHO, IAC, NAWS, SB, SE, TIMING_MARK, TTYPE, WILL, WONT, Command, Line, LineTooLong, Negotiation,
-    Subnegotiation, TelnetReader, encode_text,
+    AYT, DO, DONT, ECHO, IAC, MSSP, NAWS, SB, SE, TIMING_MARK, TTYPE, WILL, WONT, Command, Line, LineTooLong,
+    Negotiation, Subnegotiation, TelnetReader, encode_text, mssp_payload,
 )
 from vibemuse.telnet.options import Options, Terminal
 
@@ -81,8 +81,24 @@ def test_text_goes_out_as_nvt_lines():
 # -- negotiation --------------------------------------------------------------
 
 
-def test_the_server_asks_for_ttype_and_naws_and_a_timing_mark():
-    assert Options().start() == bytes((IAC, DO, TTYPE, IAC, DO, NAWS, IAC, DO, TIMING_MARK))
+def test_the_server_asks_for_ttype_and_naws_and_a_timing_mark_and_offers_mssp():
+    assert Options().start() == bytes((IAC, DO, TTYPE, IAC, DO, NAWS, IAC, DO, TIMING_MARK, IAC, WILL, MSSP))
+
+
+def test_mssp_is_sent_once_when_the_client_agrees():
+    options = Options()
+    options.start()
+    assert options.received(DO, MSSP) == b"" and options.mssp_wanted
+    options.mssp_wanted = False
+    assert options.received(DO, MSSP) == b"" and not options.mssp_wanted
+    refusing = Options()
+    refusing.start()
+    assert refusing.received(DONT, MSSP) == b"" and not refusing.mssp_wanted
+    assert refusing.received(DO, MSSP) == bytes((IAC, WONT, MSSP))  # the offer was withdrawn
+
+
+def test_mssp_payload_keeps_its_markers_out_of_values():
+    assert mssp_payload({"NAME": "a\x01b\x02c\x00", "PLAYERS": "2"}) == b"\x01NAME\x02abc\x01PLAYERS\x022"
 
 
 def test_agreeing_to_what_was_asked_needs_no_answer_but_starts_ttype():

@@ -3,7 +3,7 @@
 It speaks its own small telnet (independent of ``vibemuse.telnet``): it
 strips and records the server's commands, answers negotiations as told
 (``ttype`` names to give, a ``naws`` window size, whether it answers timing
-marks), refuses every other option, and keeps the text it read, decoded.
+marks, whether it wants MSSP), refuses every other option, and keeps the text it read, decoded.
 """
 
 from __future__ import annotations
@@ -12,16 +12,18 @@ import asyncio
 from typing import Any
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
-ECHO, TIMING_MARK, TTYPE, NAWS = 1, 6, 24, 31
+ECHO, TIMING_MARK, TTYPE, NAWS, MSSP = 1, 6, 24, 31, 70
 
 
 class TelnetClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
-                 ttype: list[str] | None = None, naws: tuple[int, int] | None = None, timing_mark: bool = False):
+                 ttype: list[str] | None = None, naws: tuple[int, int] | None = None, timing_mark: bool = False,
+                 mssp: bool = False):
         self.reader, self.writer = reader, writer
         self.ttype = ttype
         self.naws = naws
         self.timing_mark = timing_mark
+        self.mssp = mssp
         self.negotiations: list[tuple[int, int]] = []  # (verb, option) the server sent
         self.subnegotiations: list[tuple[int, bytes]] = []
         self.raw = bytearray()  # data bytes, commands stripped
@@ -98,8 +100,10 @@ class TelnetClient:
                                      height & 255, IAC, SE)))
             elif option != ECHO:
                 self.send_raw(bytes((IAC, WONT, option)))
-        elif verb == WILL and option == ECHO:
-            self.send_raw(bytes((IAC, DO, ECHO)))
+        elif verb == WILL and (option == ECHO or option == MSSP and self.mssp):
+            self.send_raw(bytes((IAC, DO, option)))
+        elif verb == WILL:
+            self.send_raw(bytes((IAC, DONT, option)))
 
     def _subnegotiated(self, option: int, payload: bytes) -> None:
         self.subnegotiations.append((option, payload))

@@ -33,9 +33,12 @@ SE, NOP, DM, BRK, IP, AO, AYT, EC, EL, GA, SB = 240, 241, 242, 243, 244, 245, 24
 WILL, WONT, DO, DONT, IAC = 251, 252, 253, 254, 255
 EOR_COMMAND = 239
 # Options
-ECHO, SGA, TIMING_MARK, TTYPE, EOR, NAWS, CHARSET = 1, 3, 6, 24, 25, 31, 42
+ECHO, SGA, TIMING_MARK, TTYPE, EOR, NAWS, CHARSET, MSSP = 1, 3, 6, 24, 25, 31, 42, 70
 # Subnegotiation verbs of TTYPE (RFC 1091)
 TTYPE_IS, TTYPE_SEND = 0, 1
+
+# Subnegotiation markers of MSSP (the MUD Server Status Protocol)
+MSSP_VAR, MSSP_VAL = 1, 2
 
 MAX_SUBNEGOTIATION_BYTES = 1024
 CR, LF, NUL, BS, DEL = 13, 10, 0, 8, 127
@@ -204,3 +207,13 @@ def negotiation(verb: int, option: int) -> bytes:
 
 def subnegotiation(option: int, payload: bytes) -> bytes:
     return bytes((IAC, SB, option)) + payload.replace(b"\xff", b"\xff\xff") + bytes((IAC, SE))
+
+
+def mssp_payload(variables: dict[str, str]) -> bytes:
+    """The body of an MSSP subnegotiation: ``VAR name VAL value`` for each variable
+    (markers and IAC taken out of names and values, so none can end it early)."""
+    def clean(text: str) -> bytes:
+        return text.encode("utf-8").translate(None, bytes((0, MSSP_VAR, MSSP_VAL, IAC)))
+
+    return b"".join(bytes((MSSP_VAR,)) + clean(name) + bytes((MSSP_VAL,)) + clean(value)
+                    for name, value in variables.items())

@@ -41,7 +41,8 @@ from vibemuse.services.accounts import Principal, Session, hash_token
 from vibemuse.telnet import screen
 from vibemuse.telnet.ansi import render_spans
 from vibemuse.telnet.codec import (
-    Command, Line, LineTooLong, Negotiation, Subnegotiation, TelnetReader, encode_text, negotiation, DO, TIMING_MARK,
+    DO, MSSP, TIMING_MARK, Command, Line, LineTooLong, Negotiation, Subnegotiation, TelnetReader, encode_text,
+    mssp_payload, negotiation, subnegotiation,
 )
 from vibemuse.telnet.options import Options
 
@@ -68,8 +69,10 @@ def max_line_bytes(config: Any) -> int:
 
 
 class TelnetConnection:
-    def __init__(self, context: ServerContext, stream: IOStream, address: str):
+    def __init__(self, context: ServerContext, stream: IOStream, address: str, started_s: int = 0):
+        """``started_s``: when the server started serving (Unix seconds, for MSSP)."""
         self.context = context
+        self.started_s = started_s
         self.stream = stream
         self.address = address
         self.connection_id = context.registry.new_connection_id()
@@ -165,6 +168,9 @@ class TelnetConnection:
             self._print(f"That line is too long (at most {event.limit} bytes); it was not run.")
         elif isinstance(event, Negotiation):
             self._write(self.options.received(event.verb, event.option))
+            if self.options.mssp_wanted:
+                self.options.mssp_wanted = False
+                self._write(subnegotiation(MSSP, mssp_payload(self._status())))
         elif isinstance(event, Subnegotiation):
             self._write(self.options.subnegotiated(event.option, event.payload))
         elif isinstance(event, Command) and event.code == 246:  # AYT: are you there?
@@ -262,6 +268,13 @@ class TelnetConnection:
             if position is None or position not in sent:
                 self.send_encoded(frame)
         context.presence.went_live(self.user_id)
+
+    def _status(self) -> dict[str, str]:
+        """What MSSP tells listing crawlers."""
+        registry = self.context.registry
+        return {"NAME": self.context.server_name, "PLAYERS": str(sum(1 for _ in registry.online_user_ids())),
+                "UPTIME": str(self.started_s), "CODEBASE": f"{screen.SOFTWARE} {__version__}",
+                "FAMILY": "TinyMUD", "ANSI": "1", "UTF-8": "1", "PORT": str(self.stream.socket.getsockname()[1])}
 
     def _login_timed_out(self) -> None:
         self._login_deadline = None

@@ -38,6 +38,7 @@ class TelnetListener:
         self._loops: list[AcceptLoop] = []
         self._sockets: list[socket.socket] = []
         self.open: set[TelnetConnection] = set()
+        self.started_s = context.clock() // 1000
 
     def add_sockets(self, sockets: list[socket.socket]) -> None:
         for sock in sockets:
@@ -56,7 +57,7 @@ class TelnetListener:
         if not self.context.registry.hold_address(host, config.max_connections_per_address):
             IOLoop.current().spawn_callback(_refuse, stream, ADDRESS_FULL_LINE)
             return
-        connection = TelnetConnection(self.context, stream, host)
+        connection = TelnetConnection(self.context, stream, host, self.started_s)
         self.open.add(connection)
         IOLoop.current().spawn_callback(self._serve, connection)
 
