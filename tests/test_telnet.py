@@ -132,6 +132,10 @@ async def test_say_pose_and_page_between_telnet_and_websocket(connect, world):
     await alice.expect("From afar, Bob waves back.")
     alice.send_line("frobnicate")
     await alice.expect('Huh?  (Type "help" for help.)')
+    carol = await world.player("Carol")
+    await alice.expect("Carol has connected.")
+    await world.wait_offline(carol)
+    await alice.expect("Carol has disconnected.")
 
 
 @pytest.mark.gen_test(timeout=30)

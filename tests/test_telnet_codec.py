@@ -265,3 +265,23 @@ def test_answers_and_silences():
     assert texts({"type": "channel_list", "data": {"channels": []}}) == ["You are on no channels."]
     assert texts({"type": "channel_who", "data": {"channelId": "#public:x", "members": [{"userId": "@bob:x"}]}}) == [
         "Connected on public: bob."]
+
+
+def test_screen_announces_connections_and_disconnections_in_the_room():
+    view = screen.Screen("@alice:x")
+    roster = {"type": "roster", "data": {"room": {"name": "Hall"}, "members": [
+        {"userId": "@alice:x", "username": "Alice", "status": "online"},
+        {"userId": "@mira:x", "username": "Mira", "status": "idle"}]}}
+    assert view.render(roster)[0] == [{"text": "Hall", "style": {"bold": True}}]
+
+    def presence(user, status):
+        lines = view.render({"type": "presence", "data": {"userId": f"@{user.lower()}:x", "username": user,
+                                                          "status": status}})
+        return ["".join(span["text"] for span in line) for line in lines]
+
+    assert presence("Bob", "online") == ["Bob has connected."]
+    assert presence("Bob", "idle") == [] and presence("Bob", "online") == []
+    assert presence("Mira", "online") == []  # back from idle, not a connection
+    assert presence("Mira", "offline") == ["Mira has disconnected."]
+    assert presence("Mira", "online") == ["Mira has connected."]
+    assert presence("Alice", "away") == [] and presence("Alice", "offline") == []

@@ -80,6 +80,7 @@ class TelnetConnection:
         self.last_seen = time.monotonic()
         self.reader = TelnetReader(max_line_bytes(context.config))
         self.options = Options()
+        self.screen = screen.Screen()
         self.colour: bool | None = None  # the player's @ansi choice; None: what the client said
         self._held: list[tuple[int | None, bytes]] | None = None
         self._closing = False
@@ -244,6 +245,7 @@ class TelnetConnection:
             await self.context.accounts.logout(principal)
             return
         self.principal = principal
+        self.screen.viewer = principal.user_id
         if self._login_deadline is not None:
             IOLoop.current().remove_timeout(self._login_deadline)
             self._login_deadline = None
@@ -319,7 +321,7 @@ class TelnetConnection:
         return (detected or 8) if self.colour else 0
 
     def _show(self, frame: dict[str, Any]) -> None:
-        lines = screen.render_frame(frame, self.user_id)
+        lines = self.screen.render(frame)
         if lines:
             colours = self._colours()
             self._write(encode_text("".join(render_spans(spans, colours) + "\n" for spans in lines)))

@@ -6,8 +6,9 @@ the viewer's user id, and returns the lines to print, each a list of spans
 then draws them with or without colour. It follows the rules of spec 14.3 for
 a client that draws styles: ``rendered_self`` (plain) for the viewer's own
 messages, ``rendered_spans`` when present, else ``rendered``. Frames that a
-MUSH shows nothing for (``ack``, ``pong``, ``typing``, ``presence``, ...)
-render to no lines. The login screen's texts live here too.
+MUSH shows nothing for (``ack``, ``pong``, ``typing``, ...) render to no
+lines; :class:`Screen` adds connections and disconnections from ``presence``
+frames. The login screen's texts live here too.
 """
 
 from __future__ import annotations
@@ -44,6 +45,38 @@ Texts take MUSH markup: %r newline, %xr red, %xh bold, %xn normal."""
 
 def plain(text: str) -> Spans:
     return [{"text": text}]
+
+
+class Screen:
+    """One player's view: :func:`render_frame`, plus arrivals and departures as a MUSH
+    announces them (``Bob has connected.``, ``Bob has disconnected.``), told from the
+    ``presence`` frames of the room by the statuses seen so far."""
+
+    def __init__(self, viewer: str = ""):
+        self.viewer = viewer
+        self.statuses: dict[str, str] = {}  # user id -> last status seen in this room
+
+    def render(self, frame: dict[str, Any]) -> list[Spans]:
+        data = frame.get("data") or {}
+        if frame.get("type") == "roster":
+            self.statuses = {member["userId"]: member.get("status", "online") for member in data.get("members") or []}
+        elif frame.get("type") == "presence":
+            return self._presence(data)
+        return render_frame(frame, self.viewer)
+
+    def _presence(self, data: dict[str, Any]) -> list[Spans]:
+        user_id, status = data.get("userId", ""), data.get("status", "")
+        before = self.statuses.get(user_id, "offline")
+        self.statuses[user_id] = status
+        if status == "offline":
+            self.statuses.pop(user_id, None)
+        if user_id == self.viewer or before == status:
+            return []
+        if status == "offline":
+            return [plain(f"{data.get('username', localpart(user_id))} has disconnected.")]
+        if before == "offline":
+            return [plain(f"{data.get('username', localpart(user_id))} has connected.")]
+        return []
 
 
 def render_frame(frame: dict[str, Any], viewer: str) -> list[Spans]:
