@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.client import acked
 from tests.support.telnet import (
-    DO, DONT, ECHO, IAC, MSSP, NAWS, PASSWORD, SB, TIMING_MARK, TTYPE, WILL, WONT, TelnetClient,
+    DO, DONT, ECHO, IAC, MCCP2, MSSP, NAWS, PASSWORD, SB, TIMING_MARK, TTYPE, WILL, WONT, TelnetClient,
 )
 from vibemuse.realtime.heartbeat import Heartbeat
 
@@ -232,14 +232,29 @@ async def test_mssp_tells_crawlers_the_name_and_players(connect, world):
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_mccp2_compresses_everything_after_it_starts(connect, world):
+    bob = await world.player("Bob")
+    alice = await connect(mccp=True)
+    await alice.login("create", "Alice")
+    await acked(bob.ws, "say", {"text": "Squeeze " * 200})
+    await alice.expect('Bob says, "Squeeze Squeeze')
+    assert 0 < alice.compressed_bytes < 1000  # 1,600 bytes said, the roster and more read
+    alice.send_raw(bytes((IAC, DONT, MCCP2)))  # compression off: the stream ends, plain text follows
+    await acked(bob.ws, "say", {"text": "Plain again."})
+    await alice.expect('Bob says, "Plain again."')
+    alice.send_line("QUIT")
+    assert "Goodbye." in await alice.closed()
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_unknown_options_are_refused_and_never_loop(connect):
     client = await connect()
-    gmcp, mccp2 = 201, 86
-    client.send_raw(bytes((IAC, WILL, gmcp, IAC, DO, mccp2, IAC, WONT, gmcp, IAC, DONT, mccp2)))
+    gmcp, mccp3 = 201, 87
+    client.send_raw(bytes((IAC, WILL, gmcp, IAC, DO, mccp3, IAC, WONT, gmcp, IAC, DONT, mccp3)))
     client.send_line("WHO")
     await client.expect("logged in.")
-    assert (DONT, gmcp) in client.negotiations and (WONT, mccp2) in client.negotiations
-    assert client.negotiations.count((DONT, gmcp)) == 1 and client.negotiations.count((WONT, mccp2)) == 1
+    assert (DONT, gmcp) in client.negotiations and (WONT, mccp3) in client.negotiations
+    assert client.negotiations.count((DONT, gmcp)) == 1 and client.negotiations.count((WONT, mccp3)) == 1
 
 
 @pytest.mark.gen_test(timeout=30)

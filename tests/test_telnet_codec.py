@@ -7,7 +7,7 @@ import pytest
 from vibemuse.telnet import screen
 from vibemuse.telnet.ansi import palette_index, render_spans
 from vibemuse.telnet.codec import (
-    AYT, DO, DONT, ECHO, IAC, MSSP, NAWS, SB, SE, TIMING_MARK, TTYPE, WILL, WONT, Command, Line, LineTooLong,
+    AYT, DO, DONT, ECHO, IAC, MCCP2, MSSP, NAWS, SB, SE, TIMING_MARK, TTYPE, WILL, WONT, Command, Line, LineTooLong,
     Negotiation, Subnegotiation, TelnetReader, encode_text, mssp_payload,
 )
 from vibemuse.telnet.options import Options, Terminal
@@ -81,19 +81,22 @@ def test_text_goes_out_as_nvt_lines():
 # -- negotiation --------------------------------------------------------------
 
 
-def test_the_server_asks_for_ttype_and_naws_and_a_timing_mark_and_offers_mssp():
-    assert Options().start() == bytes((IAC, DO, TTYPE, IAC, DO, NAWS, IAC, DO, TIMING_MARK, IAC, WILL, MSSP))
+def test_the_server_asks_for_ttype_naws_and_a_timing_mark_and_offers_mssp_and_mccp2():
+    assert Options().start() == bytes((IAC, DO, TTYPE, IAC, DO, NAWS, IAC, DO, TIMING_MARK, IAC, WILL, MSSP,
+                                       IAC, WILL, MCCP2))
 
 
-def test_mssp_is_sent_once_when_the_client_agrees():
+def test_mssp_and_mccp2_start_once_when_the_client_agrees():
     options = Options()
     options.start()
-    assert options.received(DO, MSSP) == b"" and options.mssp_wanted
-    options.mssp_wanted = False
-    assert options.received(DO, MSSP) == b"" and not options.mssp_wanted
+    assert options.received(DO, MSSP) == b"" and options.started == [MSSP]
+    assert options.received(DO, MCCP2) == b"" and options.started == [MSSP, MCCP2]
+    options.started.clear()
+    assert options.received(DO, MSSP) == b"" and options.started == []
+    assert options.received(DONT, MCCP2) == bytes((IAC, WONT, MCCP2)) and not options.us(MCCP2)
     refusing = Options()
     refusing.start()
-    assert refusing.received(DONT, MSSP) == b"" and not refusing.mssp_wanted
+    assert refusing.received(DONT, MSSP) == b"" and refusing.started == []
     assert refusing.received(DO, MSSP) == bytes((IAC, WONT, MSSP))  # the offer was withdrawn
 
 

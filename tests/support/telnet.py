@@ -9,21 +9,25 @@ marks, whether it wants MSSP), refuses every other option, and keeps the text it
 from __future__ import annotations
 
 import asyncio
+import zlib
 from typing import Any
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
-ECHO, TIMING_MARK, TTYPE, NAWS, MSSP = 1, 6, 24, 31, 70
+ECHO, TIMING_MARK, TTYPE, NAWS, MSSP, MCCP2 = 1, 6, 24, 31, 70, 86
 
 
 class TelnetClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                  ttype: list[str] | None = None, naws: tuple[int, int] | None = None, timing_mark: bool = False,
-                 mssp: bool = False):
+                 mssp: bool = False, mccp: bool = False):
         self.reader, self.writer = reader, writer
         self.ttype = ttype
         self.naws = naws
         self.timing_mark = timing_mark
         self.mssp = mssp
+        self.mccp = mccp
+        self.compressed_bytes = 0  # bytes read while MCCP2 was on
+        self._inflater: Any = None
         self.negotiations: list[tuple[int, int]] = []  # (verb, option) the server sent
         self.subnegotiations: list[tuple[int, bytes]] = []
         self.raw = bytearray()  # data bytes, commands stripped
@@ -47,7 +51,7 @@ class TelnetClient:
                 data = await self.reader.read(65536)
                 if not data:
                     break
-                self._pending += data
+                self._pending += self._inflate(data)
                 self._parse()
                 self._changed.set()
         except (ConnectionError, OSError):
@@ -79,11 +83,28 @@ class TelnetClient:
                 end = buffer.find(bytes((IAC, SE)), i + 2)
                 if end < 0:
                     break
-                self._subnegotiated(buffer[i + 2], bytes(buffer[i + 3:end]))
+                option, payload = buffer[i + 2], bytes(buffer[i + 3:end])
+                self._subnegotiated(option, payload)
                 i = end + 2
+                if option == MCCP2 and not payload:
+                    # Everything after IAC SB MCCP2 IAC SE is a deflate stream.
+                    rest = bytes(buffer[i:])
+                    del buffer[i:]
+                    self._inflater = zlib.decompressobj()
+                    buffer += self._inflate(rest)
             else:
                 i += 2
         del buffer[:i]
+
+    def _inflate(self, data: bytes) -> bytes:
+        if self._inflater is None:
+            return data
+        self.compressed_bytes += len(data)
+        plain = self._inflater.decompress(data)
+        if self._inflater.eof:  # the server ended compression: the rest is plain
+            rest, self._inflater = self._inflater.unused_data, None
+            plain += rest
+        return plain
 
     def _negotiated(self, verb: int, option: int) -> None:
         self.negotiations.append((verb, option))
@@ -100,7 +121,7 @@ class TelnetClient:
                                      height & 255, IAC, SE)))
             elif option != ECHO:
                 self.send_raw(bytes((IAC, WONT, option)))
-        elif verb == WILL and (option == ECHO or option == MSSP and self.mssp):
+        elif verb == WILL and (option == ECHO or option == MSSP and self.mssp or option == MCCP2 and self.mccp):
             self.send_raw(bytes((IAC, DO, option)))
         elif verb == WILL:
             self.send_raw(bytes((IAC, DONT, option)))

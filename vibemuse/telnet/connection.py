@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 import time
+import zlib
 from typing import Any
 
 from tornado.ioloop import IOLoop
@@ -41,7 +42,7 @@ from vibemuse.services.accounts import Principal, Session, hash_token
 from vibemuse.telnet import screen
 from vibemuse.telnet.ansi import render_spans
 from vibemuse.telnet.codec import (
-    DO, MSSP, TIMING_MARK, Command, Line, LineTooLong, Negotiation, Subnegotiation, TelnetReader, encode_text,
+    DO, MCCP2, MSSP, TIMING_MARK, Command, Line, LineTooLong, Negotiation, Subnegotiation, TelnetReader, encode_text,
     mssp_payload, negotiation, subnegotiation,
 )
 from vibemuse.telnet.options import Options
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 LOGIN_SECONDS = 300.0  # a connection that has not logged in by then is closed
 FLUSH_SECONDS = 5.0  # how long a closing connection's last lines may take to go out
 READ_CHUNK = 4096
+# MCCP2's deflate stream: a 4 KiB window and a small state (about 20 KiB a connection, not 270)
+MCCP_WINDOW_BITS, MCCP_MEMORY_LEVEL = 12, 5
 
 CLOSE_LINES = {
     CloseCode.GOING_AWAY: "The server is shutting down. Come back soon.",
@@ -88,6 +91,7 @@ class TelnetConnection:
         self._password_for: str | None = None  # connect <name>: the next line is the password
         self._ids = itertools.count(1)
         self._login_deadline: Any = None
+        self._compressor: Any = None  # zlib's, while MCCP2 is on
 
     # -- the Connection shape of the registry -------------------------------
 
@@ -168,10 +172,13 @@ class TelnetConnection:
         elif isinstance(event, LineTooLong):
             self._print(f"That line is too long (at most {event.limit} bytes); it was not run.")
         elif isinstance(event, Negotiation):
-            self._write(self.options.received(event.verb, event.option))
-            if self.options.mssp_wanted:
-                self.options.mssp_wanted = False
-                self._write(subnegotiation(MSSP, mssp_payload(self._status())))
+            reply = self.options.received(event.verb, event.option)
+            if self._compressor is not None and not self.options.us(MCCP2):
+                self._end_compression()  # the client turned it off: what follows is plain
+            self._write(reply)
+            for option in self.options.started:
+                self._started(option)
+            self.options.started.clear()
         elif isinstance(event, Subnegotiation):
             self._write(self.options.subnegotiated(event.option, event.payload))
         elif isinstance(event, Command) and event.code == 246:  # AYT: are you there?
@@ -271,6 +278,17 @@ class TelnetConnection:
                 self.send_encoded(frame)
         context.presence.went_live(self.user_id)
 
+    def _started(self, option: int) -> None:
+        if option == MSSP:
+            self._write(subnegotiation(MSSP, mssp_payload(self._status())))
+        elif option == MCCP2:
+            self._write(subnegotiation(MCCP2, b""))  # everything after this is compressed
+            self._compressor = zlib.compressobj(6, zlib.DEFLATED, MCCP_WINDOW_BITS, MCCP_MEMORY_LEVEL)
+
+    def _end_compression(self) -> None:
+        compressor, self._compressor = self._compressor, None
+        self._write(compressor.flush(zlib.Z_FINISH))
+
     def _status(self) -> dict[str, str]:
         """What MSSP tells listing crawlers."""
         registry = self.context.registry
@@ -332,6 +350,8 @@ class TelnetConnection:
     def _write(self, data: bytes) -> None:
         if not data or self._closing or self.stream.closed():
             return
+        if self._compressor is not None:
+            data = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
         try:
             self.stream.write(data).add_done_callback(_written)
         except StreamBufferFullError:
@@ -349,7 +369,10 @@ class TelnetConnection:
     async def _flush_and_close(self, line: str) -> None:
         if line and not self.stream.closed():
             try:
-                await asyncio.wait_for(self.stream.write(encode_text(line + "\n")), FLUSH_SECONDS)
+                data = encode_text(line + "\n")
+                if self._compressor is not None:
+                    data = self._compressor.compress(data) + self._compressor.flush(zlib.Z_FINISH)
+                await asyncio.wait_for(self.stream.write(data), FLUSH_SECONDS)
             except (StreamClosedError, StreamBufferFullError, asyncio.TimeoutError):
                 pass
         self.stream.close()

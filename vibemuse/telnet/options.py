@@ -4,8 +4,9 @@ Theory of operation. :class:`Options` is the server's side of RFC 1143 (the
 "Q method", simplified: no queued second request), which answers each
 ``WILL/WONT/DO/DONT`` only when it changes an option's state, so two parties
 can never loop. The server offers MSSP (the MUD Server Status Protocol, for
-listing crawlers: when the client agrees, :attr:`mssp_wanted` is set and the
-caller sends the status). It asks the client for two options, TTYPE (RFC 1091,
+listing crawlers) and MCCP2 (compression of what it sends); when the client
+agrees to one, it is added to :attr:`started` and the caller acts on it (sends
+the status, starts compressing). It asks the client for two options, TTYPE (RFC 1091,
 with MTTS: the client's name, its terminal, then ``MTTS <bits>``) and NAWS
 (RFC 1073: the window's size), and offers ECHO itself only while a password is
 typed (it then echoes nothing, so the password does not show). Every other
@@ -24,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vibemuse.telnet.codec import (
-    DO, DONT, ECHO, MSSP, NAWS, TIMING_MARK, TTYPE, TTYPE_IS, TTYPE_SEND, WILL, WONT, negotiation, subnegotiation,
+    DO, DONT, ECHO, MCCP2, MSSP, NAWS, TIMING_MARK, TTYPE, TTYPE_IS, TTYPE_SEND, WILL, WONT, negotiation, subnegotiation,
 )
 
 MAX_TTYPE_ROUNDS = 3  # client name, terminal type, MTTS
@@ -75,14 +76,14 @@ class Options:
         self._us: dict[int, str] = {}  # options the server performs (DO/DONT from the client)
         self._ttype_rounds = 0
         self.answers_timing_mark = False
-        self.mssp_wanted = False  # the client agreed to MSSP: send the server's status (once)
+        self.started: list[int] = []  # offers of ours the client took, for the caller to act on
 
     def start(self) -> bytes:
         """The opening requests: TTYPE and NAWS, a timing mark to learn whether the client
-        answers them (the keep-alive uses it then), and the offer of MSSP."""
-        self._us[MSSP] = WANT_YES
+        answers them (the keep-alive uses it then), and the offers of MSSP and MCCP2."""
+        self._us[MSSP] = self._us[MCCP2] = WANT_YES
         return (self._ask_them(TTYPE) + self._ask_them(NAWS) + negotiation(DO, TIMING_MARK)
-                + negotiation(WILL, MSSP))
+                + negotiation(WILL, MSSP) + negotiation(WILL, MCCP2))
 
     def _ask_them(self, option: int) -> bytes:
         self._them[option] = WANT_YES
@@ -130,7 +131,8 @@ class Options:
                 return b""
             if state == WANT_YES:  # the client agrees to what we offered
                 self._us[option] = YES
-                self.mssp_wanted = option == MSSP
+                if option != ECHO:
+                    self.started.append(option)
                 return b""
             return negotiation(WONT, option)  # we offer nothing else
         self._us[option] = NO
