@@ -339,3 +339,24 @@ async def test_python_telnetlib_plays_beside_a_websocket_player(telnet_port, wor
     await acked(bob.ws, "pose", {"text": "waves."})
     seen = await playing
     assert b"Bob waves.\r\n" in seen and seen.endswith(b"Goodbye.\r\n")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_shutdown_tells_telnet_players_and_closes(server_config, clock):
+    from tests.conftest import FAST_HASHER
+    from vibemuse.app import VibeMuseServer
+
+    own = await VibeMuseServer.create(server_config, clock=clock, hasher=FAST_HASHER)
+    port = own.listen_telnet(0, "127.0.0.1")
+    playing = await TelnetClient.open(port)
+    waiting = await TelnetClient.open(port)
+    try:
+        await playing.login("create", "Alice")
+        await waiting.expect("QUIT")
+        await own.shutdown()
+        assert "The server is shutting down." in await playing.closed()
+        assert "The server is shutting down." in await waiting.closed()
+        assert not own.telnet.open
+    finally:
+        playing.close()
+        waiting.close()
