@@ -247,14 +247,41 @@ async def test_mccp2_compresses_everything_after_it_starts(connect, world):
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_gmcp_room_players_and_channels(connect, world):
+    bob = await world.player("Bob")
+    await channel(world, bob)
+    alice = await connect(gmcp=True)
+    await alice.login("create", "Alice")
+    assert alice.gmcp_messages("Char.Name") == [{"name": "Alice", "fullname": "@alice:test.localhost"}]
+    assert alice.gmcp_messages("Comm.Channel.List") == [[]]
+    (info,) = alice.gmcp_messages("Room.Info")
+    assert info["name"] == "Town Square" and info["num"].startswith("!")
+    (players,) = alice.gmcp_messages("Room.Players")
+    assert {p["name"] for p in players} == {"Alice", "Bob"}
+    alice.send_line("addcom pub=Public")
+    await alice.wait_for(lambda: len(alice.gmcp_messages("Comm.Channel.List")) == 2)
+    assert alice.gmcp_messages("Comm.Channel.List")[1] == [{"name": "Public", "caption": "Public", "command": "+pub"}]
+    await acked(bob.ws, "channel", {"channelId": "#public:test.localhost", "text": "Welcome!"})
+    await alice.wait_for(lambda: alice.gmcp_messages("Comm.Channel.Text"))
+    assert alice.gmcp_messages("Comm.Channel.Text") == [
+        {"channel": "Public", "talker": "Bob", "text": '<Public> Bob says, "Welcome!"'}]
+    carol = await world.player("Carol")
+    await alice.expect("Carol has connected.")
+    assert alice.gmcp_messages("Room.AddPlayer") == [{"name": "Carol", "fullname": carol.user_id}]
+    await world.wait_offline(carol)
+    await alice.expect("Carol has disconnected.")
+    assert alice.gmcp_messages("Room.RemovePlayer") == ["Carol"]
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_unknown_options_are_refused_and_never_loop(connect):
     client = await connect()
-    gmcp, mccp3 = 201, 87
-    client.send_raw(bytes((IAC, WILL, gmcp, IAC, DO, mccp3, IAC, WONT, gmcp, IAC, DONT, mccp3)))
+    msdp, mccp3 = 69, 87
+    client.send_raw(bytes((IAC, WILL, msdp, IAC, DO, mccp3, IAC, WONT, msdp, IAC, DONT, mccp3)))
     client.send_line("WHO")
     await client.expect("logged in.")
-    assert (DONT, gmcp) in client.negotiations and (WONT, mccp3) in client.negotiations
-    assert client.negotiations.count((DONT, gmcp)) == 1 and client.negotiations.count((WONT, mccp3)) == 1
+    assert (DONT, msdp) in client.negotiations and (WONT, mccp3) in client.negotiations
+    assert client.negotiations.count((DONT, msdp)) == 1 and client.negotiations.count((WONT, mccp3)) == 1
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from vibemuse.telnet import screen
+from vibemuse.telnet import gmcp, screen
 from vibemuse.telnet.ansi import palette_index, render_spans
 from vibemuse.telnet.codec import (
-    AYT, DO, DONT, ECHO, IAC, MCCP2, MSSP, NAWS, SB, SE, TIMING_MARK, TTYPE, WILL, WONT, Command, Line, LineTooLong,
+    AYT, DO, DONT, ECHO, GMCP, IAC, MCCP2, MSSP, NAWS, SB, SE, TIMING_MARK, TTYPE, WILL, WONT, Command, Line, LineTooLong,
     Negotiation, Subnegotiation, TelnetReader, encode_text, mssp_payload,
 )
 from vibemuse.telnet.options import Options, Terminal
@@ -81,9 +81,9 @@ def test_text_goes_out_as_nvt_lines():
 # -- negotiation --------------------------------------------------------------
 
 
-def test_the_server_asks_for_ttype_naws_and_a_timing_mark_and_offers_mssp_and_mccp2():
+def test_the_server_asks_for_ttype_naws_and_a_timing_mark_and_offers_mssp_mccp2_and_gmcp():
     assert Options().start() == bytes((IAC, DO, TTYPE, IAC, DO, NAWS, IAC, DO, TIMING_MARK, IAC, WILL, MSSP,
-                                       IAC, WILL, MCCP2))
+                                       IAC, WILL, MCCP2, IAC, WILL, GMCP))
 
 
 def test_mssp_and_mccp2_start_once_when_the_client_agrees():
@@ -288,3 +288,34 @@ def test_screen_announces_connections_and_disconnections_in_the_room():
     assert presence("Mira", "offline") == ["Mira has disconnected."]
     assert presence("Mira", "online") == ["Mira has connected."]
     assert presence("Alice", "away") == [] and presence("Alice", "offline") == []
+
+
+def test_gmcp_messages_of_frames():
+    roster = {"type": "roster", "data": {"room": {"id": "!r:x", "name": "Hall", "description": "Big."},
+                                        "members": [{"userId": "@alice:x", "username": "Alice"}]}}
+    assert gmcp.gmcp_messages(roster, "@alice:x") == [
+        ("Room.Info", {"num": "!r:x", "name": "Hall", "desc": "Big."}),
+        ("Room.Players", [{"name": "Alice", "fullname": "@alice:x"}])]
+    presence = {"type": "presence", "data": {"userId": "@bob:x", "username": "Bob", "status": "online"}}
+    assert gmcp.gmcp_messages(presence, "@alice:x", "connected") == [
+        ("Room.AddPlayer", {"name": "Bob", "fullname": "@bob:x"})]
+    assert gmcp.gmcp_messages(presence, "@alice:x", "disconnected") == [("Room.RemovePlayer", "Bob")]
+    assert gmcp.gmcp_messages(presence, "@alice:x", None) == []
+    left = {"type": "user_left", "data": {"event": {"sender": "@bob:x", "content": {"speaker": "Bob"}}}}
+    assert gmcp.gmcp_messages(left, "@alice:x") == [("Room.RemovePlayer", "Bob")]
+    assert gmcp.gmcp_messages(left, "@bob:x") == []
+    said = {"type": "channel_message", "data": {"event": {"sender": "@bob:x", "content": {
+        "channel_name": "Public", "speaker": "Bob", "rendered": "<Public> Bob waves."}}}}
+    assert gmcp.gmcp_messages(said, "@alice:x") == [
+        ("Comm.Channel.Text", {"channel": "Public", "talker": "Bob", "text": "<Public> Bob waves."})]
+    listing = {"type": "channel_list", "data": {"channels": [{"name": "Public", "alias": "pub"}, {"name": "Ops"}]}}
+    assert gmcp.gmcp_messages(listing, "@alice:x") == [("Comm.Channel.List", [
+        {"name": "Public", "caption": "Public", "command": "+pub"},
+        {"name": "Ops", "caption": "Ops", "command": "@chat Ops="}])]
+    assert gmcp.encode_gmcp("Room.RemovePlayer", "Bö") == bytes((IAC, SB, GMCP)) + 'Room.RemovePlayer "Bö"'.encode() \
+        + bytes((IAC, SE))
+
+
+def test_own_channel_membership_changes_are_noticed():
+    notice = {"type": "channel_notice", "data": {"event": {"content": {"membership": "join", "target": "@alice:x"}}}}
+    assert gmcp.is_own_membership(notice, "@alice:x") and not gmcp.is_own_membership(notice, "@bob:x")

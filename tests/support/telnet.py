@@ -3,29 +3,31 @@
 It speaks its own small telnet (independent of ``vibemuse.telnet``): it
 strips and records the server's commands, answers negotiations as told
 (``ttype`` names to give, a ``naws`` window size, whether it answers timing
-marks, whether it wants MSSP), refuses every other option, and keeps the text it read, decoded.
+marks, whether it wants MSSP, MCCP2, GMCP), refuses every other option, and keeps the text it read, decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import zlib
 from typing import Any
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
-ECHO, TIMING_MARK, TTYPE, NAWS, MSSP, MCCP2 = 1, 6, 24, 31, 70, 86
+ECHO, TIMING_MARK, TTYPE, NAWS, MSSP, MCCP2, GMCP = 1, 6, 24, 31, 70, 86, 201
 
 
 class TelnetClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                  ttype: list[str] | None = None, naws: tuple[int, int] | None = None, timing_mark: bool = False,
-                 mssp: bool = False, mccp: bool = False):
+                 mssp: bool = False, mccp: bool = False, gmcp: bool = False):
         self.reader, self.writer = reader, writer
         self.ttype = ttype
         self.naws = naws
         self.timing_mark = timing_mark
         self.mssp = mssp
         self.mccp = mccp
+        self.gmcp = gmcp
         self.compressed_bytes = 0  # bytes read while MCCP2 was on
         self._inflater: Any = None
         self.negotiations: list[tuple[int, int]] = []  # (verb, option) the server sent
@@ -121,7 +123,8 @@ class TelnetClient:
                                      height & 255, IAC, SE)))
             elif option != ECHO:
                 self.send_raw(bytes((IAC, WONT, option)))
-        elif verb == WILL and (option == ECHO or option == MSSP and self.mssp or option == MCCP2 and self.mccp):
+        elif verb == WILL and (option == ECHO or option == MSSP and self.mssp or option == MCCP2 and self.mccp
+                               or option == GMCP and self.gmcp):
             self.send_raw(bytes((IAC, DO, option)))
         elif verb == WILL:
             self.send_raw(bytes((IAC, DONT, option)))
@@ -132,6 +135,15 @@ class TelnetClient:
             name = self.ttype[min(self._ttype_answers, len(self.ttype) - 1)]
             self._ttype_answers += 1
             self.send_raw(bytes((IAC, SB, TTYPE, 0)) + name.encode("ascii") + bytes((IAC, SE)))
+
+    def gmcp_messages(self, package: str) -> list[Any]:
+        """The values of the GMCP messages of ``package`` read so far."""
+        found = []
+        for option, payload in self.subnegotiations:
+            name, _, body = payload.decode("utf-8").partition(" ")
+            if option == GMCP and name == package:
+                found.append(json.loads(body))
+        return found
 
     @property
     def text(self) -> str:

@@ -39,10 +39,11 @@ from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame, ServerFrame
 from vibemuse.realtime.wire import decode_text_frame
 from vibemuse.services.accounts import Principal, Session, hash_token
-from vibemuse.telnet import screen
+from vibemuse.handlers.wire import membership_to_wire
+from vibemuse.telnet import gmcp, screen
 from vibemuse.telnet.ansi import render_spans
 from vibemuse.telnet.codec import (
-    DO, MCCP2, MSSP, TIMING_MARK, Command, Line, LineTooLong, Negotiation, Subnegotiation, TelnetReader, encode_text,
+    DO, GMCP, MCCP2, MSSP, TIMING_MARK, Command, Line, LineTooLong, Negotiation, Subnegotiation, TelnetReader, encode_text,
     mssp_payload, negotiation, subnegotiation,
 )
 from vibemuse.telnet.options import Options
@@ -261,6 +262,7 @@ class TelnetConnection:
     async def _start(self) -> None:
         """As a socket after ``welcome``: registered, roster, waiting pages, then live."""
         context, user = self.context, self.principal.user
+        await self._gmcp_player()
         self._held = []
         context.registry.add(self)
         location = context.presence.location_of(user)
@@ -279,7 +281,9 @@ class TelnetConnection:
         context.presence.went_live(self.user_id)
 
     def _started(self, option: int) -> None:
-        if option == MSSP:
+        if option == GMCP and self.principal is not None:
+            IOLoop.current().spawn_callback(self._gmcp_player)
+        elif option == MSSP:
             self._write(subnegotiation(MSSP, mssp_payload(self._status())))
         elif option == MCCP2:
             self._write(subnegotiation(MCCP2, b""))  # everything after this is compressed
@@ -288,6 +292,26 @@ class TelnetConnection:
     def _end_compression(self) -> None:
         compressor, self._compressor = self._compressor, None
         self._write(compressor.flush(zlib.Z_FINISH))
+
+    async def _gmcp_player(self) -> None:
+        """GMCP at login (or when the client turns it on later): who the player is, and
+        their channels."""
+        if not self.options.us(GMCP) or self.principal is None:
+            return
+        self._gmcp([gmcp.char_name(self.user_id, self.principal.user.username)])
+        await self._gmcp_channels()
+
+    async def _gmcp_channels(self) -> None:
+        try:
+            memberships = await self.context.channels.memberships(self.principal)
+        except Exception:
+            log.warning("could not list the channels of %s for GMCP", self.user_id, exc_info=True)
+            return
+        self._gmcp([gmcp.channel_list([membership_to_wire(member, channel) for member, channel in memberships])])
+
+    def _gmcp(self, messages: list[gmcp.Message]) -> None:
+        if messages and self.options.us(GMCP):
+            self._write(b"".join(gmcp.encode_gmcp(package, value) for package, value in messages))
 
     def _status(self) -> dict[str, str]:
         """What MSSP tells listing crawlers."""
@@ -339,10 +363,15 @@ class TelnetConnection:
         return (detected or 8) if self.colour else 0
 
     def _show(self, frame: dict[str, Any]) -> None:
+        messages = gmcp.gmcp_messages(frame, self.user_id, self.screen.arrival(frame)) \
+            if self.options.us(GMCP) else []
         lines = self.screen.render(frame)
         if lines:
             colours = self._colours()
             self._write(encode_text("".join(render_spans(spans, colours) + "\n" for spans in lines)))
+        self._gmcp(messages)
+        if self.options.us(GMCP) and gmcp.is_own_membership(frame, self.user_id):
+            IOLoop.current().spawn_callback(self._gmcp_channels)
 
     def _print(self, text: str) -> None:
         self._write(encode_text(text + "\n"))

@@ -4,7 +4,8 @@ Theory of operation. :class:`Options` is the server's side of RFC 1143 (the
 "Q method", simplified: no queued second request), which answers each
 ``WILL/WONT/DO/DONT`` only when it changes an option's state, so two parties
 can never loop. The server offers MSSP (the MUD Server Status Protocol, for
-listing crawlers) and MCCP2 (compression of what it sends); when the client
+listing crawlers), MCCP2 (compression of what it sends) and GMCP (room,
+players and channels as data); when the client
 agrees to one, it is added to :attr:`started` and the caller acts on it (sends
 the status, starts compressing). It asks the client for two options, TTYPE (RFC 1091,
 with MTTS: the client's name, its terminal, then ``MTTS <bits>``) and NAWS
@@ -25,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vibemuse.telnet.codec import (
-    DO, DONT, ECHO, MCCP2, MSSP, NAWS, TIMING_MARK, TTYPE, TTYPE_IS, TTYPE_SEND, WILL, WONT, negotiation, subnegotiation,
+    DO, DONT, ECHO, GMCP, MCCP2, MSSP, NAWS, TIMING_MARK, TTYPE, TTYPE_IS, TTYPE_SEND, WILL, WONT, negotiation, subnegotiation,
 )
 
 MAX_TTYPE_ROUNDS = 3  # client name, terminal type, MTTS
@@ -80,10 +81,10 @@ class Options:
 
     def start(self) -> bytes:
         """The opening requests: TTYPE and NAWS, a timing mark to learn whether the client
-        answers them (the keep-alive uses it then), and the offers of MSSP and MCCP2."""
-        self._us[MSSP] = self._us[MCCP2] = WANT_YES
+        answers them (the keep-alive uses it then), and the offers of MSSP, MCCP2 and GMCP."""
+        self._us[MSSP] = self._us[MCCP2] = self._us[GMCP] = WANT_YES
         return (self._ask_them(TTYPE) + self._ask_them(NAWS) + negotiation(DO, TIMING_MARK)
-                + negotiation(WILL, MSSP) + negotiation(WILL, MCCP2))
+                + negotiation(WILL, MSSP) + negotiation(WILL, MCCP2) + negotiation(WILL, GMCP))
 
     def _ask_them(self, option: int) -> bytes:
         self._them[option] = WANT_YES

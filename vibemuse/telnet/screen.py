@@ -64,19 +64,29 @@ class Screen:
             return self._presence(data)
         return render_frame(frame, self.viewer)
 
-    def _presence(self, data: dict[str, Any]) -> list[Spans]:
+    def arrival(self, frame: dict[str, Any]) -> str | None:
+        """What a ``presence`` frame is, seen from here: ``"connected"``, ``"disconnected"``
+        (of another user) or None (idle, away, back, the viewer's own, any other frame)."""
+        data = frame.get("data") or {}
         user_id, status = data.get("userId", ""), data.get("status", "")
+        if frame.get("type") != "presence" or user_id == self.viewer:
+            return None
         before = self.statuses.get(user_id, "offline")
+        if status == before:
+            return None
+        if status == "offline":
+            return "disconnected"
+        return "connected" if before == "offline" else None
+
+    def _presence(self, data: dict[str, Any]) -> list[Spans]:
+        arrival = self.arrival({"type": "presence", "data": data})
+        user_id, status = data.get("userId", ""), data.get("status", "")
         self.statuses[user_id] = status
         if status == "offline":
             self.statuses.pop(user_id, None)
-        if user_id == self.viewer or before == status:
+        if arrival is None:
             return []
-        if status == "offline":
-            return [plain(f"{data.get('username', localpart(user_id))} has disconnected.")]
-        if before == "offline":
-            return [plain(f"{data.get('username', localpart(user_id))} has connected.")]
-        return []
+        return [plain(f"{data.get('username', localpart(user_id))} has {arrival}.")]
 
 
 def render_frame(frame: dict[str, Any], viewer: str) -> list[Spans]:
