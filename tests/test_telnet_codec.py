@@ -7,8 +7,8 @@ import pytest
 from vibemuse.telnet import gmcp, screen
 from vibemuse.telnet.ansi import palette_index, render_spans
 from vibemuse.telnet.codec import (
-    AYT, DO, DONT, ECHO, GMCP, IAC, MCCP2, MSSP, NAWS, SB, SE, TIMING_MARK, TTYPE, WILL, WONT, Command, Line, LineTooLong,
-    Negotiation, Subnegotiation, TelnetReader, encode_text, mssp_payload,
+    AYT, DO, DONT, ECHO, GMCP, IAC, MCCP2, MSSP, NAWS, SB, SE, TIMING_MARK, TTYPE, WILL, WONT, Command, Line,
+    LineTooLong, Negotiation, Subnegotiation, TelnetReader, encode_text, mssp_payload,
 )
 from vibemuse.telnet.options import Options, Terminal
 
@@ -288,6 +288,14 @@ def test_screen_announces_connections_and_disconnections_in_the_room():
     assert presence("Mira", "offline") == ["Mira has disconnected."]
     assert presence("Mira", "online") == ["Mira has connected."]
     assert presence("Alice", "away") == [] and presence("Alice", "offline") == []
+    walked_in = {"type": "user_joined",
+                 "data": {"event": {"sender": "@dan:x", "content": {"rendered": "Dan has arrived."}}}}
+    assert view.render(walked_in) == [[{"text": "Dan has arrived."}]]
+    assert presence("Dan", "idle") == [] and presence("Dan", "online") == []
+    walked_out = {"type": "user_left",
+                  "data": {"event": {"sender": "@dan:x", "content": {"rendered": "Dan has left."}}}}
+    assert view.render(walked_out) == [[{"text": "Dan has left."}]]
+    assert "@dan:x" not in view.statuses
 
 
 def test_gmcp_messages_of_frames():

@@ -43,7 +43,8 @@ from vibemuse.handlers.wire import membership_to_wire
 from vibemuse.telnet import gmcp, screen
 from vibemuse.telnet.ansi import render_spans
 from vibemuse.telnet.codec import (
-    DO, GMCP, MCCP2, MSSP, TIMING_MARK, Command, Line, LineTooLong, Negotiation, Subnegotiation, TelnetReader, encode_text,
+    DO, GMCP, MCCP2, MSSP, TIMING_MARK, Command, Line, LineTooLong, Negotiation, Subnegotiation, TelnetReader,
+    encode_text,
     mssp_payload, negotiation, subnegotiation,
 )
 from vibemuse.telnet.options import Options

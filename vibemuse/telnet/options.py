@@ -26,7 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vibemuse.telnet.codec import (
-    DO, DONT, ECHO, GMCP, MCCP2, MSSP, NAWS, TIMING_MARK, TTYPE, TTYPE_IS, TTYPE_SEND, WILL, WONT, negotiation, subnegotiation,
+    DO, DONT, ECHO, GMCP, MCCP2, MSSP, NAWS, TIMING_MARK, TTYPE, TTYPE_IS, TTYPE_SEND, WILL, WONT, negotiation,
+    subnegotiation,
 )
 
 MAX_TTYPE_ROUNDS = 3  # client name, terminal type, MTTS

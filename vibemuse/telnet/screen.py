@@ -62,6 +62,12 @@ class Screen:
             self.statuses = {member["userId"]: member.get("status", "online") for member in data.get("members") or []}
         elif frame.get("type") == "presence":
             return self._presence(data)
+        elif frame.get("type") in ("user_joined", "user_left"):  # walked in (online) or out of the room
+            sender = (data.get("event") or {}).get("sender", "")
+            if frame["type"] == "user_joined":
+                self.statuses[sender] = "online"
+            else:
+                self.statuses.pop(sender, None)
         return render_frame(frame, self.viewer)
 
     def arrival(self, frame: dict[str, Any]) -> str | None:
