@@ -77,6 +77,7 @@ from vibemuse.services.rooms import RoomService
 from vibemuse.services.sync import SyncService
 from vibemuse.protocol.federation_auth import sign_request
 from vibemuse.specfiles import load_schema_set
+from vibemuse.telnet.listener import TelnetListener
 from vibemuse.storage import Storage, create_database_engine, ensure_schema
 from vibemuse.storage.outbox import OutboxStore
 from vibemuse.storage.federation_inbound import FederationInboundStore
@@ -230,6 +231,7 @@ class VibeMuseServer:
     sender: FederationSender
     transport: HttpTransport = dataclasses.field(default_factory=HttpTransport)
     http_server: tornado.httpserver.HTTPServer | None = None
+    telnet: TelnetListener | None = None
     _sender_started: asyncio.Task[None] | None = None
 
     @classmethod
@@ -380,8 +382,23 @@ class VibeMuseServer:
         bound = sockets[0].getsockname()[1]
         if bound != config.port and not config.public_base_url:  # port 0: announce the port it got
             self.context.config = dataclasses.replace(config, port=bound)
+        if config.telnet_port:
+            self.listen_telnet()
         self.start_background_tasks()
         return bound
+
+    def listen_telnet(self, port: int | None = None, address: str | None = None) -> int:
+        """Open the telnet port (``telnet_port`` unless given; 0: any free port); returns it."""
+        config = self.context.config
+        self.telnet = TelnetListener(self.context, connections=self._connections)
+        sockets = tornado.netutil.bind_sockets(config.telnet_port if port is None else port,
+                                               address or config.host, backlog=LISTEN_BACKLOG)
+        self.telnet.add_sockets(sockets)
+        return sockets[0].getsockname()[1]
+
+    def _connections(self) -> int:
+        http = self.http_server.open_connections if isinstance(self.http_server, AdmittingHTTPServer) else 0
+        return http + self.context.registry.held_sockets
 
     def start_background_tasks(self) -> None:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
@@ -400,6 +417,9 @@ class VibeMuseServer:
         """Stop accepting, close every socket with 1001, let writes drain, close the database."""
         if self.http_server is not None:
             self.http_server.stop()
+        if self.telnet is not None:
+            self.telnet.stop()
+            self.telnet.close_all(CloseCode.GOING_AWAY, "server shutting down")
         self.heartbeat.stop()
         self.ticker.stop()
         if self._sender_started is not None:
@@ -408,7 +428,7 @@ class VibeMuseServer:
         registry = self.context.registry
         closing = registry.close_all(CloseCode.GOING_AWAY, "server shutting down")
         deadline = asyncio.get_running_loop().time() + self.context.config.shutdown_grace_seconds
-        while len(registry) and asyncio.get_running_loop().time() < deadline:
+        while (len(registry) or self.telnet and self.telnet.open) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         if self.http_server is not None:
             await self.http_server.close_all_connections()
