@@ -17,8 +17,11 @@ $(STAMP): setup.py
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The telnet port for MUD clients (telnet 127.0.0.1 4202); TELNET_PORT=0 turns it off.
+TELNET_PORT ?= 4202
+
 serve: $(STAMP)
-	$(BIN)/vibemuse serve $(ARGS)
+	$(BIN)/vibemuse serve --telnet-port $(TELNET_PORT) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -9,6 +9,7 @@ its own. If PostgreSQL cannot be reached those runs are skipped — unless
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import pytest
@@ -53,15 +54,34 @@ def database_url(request, tmp_path):
         if REQUIRE_PG:
             pytest.fail(message + " (VIBEMUSE_REQUIRE_POSTGRES=1)")
         pytest.skip(message)
+    with postgres_schema() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_schema():
+    """The URL of a fresh PostgreSQL schema of its own, dropped afterwards."""
     schema = "vmtest_" + secrets.token_hex(6)
     admin = create_database_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    try:
+        yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture
+def other_database_url(database_url, tmp_path):
+    """A second database on the engine of ``database_url`` (a server of its own needs one)."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path}/other.db"
+        return
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

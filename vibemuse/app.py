@@ -27,6 +27,7 @@ from vibemuse.config import Config
 from vibemuse.context import ServerContext
 from vibemuse.federation.sender import FederationSeams, FederationSender, SenderSettings
 from vibemuse.federation.discovery import Discovery, DiscoveryError
+from vibemuse.federation.addresses import PublicAddressResolver, peer_hosts
 from vibemuse.federation.transport import HttpTransport
 from vibemuse.federation.key_cache import RemoteKeyCache
 from vibemuse.federation.policy import FederationPolicy
@@ -77,6 +78,7 @@ from vibemuse.services.rooms import RoomService
 from vibemuse.services.sync import SyncService
 from vibemuse.protocol.federation_auth import sign_request
 from vibemuse.specfiles import load_schema_set
+from vibemuse.telnet.listener import TelnetListener
 from vibemuse.storage import Storage, create_database_engine, ensure_schema
 from vibemuse.storage.outbox import OutboxStore
 from vibemuse.storage.federation_inbound import FederationInboundStore
@@ -202,9 +204,18 @@ def make_sender(config: Config, storage: Storage, clock: Clock, seams: Federatio
         settings=SenderSettings(origin=config.server_name, batch_size=config.federation_batch_size,
                                 retry_max_ms=config.federation_retry_max_seconds * 1000),
         seams=seams,
-        http=tornado.httpclient.AsyncHTTPClient(force_instance=True),
+        http=tornado.httpclient.AsyncHTTPClient(force_instance=True, resolver=federation_resolver(config)),
         clock=clock,
     )
+
+
+def federation_resolver(config: Config) -> tornado.netutil.Resolver:
+    """How names of other servers become addresses: only global ones, but for the hosts of
+    ``federation_peers`` (or all, with ``federation_private_addresses``)."""
+    resolver = tornado.netutil.DefaultLoopResolver()
+    if config.federation_private_addresses:
+        return resolver
+    return PublicAddressResolver(resolver=resolver, trusted=peer_hosts(config.federation_peers))
 
 
 # Connections the kernel may hold for accept(): when everyone reconnects at once
@@ -222,6 +233,7 @@ class VibeMuseServer:
     sender: FederationSender
     transport: HttpTransport = dataclasses.field(default_factory=HttpTransport)
     http_server: tornado.httpserver.HTTPServer | None = None
+    telnet: TelnetListener | None = None
     _sender_started: asyncio.Task[None] | None = None
 
     @classmethod
@@ -235,7 +247,7 @@ class VibeMuseServer:
         ``base_url_of(server_name)``: where another server is (default: discovery)."""
         config = dataclasses.replace(
             config, max_connections=effective_max_connections(config.max_connections, raise_descriptor_limit()))
-        transport = transport or HttpTransport()
+        transport = transport or HttpTransport(resolver=federation_resolver(config))
         discovery = make_discovery(config, transport, clock)
         keyring = await asyncio.to_thread(load_or_create_signing_keys, str(config.resolved_signing_key_path))
         engine = create_database_engine(config.resolved_database_url, pool_size=config.database_threads)
@@ -372,8 +384,23 @@ class VibeMuseServer:
         bound = sockets[0].getsockname()[1]
         if bound != config.port and not config.public_base_url:  # port 0: announce the port it got
             self.context.config = dataclasses.replace(config, port=bound)
+        if config.telnet_port:
+            self.listen_telnet()
         self.start_background_tasks()
         return bound
+
+    def listen_telnet(self, port: int | None = None, address: str | None = None) -> int:
+        """Open the telnet port (``telnet_port`` unless given; 0: any free port); returns it."""
+        config = self.context.config
+        self.telnet = TelnetListener(self.context, connections=self._connections)
+        sockets = tornado.netutil.bind_sockets(config.telnet_port if port is None else port,
+                                               address or config.host, backlog=LISTEN_BACKLOG)
+        self.telnet.add_sockets(sockets)
+        return sockets[0].getsockname()[1]
+
+    def _connections(self) -> int:
+        http = self.http_server.open_connections if isinstance(self.http_server, AdmittingHTTPServer) else 0
+        return http + self.context.registry.held_sockets
 
     def start_background_tasks(self) -> None:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
@@ -392,6 +419,9 @@ class VibeMuseServer:
         """Stop accepting, close every socket with 1001, let writes drain, close the database."""
         if self.http_server is not None:
             self.http_server.stop()
+        if self.telnet is not None:
+            self.telnet.stop()
+            self.telnet.close_all(CloseCode.GOING_AWAY, "server shutting down")
         self.heartbeat.stop()
         self.ticker.stop()
         if self._sender_started is not None:
@@ -400,7 +430,7 @@ class VibeMuseServer:
         registry = self.context.registry
         closing = registry.close_all(CloseCode.GOING_AWAY, "server shutting down")
         deadline = asyncio.get_running_loop().time() + self.context.config.shutdown_grace_seconds
-        while len(registry) and asyncio.get_running_loop().time() < deadline:
+        while (len(registry) or self.telnet and self.telnet.open) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         if self.http_server is not None:
             await self.http_server.close_all_connections()

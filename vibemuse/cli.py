@@ -28,7 +28,8 @@ configuration: defaults < config file (<data-dir>/vibemuse.toml or --config)
                < VIBEMUSE_<SETTING> environment variables < flags.
 examples:
   vibemuse serve                          # ./data, SQLite, http://127.0.0.1:4201
-  vibemuse serve --port 4202 --data-dir data2 --server-name muse2.localhost
+  vibemuse serve --port 4203 --data-dir data2 --server-name muse2.localhost
+  vibemuse serve --telnet-port 4202          # and telnet 127.0.0.1 4202 for MUD clients
   vibemuse user create wizard --admin     # asks for the password
   vibemuse keys rotate                    # new signing key; old one still verifies
   vibemuse migrate --database-url postgresql://postgres@127.0.0.1/vibemuse
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common_options(serve)
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 4201)")
+    serve.add_argument("--telnet-port", type=int, metavar="PORT",
+                       help="also serve MUD clients (telnet) on this port (default: 0, no telnet)")
     serve.add_argument("--migrate", dest="auto_migrate", action="store_const", const=True,
                        help="upgrade an out-of-date database schema instead of refusing to start")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -149,6 +152,8 @@ def _serve(args: argparse.Namespace, config: Config, config_path: Path) -> int:
         log.info("%s %s serving %s on %s://%s:%d (ws: /api/ws), at most %d connections",
                  SOFTWARE_NAME, __version__, config.server_name, scheme, config.host, port,
                  server.context.config.max_connections)
+        if config.telnet_port:
+            log.info("telnet for MUD clients on %s port %d", config.host, config.telnet_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

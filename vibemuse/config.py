@@ -57,6 +57,7 @@ class Config:
     server_name: str = "localhost"
     host: str = "127.0.0.1"
     port: int = 4201
+    telnet_port: int = 0  # the telnet port for MUD clients, on ``host``; 0: no telnet
     data_dir: str = "data"
     database_url: str = ""  # empty: SQLite file <data_dir>/vibemuse.db
     signing_key_path: str = ""  # empty: <data_dir>/signing.key
@@ -111,6 +112,9 @@ class Config:
     federation_peers: dict[str, str] = field(default_factory=dict)
     public_base_url: str = ""  # what /.well-known/vibemuse/server announces; empty: from host, port and TLS
     federation_discovery_cache_seconds: int = 3600
+    # Connect to non-global addresses (loopback, private, link-local...) of servers found by
+    # discovery (vibemuse/federation/addresses.py); the hosts of federation_peers always are
+    federation_private_addresses: bool = False
 
     @property
     def resolved_public_base_url(self) -> str:
@@ -156,6 +160,7 @@ class ConfigSchema(Schema):
     server_name = fields.String(validate=_server_name_ok)
     host = fields.String(validate=validate.Length(min=1))
     port = fields.Integer(validate=validate.Range(0, 65535))
+    telnet_port = fields.Integer(validate=validate.Range(0, 65535))
     data_dir = fields.String(validate=validate.Length(min=1))
     database_url = fields.String()
     signing_key_path = fields.String()

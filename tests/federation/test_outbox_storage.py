@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
-from vibemuse.storage import Storage
+from vibemuse.storage import Conflict, Storage
 from vibemuse.storage.outbox import OutboxStore
 from vibemuse.storage.outbox_txns import Delivery, op_enqueue
 
@@ -56,7 +55,7 @@ def test_an_event_is_queued_per_destination_in_order(storage, outbox):
 
 def test_a_failed_event_transaction_queues_nothing(storage, outbox):
     run(store(storage, page(1), [BETA]))
-    with pytest.raises(IntegrityError):  # the same event id again: the event insert fails
+    with pytest.raises(Conflict):  # the same event id again: the event insert fails
         run(store(storage, dict(page(1)), [GAMMA]))
     assert run(outbox.pending(GAMMA, 50)) == []
     assert count(storage, "federation_outbox") == 1

@@ -19,6 +19,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tests.conftest import FAST_HASHER, count_rows
 from vibemuse.app import VibeMuseServer
 from vibemuse.config import DEFAULT_RATE_LIMITS, Config
+from vibemuse.federation.receiver import FederationInbox
 from vibemuse.federation.server_keys import KeyRing, rotate_signing_key
 from vibemuse.protocol.events import build_event, redact_event
 from vibemuse.protocol.federation_auth import sign_request
@@ -29,7 +30,9 @@ ALPHA, BETA = "alpha.test", "beta.test"
 
 @pytest.fixture
 def server_config(config):
-    return dataclasses.replace(config, server_name=BETA, max_http_body_bytes=256 * 1024)
+    # alpha is found by the test's base_url_of on loopback, not in federation_peers
+    return dataclasses.replace(config, server_name=BETA, max_http_body_bytes=256 * 1024,
+                               federation_private_addresses=True)
 
 
 @pytest.fixture
@@ -81,7 +84,7 @@ def url(server, http_server, base_url):
     return base_url
 
 
-class RecordingInbox:
+class RecordingInbox(FederationInbox):
     def __init__(self):
         self.accepted = []
 
@@ -270,7 +273,7 @@ async def test_rate_limited_per_origin(server, alpha, alpha_key, clock, spec, re
     assert count_rows(receiver, "federation_transactions") == 1
 
 
-class BlockingInbox:
+class BlockingInbox(FederationInbox):
     """Holds the first accepted event until released: a transaction stays in flight."""
 
     def __init__(self):

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import FAST_HASHER, count_rows
 from tests.federation.test_two_servers import ALPHA, BETA, free_port, server_config, until
 from tests.support.client import Api, WsClient, acked, refused
+from tests.support.federation import Federation
 from tests.support.spec import SpecValidator
 from tests.support.world import World
 from vibemuse.app import VibeMuseServer
@@ -28,25 +29,11 @@ GAMMA = "gamma.test"
 async def federated_worlds(tmp_path, database_url, names=(ALPHA, BETA)):
     """Real servers named ``names``, each with the others as ``federation_peers`` (beta on
     ``database_url``, the others on SQLite), and a World of players on each."""
-    ports = {name: free_port() for name in names}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    spec = SpecValidator()
-    servers, worlds = [], []
+    federation = Federation(tmp_path, database_url, names)
     try:
-        for name in names:
-            database = database_url if name == BETA else f"sqlite:///{tmp_path}/{name}.db"
-            peers = {other: urls[other] for other in names if other != name}
-            server = await VibeMuseServer.create(server_config(tmp_path, name, database, peers), hasher=FAST_HASHER)
-            server.listen(ports[name], "127.0.0.1")
-            servers.append(server)
-            worlds.append(World(Api(urls[name], spec), urls[name].replace("http://", "ws://") + "/api/ws",
-                                spec, server))
-        yield worlds
+        yield [await federation.start(name) for name in names]
     finally:
-        for world in worlds:
-            world.close()
-        for server in reversed(servers):
-            await server.shutdown()
+        await federation.close()
 
 
 @contextlib.asynccontextmanager
@@ -185,13 +172,37 @@ async def test_a_page_to_a_local_and_a_remote_player_and_last_paged_with_remote_
 @pytest.mark.gen_test(timeout=90)
 async def test_a_block_on_the_recipients_server_is_a_refusal_that_says_no_more(tmp_path, database_url):
     async with alice_and_bob(tmp_path, database_url) as (alpha, beta, alice, bob):
-        # Blocking a remote user by name is not there yet (block: unknown_user); the list is.
-        beta.server.context.pages.blocks.add(bob.user_id, alice.user_id)
+        await acked(bob.ws, "block", {"user": "alice@alpha.test", "blocked": True})  # a remote user, by name
         ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "hi"})
         refused_page = (await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["content"]
         assert refused_page["reason"] == "not_accepting_pages"
         assert refused_page["message"] == "bob is not accepting your pages."
         assert [frame for frame in await bob.ws.quiet(0.1) if frame["type"] == "message"] == []
+        refusal = await refused(bob.ws, "page", {"to": ["@alice:alpha.test"], "text": "and you?"})
+        assert (refusal["code"], refusal["details"]) == ("you_blocked", {"userId": alice.user_id})
+
+        await acked(bob.ws, "block", {"user": "@alice:alpha.test", "blocked": False})  # by user id
+        ack = await acked(alice.ws, "page", {"to": ["@bob:beta.test"], "text": "friends again"})
+        assert (await bob.ws.receive_type("message", timeout=15))["data"]["event"]["content"]["body"] == "friends again"
+        assert (await receipt_for(alice.ws, ack["data"]["eventId"]))["data"]["event"]["content"]["kind"] == "delivered"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_with_federation_off_blocking_a_user_of_another_server_is_unknown_user(tmp_path):
+    config = dataclasses.replace(server_config(tmp_path, ALPHA, f"sqlite:///{tmp_path}/alpha.db", {}), federation=False)
+    server = await VibeMuseServer.create(config, hasher=FAST_HASHER)
+    port = free_port()
+    server.listen(port, "127.0.0.1")
+    url, spec = f"http://127.0.0.1:{port}", SpecValidator()
+    world = World(Api(url, spec), f"ws://127.0.0.1:{port}/api/ws", spec, server)
+    try:
+        alice = await world.player("alice")
+        refusal = await refused(alice.ws, "block", {"user": "@bob:beta.test", "blocked": True})
+        assert refusal["code"] == "unknown_user"
+        assert count_rows(server, "blocks") == 0
+    finally:
+        world.close()
+        await server.shutdown()
 
 
 @pytest.mark.gen_test(timeout=90)

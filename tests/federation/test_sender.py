@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tests.support.clock import FakeClock
 from tests.support.peer import Peer, until
 from tests.support.request_signer import ALPHA, BETA, KEY, authorizer, verifies
-from vibemuse.federation.sender import FederationSeams, FederationSender, SenderSettings
+from vibemuse.federation.sender import MAX_BODY_BYTES, FederationSeams, FederationSender, SenderSettings
 from vibemuse.federation.server_keys import KeyRing
 from vibemuse.services.events import EventWriter
 from vibemuse.storage import Storage
@@ -38,10 +38,12 @@ class Alpha:
                                   server_name=ALPHA, clock=self.clock, on_enqueued=self.sender.wake)
         self.sent: list[str] = []  # event ids, in the order they were queued
 
-    async def page(self, count: int = 1, per_transaction: int = 1) -> None:
-        """Store ``count`` pages to @bob:beta.test, each queued for beta in the same transaction."""
+    async def page(self, count: int = 1, per_transaction: int = 1, padding: int = 0) -> None:
+        """Store ``count`` pages to @bob:beta.test, each queued for beta in the same transaction
+        (each ``padding`` characters longer than a short line)."""
         for start in range(0, count, per_transaction):
-            events = [self.writer.make("vm.page", "@alice:alpha.test", {"kind": "page", "body": f"hi {n}"},
+            events = [self.writer.make("vm.page", "@alice:alpha.test",
+                                       {"kind": "page", "body": f"hi {n}" + "x" * padding},
                                        recipients=["@bob:beta.test"])
                       for n in range(start, min(count, start + per_transaction))]
             await self.writer.store(events, None, ops=[op_enqueue(e, [BETA], self.clock()) for e in events])
@@ -205,8 +207,12 @@ async def test_after_an_outage_all_500_queued_events_arrive_in_order_once(alpha,
         await alpha.retry_when_due()  # the queue keeps trying (and failing) while beta is down
     await until(lambda: alpha.queue.failures >= 3, "failing while down")
     down = False
-    await alpha.retry_when_due()
-    await until(alpha.drained, "outbox empty")
+
+    async def retried_and_drained():  # a failure landing after one wake-up sets a new retry time
+        await alpha.retry_when_due()
+        return await alpha.drained()
+
+    await until(retried_and_drained, "outbox empty")
     assert len(alpha.sent) == 500
     assert peer.event_ids == alpha.sent  # all, in order, none twice
     assert all(len(r.body["pdus"]) <= 50 for r in peer.received)
@@ -220,6 +226,7 @@ async def test_a_refused_event_is_final_counted_and_never_sent_again(alpha, peer
     await until(alpha.drained, "outbox empty")
     await alpha.page(1)
     await until(lambda: len(peer.received) == 2 and peer.received[1].status == 200, "next page delivered")
+    await until(alpha.drained, "its answer recorded")
     assert [p["event_id"] for p in peer.received[1].body["pdus"]] == alpha.sent[3:]
     (stats,) = await alpha.outbox.queue_stats()
     assert (stats.depth, stats.state.delivered, stats.state.refused) == (0, 3, 1)
@@ -236,3 +243,41 @@ async def test_an_unknown_destination_is_a_failure_that_backs_off(storage, peer)
         assert peer.received == [] and not await alpha.drained()
     finally:
         await alpha.sender.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_transaction_body_stays_within_the_default_limit_of_receivers(alpha, peer):
+    await alpha.page(20, padding=30_000)  # 20 pages of ~30 KB: 600 KB, more than one body may carry
+    await alpha.sender.start()
+    await until(alpha.drained, "outbox empty")
+    assert peer.event_ids == alpha.sent
+    assert all(r.size <= MAX_BODY_BYTES for r in peer.received) and len(peer.received) >= 3
+    assert all(r.status == 200 for r in peer.received) and alpha.queue.failures == 0
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_413_halves_the_batch_until_it_fits_and_nothing_is_lost_or_reordered(alpha, peer):
+    peer.max_body_bytes = 50_000  # a receiver with a smaller max_http_body_bytes than the default
+    await alpha.page(10, padding=10_000)
+    await alpha.sender.start()
+    await until(alpha.drained, "outbox empty")
+    assert peer.event_ids == alpha.sent
+    statuses = [r.status for r in peer.received]
+    assert statuses[:2] == [413, 413] and set(statuses[2:]) == {200}  # ~100 KB, ~50 KB, then it fits
+    assert all(r.size <= 50_000 for r in peer.received if r.status == 200)
+    (stats,) = await alpha.outbox.queue_stats()
+    assert (stats.state.delivered, stats.state.refused, stats.state.failures) == (10, 0, 0)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_event_too_large_for_the_destination_is_refused_for_good_and_the_rest_goes_on(alpha, peer):
+    peer.max_body_bytes = 20_000
+    await alpha.page(1)
+    await alpha.page(1, padding=30_000)  # no transaction of this one fits beta
+    await alpha.page(1)
+    await alpha.sender.start()
+    await until(alpha.drained, "outbox empty")
+    assert peer.event_ids == [alpha.sent[0], alpha.sent[2]]
+    (stats,) = await alpha.outbox.queue_stats()
+    assert (stats.depth, stats.state.delivered, stats.state.refused) == (0, 2, 1)
+    assert stats.state.last_refusal == f"{alpha.sent[1]} payload_too_large"

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import FAST_HASHER, count_rows
 from vibemuse.app import VibeMuseServer
 from vibemuse.config import DEFAULT_RATE_LIMITS, Config
+from vibemuse.federation.receiver import FederationInbox
 from vibemuse.protocol.events import build_event
 from vibemuse.storage.outbox_txns import op_enqueue
 
@@ -33,7 +34,7 @@ def server_config(tmp_path, name: str, database_url: str, peers: dict[str, str])
                   rate_limits={action: (1e9, 1e9) for action in DEFAULT_RATE_LIMITS})
 
 
-class RecordingInbox:
+class RecordingInbox(FederationInbox):
     def __init__(self):
         self.accepted: list[str] = []
 

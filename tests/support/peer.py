@@ -5,7 +5,8 @@ It stands in for the peer, not for the thing under test: the sender talks
 to it over real HTTP. ``answer`` decides each reply: ``"ok"`` (200 with a
 result per event, refusing those in ``refuse``), ``"error"`` (500),
 ``("busy", seconds)`` (429 with ``Retry-After``) or ``"hang"`` (no answer until
-``release`` is set; then 200).
+``release`` is set; then 200). A body over ``max_body_bytes`` (0: no limit)
+gets 413, as a receiver with that ``max_http_body_bytes`` answers.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Received:
     authorization: str | None
     uri: str
     status: int | None = None  # what the peer answered (None: not yet, or never)
+    size: int = 0  # bytes of the body
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Peer:
     answer: Callable[[int], Any] = lambda n: "ok"  # given the request's number (0, 1, ...)
     refuse: dict[str, str] = field(default_factory=dict)  # event id -> code
     received: list[Received] = field(default_factory=list)
+    max_body_bytes: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -78,8 +81,14 @@ class _SendHandler(tornado.web.RequestHandler):
         peer = self.peer
         body = json.loads(self.request.body)
         number = len(peer.received)
-        record = Received(txn_id, body, self.request.headers.get("Authorization"), self.request.uri)
+        record = Received(txn_id, body, self.request.headers.get("Authorization"), self.request.uri,
+                          size=len(self.request.body))
         peer.received.append(record)
+        if peer.max_body_bytes and record.size > peer.max_body_bytes:
+            self.set_status(413)
+            self.finish({"error": {"code": "payload_too_large", "message": "too large"}})
+            record.status = 413
+            return
         peer.in_flight += 1
         peer.max_in_flight = max(peer.max_in_flight, peer.in_flight)
         try:

@@ -14,5 +14,8 @@ class PageInbox(FederationInbox):
     def __init__(self, remote_pages: RemotePages):
         self._remote_pages = remote_pages
 
+    async def accept_all(self, events: list[dict[str, Any]]) -> list[PduRefusal | None]:
+        return await self._remote_pages.receive_all(events)
+
     async def accept(self, event: dict[str, Any]) -> PduRefusal | None:
         return await self._remote_pages.receive(event)

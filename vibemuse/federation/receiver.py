@@ -15,7 +15,9 @@ rate limit with no other transaction of it in flight.
 :meth:`FederationReceiver.receive_transaction` then answers the transaction:
 a repeat of (origin, txn_id) gets the stored answer; otherwise each PDU is
 judged by :func:`check_pdu`, and an acceptable one handed to
-:meth:`FederationInbox.accept`. The answer is stored before it is sent.
+:meth:`FederationInbox.accept_all` (all of one transaction at once, so an
+inbox can store them in one database transaction). The answer is stored
+before it is sent.
 """
 
 from __future__ import annotations
@@ -58,8 +60,13 @@ def _parse_body(body: bytes) -> Any:
 
 
 class FederationInbox:
-    """Where accepted PDUs go. This one keeps nothing beyond the transaction's
-    answer; the page delivery replaces it."""
+    """Where the PDUs that pass :func:`check_pdu` go. This one keeps nothing
+    beyond the transaction's answer; ``federation.inbox.PageInbox`` replaces it."""
+
+    async def accept_all(self, events: list[dict[str, Any]]) -> list[PduRefusal | None]:
+        """A refusal (or None: accepted) per event of one transaction, in order;
+        an inbox that stores them does so in one database transaction."""
+        return [await self.accept(event) for event in events]
 
     async def accept(self, event: dict[str, Any]) -> PduRefusal | None:
         return None
@@ -145,10 +152,14 @@ class FederationReceiver:
             except TransactionError as exc:
                 raise ProtocolError(ErrorCode.INVALID_REQUEST, f"The transaction is refused: {exc}") from None
             keys = await self._keys_for(origin, transaction.pdus)
-            results: dict[str, Any] = {}
+            firsts: dict[str, Any] = {}
             for pdu in transaction.pdus:
-                if pdu["event_id"] not in results:
-                    results[pdu["event_id"]] = await self._result(pdu, origin, keys)
+                firsts.setdefault(pdu["event_id"], pdu)
+            refusals = {event_id: check_pdu(pdu, origin, keys, self.accepted_types) for event_id, pdu in firsts.items()}
+            acceptable = [dict(pdu) for event_id, pdu in firsts.items() if refusals[event_id] is None]
+            for pdu, refusal in zip(acceptable, await self.inbox.accept_all(acceptable)):
+                refusals[pdu["event_id"]] = refusal
+            results = {event_id: _result(refusal) for event_id, refusal in refusals.items()}
             return await self.store.record_transaction(origin, txn_id, {"pdus": results}, self.clock())
         finally:
             self._in_flight.discard(origin)
@@ -173,10 +184,9 @@ class FederationReceiver:
                 return self.keys.cached(origin) or document
         return document
 
-    async def _result(self, pdu: Any, origin: str, keys: ServerKeys | None) -> dict[str, Any]:
-        refusal = check_pdu(pdu, origin, keys, self.accepted_types)
-        if refusal is None:
-            refusal = await self.inbox.accept(dict(pdu))
-        if refusal is None:
-            return {}
-        return {"error": {"code": refusal.code, "message": refusal.message}}
+
+def _result(refusal: PduRefusal | None) -> dict[str, Any]:
+    """One event's entry in a transaction's answer: {} (accepted) or its error."""
+    if refusal is None:
+        return {}
+    return {"error": {"code": refusal.code, "message": refusal.message}}

@@ -15,8 +15,9 @@ Each destination has one ``DestinationQueue``, an asyncio task that sleeps
 until it is woken or its retry time comes. Awake, it reads the oldest
 ``batch_size`` (≤ 50) rows for its destination and sends them as one
 ``PUT /federation/v1/send/{txnId}``. There is never more than one transaction
-in flight to a destination: the task waits for the answer before it reads
-again, and whatever was queued meanwhile goes in the next batch. Within a
+in flight to a destination: the task waits for the answer before it sends
+the next batch (which it reads meanwhile: the oldest rows but those in
+flight), and whatever was queued meanwhile goes in a later batch. Within a
 destination events leave in the order they were queued.
 
 The ``txnId`` is made from the batch itself (its first and last outbox ids
@@ -33,6 +34,13 @@ then done: their rows are deleted in one write that also resets the backoff
 and records the delivery lag (now minus the oldest event's queue time). A
 refused event is final (it would be refused again); it is logged and counted
 in the destination's figures, never retried.
+
+A batch also stops short of ``max_body_bytes`` (262144, the default
+``max_http_body_bytes`` of a receiver; at least one event). A 413 means the
+destination takes less: the first half of the batch is sent instead and the
+queue keeps that smaller size from then on; one event alone refused with 413
+can never get through and is counted as refused (``payload_too_large``), so
+a too-large event cannot block the queue behind it.
 
 Anything else is a failure: a connection error or timeout, a 5xx or other
 status, an unreadable answer, or an unknown address for the destination.
@@ -88,10 +96,16 @@ BaseUrlOf = Callable[[str], "str | None | Awaitable[str | None]"]
 Authorize = Callable[[str, str, str, "dict[str, Any] | None"], "str | None"]
 
 
+PAYLOAD_TOO_LARGE = "payload_too_large"  # the code counted for an event no transaction can carry
+MAX_BODY_BYTES = 262_144  # the default max_http_body_bytes of a receiver (federation.md 2)
+ENVELOPE_BYTES = 1024  # room for origin, origin_server_ts and the empty edus around the PDUs
+
+
 @dataclass(frozen=True)
 class SenderSettings:
     origin: str  # our server name
     batch_size: int = 50
+    max_body_bytes: int = MAX_BODY_BYTES  # a transaction's body, unless the destination said less (413)
     retry_max_ms: int = 300_000
     request_timeout_seconds: float = 30.0
 
@@ -121,7 +135,21 @@ class RetryLater(Exception):
         self.retry_after_ms = retry_after_ms
 
 
-def make_transaction(origin: str, queued: list[QueuedEvent], now_ms: int) -> Transaction:
+class TooLarge(RetryLater):
+    """413: the destination takes smaller bodies than this transaction's."""
+
+
+def make_transaction(origin: str, queued: list[QueuedEvent], now_ms: int,
+                     max_body_bytes: int = MAX_BODY_BYTES) -> Transaction:
+    """A transaction of the first events of ``queued`` whose body fits ``max_body_bytes``
+    (at least one event, whatever its size)."""
+    budget = max_body_bytes - ENVELOPE_BYTES
+    taken = 1
+    budget -= queued[0].size
+    while taken < len(queued) and queued[taken].size + 1 <= budget:
+        budget -= queued[taken].size + 1
+        taken += 1
+    queued = queued[:taken]
     digest = hashlib.sha256("\n".join(q.event["event_id"] for q in queued).encode()).hexdigest()[:16]
     txn_id = f"{queued[0].outbox_id}-{queued[-1].outbox_id}.{digest}"
     body = {"origin": origin, "origin_server_ts": now_ms, "pdus": [q.event for q in queued], "edus": []}
@@ -164,6 +192,7 @@ class DestinationQueue:
         self.failures = 0
         self.next_attempt_ts = 0
         self.transaction: Transaction | None = None  # the batch being sent or waiting to be sent again
+        self.max_body_bytes = sender.settings.max_body_bytes  # lowered when the destination answers 413
         self.task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -180,7 +209,8 @@ class DestinationQueue:
             self._woken.clear()
             try:
                 if self.transaction is None:
-                    self.transaction = await self._sender.next_transaction(self.destination)
+                    self.transaction = await self._sender.next_transaction(
+                        self.destination, max_body_bytes=self.max_body_bytes)
                 if self.transaction is None:
                     await self._woken.wait()
                     continue
@@ -201,11 +231,46 @@ class DestinationQueue:
                 pass
 
     async def _attempt(self, transaction: Transaction) -> None:
+        # The batch after this one is read while this one is in flight (it is sent only after
+        # this one's answer): the oldest waiting events but those being sent now.
+        sending = frozenset(queued.outbox_id for queued in transaction.queued)
+        upcoming = asyncio.ensure_future(self._sender.next_transaction(
+            self.destination, skip=sending, max_body_bytes=self.max_body_bytes))
         try:
-            refusals = refusals_in(transaction, await self._sender.transmit(self.destination, transaction))
+            try:
+                answer = await self._sender.transmit(self.destination, transaction)
+            except BaseException:
+                upcoming.cancel()
+                raise
+        except TooLarge:
+            await self._shrink(transaction)
+            return
         except RetryLater as why:
             await self._fail(why)
             return
+        await self._done(transaction, refusals_in(transaction, answer))
+        try:
+            self.transaction = await upcoming
+        except Exception:  # it is read again at the top of the loop
+            log.exception("federation: reading the next batch for %s failed", self.destination)
+            self.transaction = None
+
+    async def _shrink(self, transaction: Transaction) -> None:
+        """413: send the first half of the batch (and everything after in batches that
+        small); a single event too large for the destination is refused here, for good."""
+        queued = list(transaction.queued)
+        if len(queued) > 1:
+            half = queued[:len(queued) // 2]
+            self.max_body_bytes = ENVELOPE_BYTES + sum(event.size + 1 for event in half)
+            self.transaction = make_transaction(self._sender.settings.origin, half, self._sender.clock())
+            log.info("federation: %s takes smaller transactions; now at most %d bytes",
+                     self.destination, self.max_body_bytes)
+            return
+        await self._done(transaction, ((queued[0].event["event_id"], PAYLOAD_TOO_LARGE),))
+        self.transaction = None
+
+    async def _done(self, transaction: Transaction, refusals: tuple[tuple[str, str], ...]) -> None:
+        """The destination answered for the batch: its rows go, the backoff is reset."""
         for event_id, code in refusals:
             log.warning("federation: %s refused event %s: %s (not retried)", self.destination, event_id, code)
         now = self._sender.clock()
@@ -213,7 +278,6 @@ class DestinationQueue:
         await self._sender.outbox.mark_delivered(self.destination, Delivery(
             outbox_ids=tuple(q.outbox_id for q in queued), accepted=len(queued) - len(refusals), refusals=refusals,
             oldest_enqueued_ts=min(q.enqueued_ts for q in queued), now_ms=now))
-        self.transaction = None
         self.failures = 0
         self.next_attempt_ts = 0
 
@@ -309,9 +373,13 @@ class FederationSender:
             self._contact_written[server_name] = now
             await self.outbox.record_contact(server_name, now)
 
-    async def next_transaction(self, destination: str) -> Transaction | None:
-        queued = await self.outbox.pending(destination, self.settings.batch_size)
-        return make_transaction(self.settings.origin, queued, self.clock()) if queued else None
+    async def next_transaction(self, destination: str, skip: frozenset[int] = frozenset(),
+                               max_body_bytes: int = MAX_BODY_BYTES) -> Transaction | None:
+        """The next batch for ``destination``: its oldest waiting events, leaving out ``skip``
+        (the outbox ids of the batch in flight), as many as fit ``max_body_bytes``."""
+        queued = await self.outbox.pending(destination, self.settings.batch_size + len(skip))
+        queued = [event for event in queued if event.outbox_id not in skip][:self.settings.batch_size]
+        return make_transaction(self.settings.origin, queued, self.clock(), max_body_bytes) if queued else None
 
     async def transmit(self, destination: str, transaction: Transaction) -> Any:
         """PUT the transaction; the decoded 200 answer, or ``RetryLater``."""
@@ -333,6 +401,8 @@ class FederationSender:
             response = await self._http.fetch(request, raise_error=False)
         except Exception as error:  # refused, reset, timed out, TLS: all mean "not now"
             raise RetryLater(f"{type(error).__name__}: {error}") from None
+        if response.code == 413:
+            raise TooLarge("too large (413)")
         if response.code == 429:
             raise RetryLater("busy (429)", retry_after_ms(response.headers.get("Retry-After")))
         if response.code != 200:

@@ -312,6 +312,15 @@ def _check_size(hashed: bytes) -> None:
         raise EventTooLarge(f"event is {len(hashed)} bytes, over {MAX_EVENT_BYTES}")
 
 
+def check_event_size(event: Any) -> bytes:
+    """Step 1 of :func:`verify_event` alone: the shape (else :class:`EventError`) and the
+    size (else :class:`EventTooLarge`); returns the bytes the content hash covers."""
+    validate_event(event)
+    hashed = _hashed_bytes(event)
+    _check_size(hashed)
+    return hashed
+
+
 def verify_event(
     event: Mapping[str, Any],
     verify_keys_by_server: Mapping[str, Mapping[str, VerifyKeyLike]],
@@ -325,9 +334,7 @@ def verify_event(
     3. the event id, else :class:`EventError`;
     4. the content hash: on mismatch only the redacted form may be kept.
     """
-    validate_event(event)
-    hashed = _hashed_bytes(event)
-    _check_size(hashed)
+    hashed = check_event_size(event)
     origin = event["origin"]
     redacted = redact_event(event)
     key_ids = verify_signed_json(redacted, origin, verify_keys_by_server.get(origin, {}))

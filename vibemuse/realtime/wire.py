@@ -21,3 +21,10 @@ def encode_text_frame(payload: bytes) -> bytes:
     else:
         header = struct.pack("!BBQ", _TEXT_FIN, 127, length)
     return header + payload
+
+
+def decode_text_frame(frame: bytes) -> bytes:
+    """The payload of one unmasked frame made by ``encode_text_frame``."""
+    length = frame[1] & 0x7F
+    start = 2 if length < 126 else 4 if length == 126 else 10
+    return frame[start:]

@@ -237,8 +237,10 @@ class PageService:
         cleaned = " ".join(sanitize_text(message).split())[:300] if message else None
         await self._storage.set_haven(principal.user_id, haven, cleaned or None)
 
-    async def set_block(self, principal: Principal, name: str, blocked: bool) -> UserRecord:
-        target = await self.resolve(name)
+    async def set_block(self, principal: Principal, name: str, blocked: bool) -> UserRecord | RemoteUser:
+        """Block or unblock a user: of this server, or (federation on) of another, named as a
+        page recipient is; their pages are then refused here, where they arrive."""
+        target = await self._recipient(name)
         if target.user_id == principal.user_id:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "You cannot block yourself.")
         await self._storage.set_block(principal.user_id, target.user_id, blocked, self._clock())

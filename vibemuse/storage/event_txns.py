@@ -60,12 +60,13 @@ def append_events_txn(
     for op in ops:  # the state changes the events record (channel membership, bans, ...)
         if not getattr(op, "after_events", False):
             op(connection)
-    positions = [_insert_event(connection, event) for event in new_events]
+    positions = _insert_events(connection, new_events)
     for op in ops:  # state that names the new events (e.g. the position of a channel join)
         if getattr(op, "after_events", False):
             op(connection)
-    for index, user_id in pending:
-        connection.execute(insert(pending_deliveries).values(user_id=user_id, stream_position=positions[index]))
+    if pending:
+        connection.execute(insert(pending_deliveries), [
+            dict(user_id=user_id, stream_position=positions[index]) for index, user_id in pending])
     receipt = Receipt(
         event_id=new_events[-1]["event_id"] if new_events else None,
         stream_position=positions[-1] if positions else None,
@@ -86,12 +87,18 @@ def append_events_txn(
     return receipt, positions
 
 
-def _insert_event(connection: Connection, event: dict[str, Any]) -> int:
-    if "unsigned" in event:
+def _insert_events(connection: Connection, new_events: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert events in order; their stream positions, ascending in that order.
+
+    One statement for all of them (SQLAlchemy's "insertmanyvalues" with
+    RETURNING in parameter order), and one for whom they are addressed to.
+    """
+    if not new_events:
+        return []
+    if any("unsigned" in event for event in new_events):
         raise ValueError("events are stored without 'unsigned'")
-    position = connection.execute(
-        insert(events)
-        .values(
+    rows = [
+        dict(
             event_id=event["event_id"],
             event_type=event["type"],
             sender=event["sender"],
@@ -102,11 +109,18 @@ def _insert_event(connection: Connection, event: dict[str, Any]) -> int:
             origin_server_ts=event["origin_server_ts"],
             event_json=encode_canonical_json(event).decode("utf-8"),
         )
-        .returning(events.c.stream_position)
-    ).scalar_one()
-    for user_id in about(event):  # who it is addressed to by name (visibility.about)
-        connection.execute(insert(event_recipients).values(user_id=user_id, stream_position=position))
-    return position
+        for event in new_events
+    ]
+    statement = insert(events).returning(events.c.stream_position, sort_by_parameter_order=True)
+    positions = list(connection.execute(statement, rows).scalars())
+    if positions != sorted(positions):  # the total order is the order of the events given
+        raise RuntimeError(f"the database assigned positions out of order: {positions}")
+    addressed = [dict(user_id=user_id, stream_position=position)
+                 for event, position in zip(new_events, positions)
+                 for user_id in about(event)]  # who it is addressed to by name (visibility.about)
+    if addressed:
+        connection.execute(insert(event_recipients), addressed)
+    return positions
 
 
 def _kind(event: dict[str, Any]) -> str | None:

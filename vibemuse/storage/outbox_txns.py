@@ -31,6 +31,7 @@ class QueuedEvent:
     outbox_id: int
     event: dict[str, Any]
     enqueued_ts: int
+    size: int = 0  # bytes of the event's canonical JSON (what it adds to a transaction's body)
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,20 @@ class QueueStats:
 
 def op_enqueue(event: dict[str, Any], destinations_of_event: Sequence[str], now_ms: int) -> Callable[[Connection], None]:
     """An op for ``append_events``: queue ``event`` for each destination, in the event's transaction."""
-    event_json = encode_canonical_json(event).decode("utf-8")
-    names = sorted(set(destinations_of_event))
+    return op_enqueue_all([event], destinations_of_event, now_ms)
+
+
+def op_enqueue_all(events_in_order: Sequence[dict[str, Any]], destinations_of_events: Sequence[str],
+                   now_ms: int) -> Callable[[Connection], None]:
+    """``op_enqueue`` for several events bound for the same destinations, queued in order."""
+    rows = [(event["event_id"], encode_canonical_json(event).decode("utf-8")) for event in events_in_order]
+    names = sorted(set(destinations_of_events))
 
     def apply(connection: Connection) -> None:
-        if names:
+        if names and rows:
             connection.execute(insert(outbox), [
-                {"destination": name, "event_id": event["event_id"], "event_json": event_json, "enqueued_ts": now_ms}
+                {"destination": name, "event_id": event_id, "event_json": event_json, "enqueued_ts": now_ms}
+                for event_id, event_json in rows
                 for name in names
             ])
 
@@ -79,7 +87,7 @@ def pending_txn(connection: Connection, destination: str, limit: int) -> list[Qu
         .order_by(outbox.c.outbox_id)
         .limit(limit)
     )
-    return [QueuedEvent(row.outbox_id, json.loads(row.event_json), row.enqueued_ts)
+    return [QueuedEvent(row.outbox_id, json.loads(row.event_json), row.enqueued_ts, len(row.event_json.encode()))
             for row in connection.execute(query)]
 
 

@@ -189,7 +189,8 @@ class Storage:
         """Durably store signed events (and a move); returns the receipt and the new positions.
 
         If ``transaction`` was seen before, nothing is stored and the first
-        receipt comes back marked ``duplicate``.
+        receipt comes back marked ``duplicate``. Any other uniqueness clash (an
+        event id stored meanwhile by another writer) is a ``Conflict``.
         """
         try:
             return await self._append(append_events_txn, events, transaction, relocation, now_ms, pending, ops)
@@ -199,7 +200,7 @@ class Storage:
                 receipt = await self.get_receipt(transaction)
                 if receipt is not None:
                     return receipt, []
-            raise
+            raise Conflict("event") from None
 
     async def get_receipt(self, transaction: TransactionKey) -> Receipt | None:
         return await self._read(get_receipt_txn, transaction)
