@@ -64,10 +64,9 @@ def browser(served, _drivers):
             _drivers.append(open_browser())
         driver = _drivers[len(handed)]
         handed.append(driver)
-        driver.execute_cdp_cmd("Network.enable", {})
-        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
-            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
-        return Player(driver, served.base_url).open()
+        player = Player(driver, served.base_url)
+        player.network(online=True)
+        return player.open()
 
     yield make
     for driver in handed:  # leave them blank for the next test (each test's server has its own port)

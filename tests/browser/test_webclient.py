@@ -7,6 +7,8 @@ double nothing. Every wait is for a condition on the page (WebDriverWait).
 
 from __future__ import annotations
 
+import dataclasses
+
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.keys import Keys
 
@@ -130,16 +132,12 @@ def test_a_server_restart_under_the_page_loses_nothing(browser, bot, served):
     served.stop()
     alice.until(lambda: alice.status() == "reconnecting" and alice.find("#status").text == "Reconnecting…",
                 "the reconnecting indicator")
-    # Keep the page off the network until Bob has spoken, so what he says is surely missed live.
-    alice.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
-        "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
-    alice.until(lambda: alice.status() in ("offline", "reconnecting"), "offline")
+    alice.network(online=False)  # off the network until Carol has spoken: what she says is surely missed live
     served.start()
     bob = bot("Carol")
     bob.command('"while you were away')
     bob.command("page alice=did you miss me?")
-    alice.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    alice.network(online=True)
     alice.wait_online()
     alice.wait_line('Carol says, "while you were away"')
     page_view = "page:@carol:test.localhost"
@@ -150,3 +148,26 @@ def test_a_server_restart_under_the_page_loses_nothing(browser, bot, served):
     alice.wait_line('Carol says, "and after"')
     said = [line for line in alice.lines("room") if " says, " in line]
     assert said == ['Bob says, "before the restart"', 'Carol says, "while you were away"', 'Carol says, "and after"']
+
+
+def test_after_missing_too_much_the_client_reads_the_histories(browser, bot, served):
+    alice = browser().sign_in("Alice", PASSWORD)
+    bob = bot("Bob")
+    bob.command('"before the gap')
+    alice.wait_line('Bob says, "before the gap"')
+    bob.close()
+    served.stop()
+    alice.until(lambda: alice.status() == "reconnecting", "the reconnecting indicator")
+    alice.network(online=False)
+    served.config = dataclasses.replace(served.config, resume_max_events=3, recent_messages_on_join=2)
+    served.start()
+    carol = bot("Carol")
+    for n in range(6):  # more than resume_max_events: the server sends resume_gap, not a replay
+        carol.command(f'"missed {n}')
+    alice.network(online=True)
+    alice.wait_online()
+    alice.wait_line("You were away too long to catch up here: the latest history is shown.")
+    for n in range(6):
+        alice.wait_line(f'Carol says, "missed {n}"')
+    said = [line for line in alice.lines("room") if " says, " in line]
+    assert said == ['Bob says, "before the gap"'] + [f'Carol says, "missed {n}"' for n in range(6)]

@@ -136,6 +136,12 @@ class Player:
     def page_log(self, partner_id: str) -> str:
         return f"page:{partner_id}"
 
+    def network(self, online: bool) -> None:
+        """Take the page off the network, or put it back (Chromium's emulation: the page sees offline)."""
+        self.driver.execute_cdp_cmd("Network.enable", {})
+        self.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": not online, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+
     def screenshot(self, path: str) -> None:
         self.driver.save_screenshot(path)
 

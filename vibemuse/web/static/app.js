@@ -413,6 +413,7 @@ export class App {
     this.notice("room", "You were away too long to catch up here: the latest history is shown.");
     for (const log of this.logs.values()) { log.historyLoaded = false; log.exhausted = false; }
     if (this.room) this.loadHistory("room", {});
+    if (this.view.startsWith("channel:")) this.loadHistory(this.view, {});
     for (const [key, conversation] of this.conversations) this.loadConversation(key, conversation);
   }
 
