@@ -37,6 +37,7 @@ export class App {
   constructor() {
     this.api = new Api();
     this.login = new LoginScreen(this.api, (session) => this.start(session));
+    this.roster = new Roster($("roster"), $("roster-count"), $("typing-line"));
     this.commandLine = new CommandLine($("input"), $("input-form"), {
       onLine: (text) => this.line(text),
       onTyping: (typing) => this.typing(typing),
@@ -71,7 +72,7 @@ export class App {
     this.lines = new Map(); // event id -> {node, event, key}
     this.logs = new Map(); // scrollback key -> Scrollback
     this.replyTo = new Map(); // messageId of a frame we sent -> {key, action, eventId}
-    this.roster = new Roster($("roster"), $("roster-count"), $("typing-line"));
+    this.roster.replace([]);
     this.actions = new LineActions({
       selfId: this.selfId,
       send: (type, data, line) => this.send(type, data, { key: line.key, action: type }),

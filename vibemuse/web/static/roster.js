@@ -3,7 +3,8 @@
 // The `roster` frame replaces the members; `presence`, `user_joined` and
 // `user_left` change them. A typing indicator starts with `typing: true`
 // and ends with `typing: false`, a message or departure of the typist, or
-// by itself `timeoutMs` after the last `typing: true`.
+// by itself `timeoutMs` after the last `typing: true`. Idle times grow
+// between frames: each is the snapshot's `idleMs` plus the time since it came.
 
 import { duration, el } from "./render.js";
 
@@ -14,10 +15,14 @@ export class Roster {
     this.typingLine = typingLine;
     this.members = new Map(); // user id -> presence object
     this.typers = new Map(); // user id -> timer that ends the indicator
+    setInterval(() => { if ([...this.members.values()].some((m) => m.status === "idle")) this.render(); }, 30000);
   }
 
+  /** A presence object, stamped with when it came (so its idle time can grow). */
+  static stamped(member) { return { ...member, seenAt: Date.now() }; }
+
   replace(members) {
-    this.members = new Map(members.map((member) => [member.userId, member]));
+    this.members = new Map(members.map((member) => [member.userId, Roster.stamped(member)]));
     for (const timer of this.typers.values()) clearTimeout(timer);
     this.typers.clear();
     this.render();
@@ -25,7 +30,8 @@ export class Roster {
 
   arrived(user) {
     if (!this.members.has(user.id)) {
-      this.members.set(user.id, { userId: user.id, username: user.username, status: "online", onForMs: 0, idleMs: 0 });
+      this.members.set(user.id, Roster.stamped({ userId: user.id, username: user.username, status: "online",
+                                                onForMs: 0, idleMs: 0 }));
     }
     this.render();
   }
@@ -37,7 +43,7 @@ export class Roster {
 
   presence(data) {
     if (data.status === "offline") this.left(data.userId);
-    else this.members.set(data.userId, data);
+    else this.members.set(data.userId, Roster.stamped(data));
     this.render();
   }
 
@@ -64,7 +70,7 @@ export class Roster {
       item.dataset.userId = member.userId;
       item.append(el("span", "member-name", member.username));
       let status = member.status;
-      if (member.status === "idle") status = `idle ${duration(member.idleMs)}`;
+      if (member.status === "idle") status = `idle ${duration(member.idleMs + Date.now() - member.seenAt)}`;
       if (member.status === "away" && member.awayMessage) status = `away: ${member.awayMessage}`;
       item.append(el("span", "member-status", status));
       if (this.typers.has(member.userId)) {
