@@ -16,6 +16,7 @@ setup(
     package_data={
         "vibemuse.spec": ["*.md", "*.json", "v1/*.md", "v1/*.json", "v1/**/*.json"],
         "vibemuse.storage": ["migrations/*.py", "migrations/versions/*.py"],
+        "vibemuse.web": ["static/*"],  # the web client served at /
     },
     include_package_data=True,
     install_requires=[
@@ -35,6 +36,7 @@ setup(
             "signedjson>=1.1.4",
             "canonicaljson>=2.0",
             "schemathesis>=4.30,<5",  # tests/test_openapi_fuzz.py runs its `st` command
+            "selenium>=4.20,<5",  # tests/browser: the web client in a real headless Chromium
         ],
         # make mutation: mutation testing of vibemuse/protocol (not part of make test)
         "mutation": ["mutmut>=3.3,<4"],

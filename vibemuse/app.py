@@ -46,6 +46,7 @@ from vibemuse.handlers.messages import MessageHandler, MessageReportHandler, Rep
 from vibemuse.handlers.pages import PageHistoryHandler
 from vibemuse.handlers.rooms import RoomHandler, RoomsHandler
 from vibemuse.handlers.versions import VersionsHandler
+from vibemuse.handlers.webclient import web_client_routes
 from vibemuse.handlers.websocket import ClientSocketHandler
 from vibemuse.protocol.errors import CloseCode
 from vibemuse.realtime.blocks import BlockList
@@ -116,6 +117,7 @@ ROUTES = (
 
 def make_application(context: ServerContext) -> tornado.web.Application:
     handlers = [(pattern, handler, {"context": context}) for pattern, handler in ROUTES]
+    handlers += web_client_routes(context)  # the web client: not part of the protocol (openapi.json)
     return tornado.web.Application(
         handlers,
         default_handler_class=NotFoundHandler,

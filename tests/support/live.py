@@ -5,7 +5,9 @@ process: both need a server that keeps serving while the test thread blocks
 on a socket. ``LiveServer`` starts a real ``VibeMuseServer`` (``listen(0)``
 on 127.0.0.1) on a fresh asyncio loop in a daemon thread; ``run`` executes a
 coroutine there and waits for its result; ``stop`` shuts the server down
-gracefully and joins the thread.
+gracefully and joins the thread. ``Served`` is one that can be stopped and
+started again on the same port and database; ``Bot`` a player on a protocol
+socket run on the server's loop.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import urllib.request
 from concurrent.futures import Future
 from typing import Any, Awaitable, Callable, TypeVar
 
+from tests.support.client import PASSWORD, WsClient, acked
+from tests.support.spec import SpecValidator
 from vibemuse.app import VibeMuseServer
 from vibemuse.config import Config
 
@@ -25,13 +29,14 @@ T = TypeVar("T")
 
 
 class LiveServer:
-    def __init__(self, config: Config, *, clock: Callable[[], int] | None = None, hasher: Any = None):
+    def __init__(self, config: Config, *, clock: Callable[[], int] | None = None, hasher: Any = None,
+                 port: int = 0):
         self.config = config
         self.clock = clock
         self.hasher = hasher
         self.loop = asyncio.new_event_loop()
         self.server: VibeMuseServer | None = None
-        self.port = 0
+        self.port = port  # 0: any free port (a restarted server passes the port it had)
         self._thread = threading.Thread(target=self._serve, name="live-vibemuse", daemon=True)
         self._started: Future[None] = Future()
 
@@ -61,7 +66,7 @@ class LiveServer:
         if self.hasher is not None:
             options["hasher"] = self.hasher
         self.server = await VibeMuseServer.create(self.config, **options)
-        self.port = self.server.listen(0, "127.0.0.1")
+        self.port = self.server.listen(self.port, "127.0.0.1")
 
     def stop(self) -> None:
         if self.server is not None and self._thread.is_alive():
@@ -110,3 +115,53 @@ class LiveServer:
         assert self.server is not None
         with self.server.context.storage.engine.connect() as connection:
             return connection.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+
+
+class Served:
+    """The server under test, restartable on the same port and database."""
+
+    def __init__(self, config: Config, hasher: Any = None):
+        self.config, self.hasher = config, hasher
+        self.live = LiveServer(config, hasher=hasher).start()
+        self.port = self.live.port
+
+    @property
+    def base_url(self) -> str:
+        return self.live.base_url
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def start(self) -> None:
+        self.live = LiveServer(self.config, hasher=self.hasher, port=self.port).start()
+
+    def register(self, username: str) -> dict[str, Any]:
+        status, session = self.live.http("POST", "/api/auth/register", {"username": username, "password": PASSWORD})
+        assert status == 201, session
+        return session
+
+
+class Bot:
+    """A player without a browser: one protocol socket, run on the server's loop."""
+
+    def __init__(self, served: Served, session: dict[str, Any], spec: SpecValidator):
+        self.served, self.session, self.spec = served, session, spec
+        self.socket: WsClient | None = None
+
+    def connect(self) -> "Bot":
+        url = self.served.base_url.replace("http://", "ws://") + "/api/ws"
+        self.socket = self.served.live.run(WsClient.logged_in(url, self.spec, self.session["accessToken"]))
+        return self
+
+    def do(self, frame_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Send a frame and wait for its ack."""
+        assert self.socket is not None
+        return self.served.live.run(acked(self.socket, frame_type, data))
+
+    def command(self, line: str) -> dict[str, Any]:
+        return self.do("command", {"line": line})
+
+    def close(self) -> None:
+        if self.socket is not None and self.served.live.alive:
+            self.served.live.loop.call_soon_threadsafe(self.socket.close)
+        self.socket = None
