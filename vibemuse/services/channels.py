@@ -41,6 +41,7 @@ from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
 from vibemuse.services.pages import PageService
 from vibemuse.storage import Receipt, Storage, TransactionKey, UserRecord
+from vibemuse.storage import chain_txns
 from vibemuse.storage import channel_txns as ops
 from vibemuse.storage.channel_txns import BanRecord, ChannelRecord, MemberRecord
 
@@ -219,7 +220,8 @@ class ChannelService:
         content = compose.channel_message(channel.name, speaker, text, self._max_text_length, style=style)
         event = self._events.make(MESSAGE, principal.user_id, content, channel_id=channel.channel_id)
         request = TransactionKey(principal.user_id, "channel", message_id)
-        receipt, positions = await self._events.store([event], request)
+        receipt, positions = await self._events.store([event], request,
+                                                      ops=[self._sequence(channel.channel_id, [event])])
         if positions:
             frame = self._events.frame("channel_message", event, positions[0], channel_id=channel.channel_id)
             self._broadcaster.to_channel(channel.channel_id, frame,
@@ -355,7 +357,15 @@ class ChannelService:
     async def _apply(self, principal: Principal, kind: str, message_id: str, events: list[dict[str, Any]],
                      state: list[ops.ChannelOp]) -> tuple[Receipt, list[int]]:
         request = TransactionKey(principal.user_id, kind, message_id)
+        if events:
+            state = [*state, self._sequence(events[0]["channel_id"], events)]
         return await self._events.store(events, request, ops=state)
+
+    def _sequence(self, channel_id: str, events: list[dict[str, Any]]) -> ops.ChannelOp:
+        """The op that gives ``events`` their places in the channel's order (this server is its
+        home) and relays them to the other servers taking part."""
+        return chain_txns.op_sequence(channel_id, self._server_name, self._events.signing_key(), events,
+                                      self._clock())
 
     def _announce(self, channel: ChannelRecord, events: list[dict[str, Any]], positions: list[int],
                   also: list[str] = ()) -> None:  # type: ignore[assignment]
