@@ -68,12 +68,13 @@ async def test_events_are_queued_with_their_stamps_for_the_servers_of_remote_mem
     alice = await world.player("Alice")
     channel_id = await create(world, alice)
     now = server.context.clock()
-    for user_id in ("@bob:beta.test", "@carol:gamma.test", "@dave:beta.test"):  # as the join of Federation II makes them
+    for user_id in ("@bob:beta.test", "@carol:gamma.test", "@dave:beta.test"):  # as a remote join makes them
         await server.context.storage.append_events([], transaction=None, now_ms=now, ops=[
             ops.op_add_member(MemberRecord(channel_id, user_id, "member", None, None, None, now))])
     await acked(alice.ws, "channel", {"channelId": channel_id, "text": "to everyone"})
-    rows = server.context.storage.engine.connect().exec_driver_sql(
-        "SELECT destination, event_json FROM federation_outbox ORDER BY outbox_id").fetchall()
+    with server.context.storage.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT destination, event_json FROM federation_outbox ORDER BY outbox_id").fetchall()
     assert sorted(row[0] for row in rows) == ["beta.test", "gamma.test"]  # once per server, not per member
     relayed = json.loads(rows[0][1])
     stamp = relayed.pop("unsigned")["channel_stamp"]

@@ -31,9 +31,10 @@ from .encoding import encode_base64
 from .ids import is_valid_server_name, parse_channel_id
 from .signing import SignatureError, SigningKey, VerifyKeyLike, sign_json, verify_signed_json
 
-__all__ = ["GENESIS", "StampError", "chain_of", "check_successor", "make_stamp", "verify_stamp"]
+__all__ = ["GENESIS", "STAMP_KEY", "StampError", "chain_of", "check_successor", "make_stamp", "verify_stamp"]
 
 GENESIS = ""  # the ``prev`` of seq 1
+STAMP_KEY = "channel_stamp"  # a relayed event carries its stamp as ``unsigned.channel_stamp``
 MAX_SEQ = 2**53 - 1
 _FIELDS = frozenset({"channel_id", "seq", "event_id", "prev", "home", "signatures"})
 

@@ -23,21 +23,22 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from vibemuse.protocol.canonical_json import encode_canonical_json
-from vibemuse.protocol.channel_chain import GENESIS, chain_of, make_stamp
+from vibemuse.protocol.channel_chain import GENESIS, STAMP_KEY, chain_of, make_stamp
 from vibemuse.protocol.ids import parse_user_id
 from vibemuse.protocol.signing import SigningKey
+from vibemuse.storage.channel_txns import ChannelRecord, MemberRecord
+from vibemuse.storage.event_txns import client_transactions, get_receipt_txn
 from vibemuse.storage.event_txns import events as events_table
 from vibemuse.storage.models import Channel, ChannelMember, ChannelStamp
 from vibemuse.storage.outbox_txns import outbox
+from vibemuse.storage.records import Receipt, TransactionKey
 
 channels = Channel.__table__
 members = ChannelMember.__table__
 chain = ChannelStamp.__table__
-
-STAMP_KEY = "channel_stamp"  # where a relayed event carries its stamp: unsigned.channel_stamp
 
 
 @dataclass(frozen=True)
@@ -132,3 +133,54 @@ def stamped_after_txn(connection: Connection, channel_id: str, after_seq: int, l
 def stamp_of_txn(connection: Connection, event_id: str) -> dict[str, Any] | None:
     row = connection.execute(select(chain.c.stamp_json).where(chain.c.event_id == event_id)).first()
     return None if row is None else json.loads(row.stamp_json)
+
+
+def op_keep_replica(channel: ChannelRecord, roster: Sequence[MemberRecord], local_server: str
+                    ) -> Callable[[Connection], None]:
+    """An op for a copy of a channel homed elsewhere: its settings and members as the home
+    says (made on the first join; members' own aliases here are kept). Its ``name_folded``
+    is ``name@home``, so it never clashes with a channel of this server's own."""
+    home = channel.channel_id.split(":", 1)[1]
+
+    def apply(connection: Connection) -> None:
+        values = dict(name=channel.name, name_folded=f"{channel.name.casefold()}@{home}",
+                      description=channel.description, topic=channel.topic, visibility=channel.visibility,
+                      owner=channel.owner, created_ts=channel.created_ts,
+                      history_visibility=channel.history_visibility)
+        key = channels.c.channel_id == channel.channel_id
+        if connection.execute(update(channels).where(key).values(**values)).rowcount == 0:
+            seq = (connection.execute(select(func.max(channels.c.seq))).scalar() or 0) + 1
+            connection.execute(insert(channels).values(channel_id=channel.channel_id, seq=seq, **values))
+        listed = {member.user_id for member in roster}
+        held = set(connection.execute(select(members.c.user_id).where(
+            members.c.channel_id == channel.channel_id)).scalars())
+        gone = held - listed
+        if gone:
+            connection.execute(delete(members).where(members.c.channel_id == channel.channel_id,
+                                                     members.c.user_id.in_(gone)))
+        for member in roster:
+            where = (members.c.channel_id == channel.channel_id) & (members.c.user_id == member.user_id)
+            changes = dict(role=member.role, title=member.title, muted_until=member.muted_until)
+            if member.user_id not in held:
+                connection.execute(insert(members).values(channel_id=channel.channel_id, user_id=member.user_id,
+                                                          alias=None, joined_ts=member.joined_ts, **changes))
+            else:
+                connection.execute(update(members).where(where).values(**changes))
+
+    return apply
+
+
+def queue_for_home_txn(connection: Connection, event: dict[str, Any], home: str, request: TransactionKey,
+                       now_ms: int) -> Receipt:
+    """Queue a member's event for its channel's home (not stored here until the home relays
+    it back, stamped); a retry of the same request gets the first receipt."""
+    earlier = get_receipt_txn(connection, request)
+    if earlier is not None:
+        return earlier
+    connection.execute(insert(outbox).values(
+        destination=home, event_id=event["event_id"], enqueued_ts=now_ms,
+        event_json=encode_canonical_json(event).decode("utf-8")))
+    connection.execute(insert(client_transactions).values(
+        user_id=request.user_id, request_kind=request.kind, message_id=request.message_id,
+        event_id=event["event_id"], stream_position=None, created_ts=now_ms))
+    return Receipt(event["event_id"], None)

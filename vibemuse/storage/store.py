@@ -225,6 +225,11 @@ class Storage:
         """(last seq, chain hash) of a channel's order; None: no such channel here."""
         return await self._read(chain_txns.head_txn, channel_id)
 
+    async def queue_for_home(self, event: dict[str, Any], home: str, request: TransactionKey,
+                             now_ms: int) -> Receipt:
+        """Queue a member's channel event for the channel's home (``chain_txns``)."""
+        return await self._append(chain_txns.queue_for_home_txn, event, home, request, now_ms)
+
     async def stamped_after(self, channel_id: str, after_seq: int, limit: int) -> list[chain_txns.Stamped]:
         """A channel's events after ``after_seq`` in its order, with their stamps."""
         return await self._read(chain_txns.stamped_after_txn, channel_id, after_seq, limit)
