@@ -157,7 +157,7 @@ def test_generated_file_is_what_the_generator_makes(path: str) -> None:
 
 def _events_in(node, found: list[dict]) -> list[dict]:
     if isinstance(node, dict):
-        if "event_id" in node and "signatures" in node:
+        if "event_id" in node and "signatures" in node and "type" in node:  # (a channel stamp has no type)
             found.append(node)
         else:
             for value in node.values():

@@ -32,6 +32,8 @@ from vibemuse.federation.transport import HttpTransport
 from vibemuse.federation.key_cache import RemoteKeyCache
 from vibemuse.federation.policy import FederationPolicy
 from vibemuse.federation.receiver import FederationInbox, FederationReceiver
+from vibemuse.federation.client import FederationClient
+from vibemuse.protocol.events import parse_server_keys_response
 from vibemuse.federation.inbox import PageInbox
 from vibemuse.federation.key_fetch import BaseUrlOf, KeyDocumentFetcher
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
@@ -40,7 +42,9 @@ from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, Passw
 from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
-from vibemuse.handlers.federation import SendTransactionHandler, ServerKeysHandler, WellKnownServerHandler
+from vibemuse.handlers.federation import (
+    ChannelEventsHandler, ChannelJoinHandler, SendTransactionHandler, ServerKeysHandler, WellKnownServerHandler,
+)
 from vibemuse.handlers.history import RoomHistoryHandler
 from vibemuse.handlers.messages import MessageHandler, MessageReportHandler, ReportResolveHandler, ReportsHandler
 from vibemuse.handlers.pages import PageHistoryHandler
@@ -62,6 +66,7 @@ from vibemuse.realtime.ticker import Ticker
 from vibemuse.realtime.typing_state import TypingState
 from vibemuse.services.accounts import AccountService
 from vibemuse.services.channels import ChannelService
+from vibemuse.services.remote_channels import RemoteChannels
 from vibemuse.services.chat import RoomChat
 from vibemuse.services.guard import Guard
 from vibemuse.services.login_throttle import LoginThrottle
@@ -112,6 +117,8 @@ ROUTES = (
     (r"/federation/v1/keys", ServerKeysHandler),
     (r"/\.well-known/vibemuse/server", WellKnownServerHandler),
     (r"/federation/v1/send/([^/]*)", SendTransactionHandler),
+    (r"/federation/v1/channels/([^/]+)/join", ChannelJoinHandler),
+    (r"/federation/v1/channels/([^/]+)/events", ChannelEventsHandler),
 )
 
 
@@ -336,9 +343,20 @@ class VibeMuseServer:
             clock=clock,
             federation=config.federation,
         )
+        seams = federation or federation_seams(context)
+        remote_channels = RemoteChannels(
+            storage, client=FederationClient(transport, seams) if config.federation else None, events=events,
+            registry=registry, broadcaster=broadcaster, subscriptions=subscriptions, blocks=context.pages.blocks,
+            server_name=config.server_name, clock=clock, check_stamped=context.federation.check_stamped,
+            wake=sender.wake)
+        sender.on_answered = remote_channels.answered
+        context.federation.own_keys = lambda: parse_server_keys_response(
+            context.keyring.server_keys_response(config.server_name, clock() + 3_600_000), config.server_name,
+            clock())
+        context.remote_channels = remote_channels
         context.federation.inbox = PageInbox(RemotePages(
             storage, registry=registry, broadcaster=broadcaster, events=events, blocks=context.pages.blocks,
-            server_name=config.server_name, clock=clock))
+            server_name=config.server_name, clock=clock), remote_channels)
         context.channels = ChannelService(
             storage,
             subscriptions=subscriptions,
@@ -350,6 +368,7 @@ class VibeMuseServer:
             server_name=config.server_name,
             max_text_length=config.max_text_length,
             clock=clock,
+            remote=remote_channels,
         )
         context.history = HistoryService(storage, pages=context.pages, channels=context.channels)
         context.messages = MessageService(

@@ -32,6 +32,7 @@ from vibemuse.storage import Storage
 from vibemuse.storage.outbox import OutboxStore
 
 if TYPE_CHECKING:
+    from vibemuse.services.remote_channels import RemoteChannels
     from vibemuse.federation.sender import FederationSender
 
 
@@ -58,6 +59,7 @@ class ServerContext:
     federation: FederationReceiver
     outbox: OutboxStore | None = None
     federation_sender: "FederationSender | None" = None
+    remote_channels: "RemoteChannels | None" = None  # channels shared with other servers
 
     @property
     def server_name(self) -> str:

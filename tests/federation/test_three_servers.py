@@ -11,26 +11,17 @@ and Alice gets her held and delivered receipts.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from tests.conftest import count_rows
 from tests.federation.test_remote_pages import GAMMA, receipt_for
 from tests.federation.test_two_servers import ALPHA, BETA, until
 from tests.support.client import acked
-from tests.support.federation import Federation
+from tests.support.federation import running
 
 
-@contextlib.asynccontextmanager
-async def three_servers(tmp_path, database_url):
-    federation = Federation(tmp_path, database_url, (ALPHA, BETA, GAMMA), main=GAMMA)
-    try:
-        for name in (ALPHA, BETA, GAMMA):
-            await federation.start(name)
-        yield federation
-    finally:
-        await federation.close()
+def three_servers(tmp_path, database_url):
+    return running(tmp_path, database_url, (ALPHA, BETA, GAMMA), main=GAMMA)
 
 
 @pytest.mark.gen_test(timeout=90)

@@ -10,6 +10,7 @@ database and port: what it stored survives, and its peers find it again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any, Iterable
@@ -55,3 +56,16 @@ class Federation:
     async def close(self) -> None:
         for name in reversed(list(self.worlds)):
             await self.stop(name)
+
+
+@contextlib.asynccontextmanager
+async def running(tmp_path: Path, database_url: str, names: Iterable[str], *, main: str = BETA):
+    """A ``Federation`` of ``names``, all started; closed on the way out."""
+    names = tuple(names)
+    federation = Federation(tmp_path, database_url, names, main=main)
+    try:
+        for name in names:
+            await federation.start(name)
+        yield federation
+    finally:
+        await federation.close()

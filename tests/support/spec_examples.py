@@ -30,6 +30,7 @@ from vibemuse.config import Config
 from vibemuse.protocol import content
 from vibemuse.protocol.errors import CLOSE_CODE_DESCRIPTIONS, ERROR_CATALOGUE, ERROR_DETAILS, CloseCode, ErrorSpec
 from vibemuse.protocol.discovery import well_known_body
+from vibemuse.protocol.channel_chain import GENESIS, chain_of, make_stamp
 from vibemuse.protocol.events import build_event
 from vibemuse.protocol.frames import ServerFrame
 from vibemuse.protocol.federation_auth import request_signed_bytes, sign_request
@@ -301,6 +302,7 @@ def federation_examples() -> dict[str, Any]:
     fields = dict(method="PUT", uri=uri, origin=SERVER, destination=REMOTE, content=body,
                   ts=sent_ts, nonce=REQUEST_NONCE)
     return {
+        **channel_examples(),
         "federation/transaction.json": body,
         "federation/transaction-answer.json": {"pdus": {remote_page["event_id"]: {}}},
         "federation-request-signature.json": {
@@ -309,6 +311,35 @@ def federation_examples() -> dict[str, Any]:
             "verify_key": {example_key().key_id: verify_key_base64(example_key())},
             "authorization": sign_request(example_key(), **fields),
         },
+    }
+
+
+def channel_examples() -> dict[str, Any]:
+    """federation.md 10: Alice of muse.example.org joins #public:games.example.net (homed there,
+    made by Kai): the join event her server made, the home's answer, and a page of the channel."""
+    channel_id, kai = f"#public:{REMOTE}", f"@kai:{REMOTE}"
+    home_key = generate_signing_key("g1", seed=b"\x07" * 32)
+    join = build_event(event_type="vm.channel.member", sender=ALICE["id"], origin=SERVER,
+                       origin_server_ts=T0 + 700_500, channel_id=channel_id, signing_key=example_key(),
+                       content={"membership": "join", "target": ALICE["id"], "target_name": "Alice",
+                                "speaker": "Alice", "rendered": "<Public> Alice has joined this channel."})
+    # seq 1 is the channel's creation by Kai; the answer carries only what follows it here
+    creation = make_stamp(channel_id, 1, "$" + "C" * 43, GENESIS, REMOTE, home_key)
+    stamp = make_stamp(channel_id, 2, join["event_id"], chain_of(creation), REMOTE, home_key)
+    head = {"seq": 2, "chain": chain_of(stamp)}
+    return {
+        "federation/channel-join.json": {"event": join},
+        "federation/channel-state.json": {
+            "channel": {"name": "Public", "description": "Open to all.", "topic": "", "visibility": "public",
+                        "owner": kai, "created_ts": T0 + 700_000, "history_visibility": "shared"},
+            "members": [{"user_id": kai, "role": "owner", "title": None, "muted_until": None,
+                         "joined_ts": T0 + 700_000},
+                        {"user_id": ALICE["id"], "role": "member", "title": None, "muted_until": None,
+                         "joined_ts": T0 + 700_600}],
+            "events": [{"event": join, "stamp": stamp}],
+            "head": head,
+        },
+        "federation/channel-events.json": {"events": [{"event": join, "stamp": stamp}], "head": head},
     }
 
 

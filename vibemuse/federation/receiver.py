@@ -40,12 +40,17 @@ from vibemuse.protocol.federation_auth import (
     parse_authorization,
     verify_request,
 )
-from vibemuse.protocol.federation_units import PduRefusal, TransactionError, check_pdu, parse_transaction
+from vibemuse.protocol.channel_chain import STAMP_KEY, StampError, verify_stamp
+from vibemuse.protocol.federation_units import (
+    PduRefusal, TransactionError, check_pdu, keys_in_force, parse_transaction,
+)
+from vibemuse.protocol.ids import parse_channel_id
 from vibemuse.protocol.signing import SignatureError, UnknownKey, signature_key_ids
 from vibemuse.services.guard import Guard, rate_limited
 from vibemuse.storage.federation_inbound import FederationInboundStore
 
-ACCEPTED_EVENT_TYPES = frozenset({"vm.page", "vm.receipt"})
+ACCEPTED_EVENT_TYPES = frozenset({"vm.page", "vm.receipt", "vm.channel.create", "vm.channel.member",
+                                   "vm.channel.message", "vm.channel.settings"})
 RATE_ACTION = "federation_origin"
 BUSY_RETRY_MS = 1000
 
@@ -88,6 +93,8 @@ class FederationReceiver:
         self.clock = clock
         self.accepted_types = frozenset(accepted_types)
         self._in_flight: set[str] = set()
+        # this server's own keys (a relayed channel event may be one of ours), set by app.py
+        self.own_keys: Callable[[], ServerKeys] | None = None
 
     # -- the request ----------------------------------------------------
 
@@ -155,7 +162,11 @@ class FederationReceiver:
             firsts: dict[str, Any] = {}
             for pdu in transaction.pdus:
                 firsts.setdefault(pdu["event_id"], pdu)
-            refusals = {event_id: check_pdu(pdu, origin, keys, self.accepted_types) for event_id, pdu in firsts.items()}
+            refusals = {}
+            for event_id, pdu in firsts.items():
+                stamp = relayed_stamp(pdu)
+                refusals[event_id] = (check_pdu(pdu, origin, keys, self.accepted_types) if stamp is None
+                                      else await self._check_relayed(pdu, stamp, origin))
             acceptable = [dict(pdu) for event_id, pdu in firsts.items() if refusals[event_id] is None]
             for pdu, refusal in zip(acceptable, await self.inbox.accept_all(acceptable)):
                 refusals[pdu["event_id"]] = refusal
@@ -164,8 +175,50 @@ class FederationReceiver:
         finally:
             self._in_flight.discard(origin)
 
+    async def check_event(self, event: Any, origin: str) -> PduRefusal | None:
+        """The checks of an event ``origin`` made (section 6), outside a transaction (a join)."""
+        return check_pdu(event, origin, await self._keys_for(origin, [event]), self.accepted_types)
+
+    async def _check_relayed(self, pdu: Any, stamp: Any, origin: str) -> PduRefusal | None:
+        """A channel event relayed by ``origin``, which must be the channel's home."""
+        channel = parse_channel_id(pdu.get("channel_id"))
+        if channel is None or channel.server_name != origin:
+            return PduRefusal(ErrorCode.ORIGIN_MISMATCH.value,
+                              f"only the channel's home relays its events, not {origin}")
+        return await self.check_stamped(pdu, stamp)
+
+    async def check_stamped(self, event: Any, stamp: Any) -> PduRefusal | None:
+        """None if ``event`` is good (its own origin's signature, hash and id) and ``stamp`` is its
+        home's stamp of it; a refusal otherwise (a transaction's relay, a join's or a backfill's
+        answer)."""
+        event_origin = event.get("origin") if isinstance(event, dict) else None
+        if not isinstance(event_origin, str):
+            return PduRefusal(ErrorCode.BAD_EVENT.value, "event has no origin")
+        keys = await self._keys_for(event_origin, [event])
+        refusal = check_pdu(event, event_origin, keys, self.accepted_types)
+        if refusal is not None:
+            return refusal
+        channel = parse_channel_id(event.get("channel_id"))
+        if channel is None:
+            return PduRefusal(ErrorCode.BAD_EVENT.value, "a stamped event must be a channel's")
+        try:
+            home_keys = await self._server_keys(channel.server_name)
+            verify_stamp(stamp, event, keys_in_force(home_keys, event["origin_server_ts"]))
+        except (KeyFetchError, SignatureError) as exc:
+            return PduRefusal(ErrorCode.INVALID_STAMP.value, f"no keys of {channel.server_name}: {exc}")
+        except StampError as exc:
+            return PduRefusal(ErrorCode.INVALID_STAMP.value, str(exc))
+        return None
+
+    async def _server_keys(self, name: str) -> ServerKeys:
+        if name == self.server_name and self.own_keys is not None:
+            return self.own_keys()
+        return await self.keys.get_server_keys(name)
+
     async def _keys_for(self, origin: str, pdus: Collection[Any]) -> ServerKeys | None:
         """The origin's key document, refetched once if a PDU names a key it lacks."""
+        if origin == self.server_name and self.own_keys is not None:
+            return self.own_keys()
         try:
             document = await self.keys.get_server_keys(origin)
         except KeyFetchError:
@@ -183,6 +236,12 @@ class FederationReceiver:
                     pass
                 return self.keys.cached(origin) or document
         return document
+
+
+def relayed_stamp(pdu: Any) -> Any:
+    """The home's stamp a relayed channel event carries (``unsigned.channel_stamp``), or None."""
+    unsigned = pdu.get("unsigned") if isinstance(pdu, dict) else None
+    return unsigned.get(STAMP_KEY) if isinstance(unsigned, dict) else None
 
 
 def _result(refusal: PduRefusal | None) -> dict[str, Any]:

@@ -278,6 +278,8 @@ class DestinationQueue:
         await self._sender.outbox.mark_delivered(self.destination, Delivery(
             outbox_ids=tuple(q.outbox_id for q in queued), accepted=len(queued) - len(refusals), refusals=refusals,
             oldest_enqueued_ts=min(q.enqueued_ts for q in queued), now_ms=now))
+        if self._sender.on_answered is not None:
+            self._sender.on_answered(self.destination, tuple(q.event["event_id"] for q in queued), refusals)
         self.failures = 0
         self.next_attempt_ts = 0
 
@@ -307,6 +309,8 @@ class FederationSender:
         self._seams = seams
         self._http = http
         self.queues: dict[str, DestinationQueue] = {}
+        # told (destination, event ids, refusals) when a destination has answered for a batch
+        self.on_answered: Callable[[str, tuple[str, ...], tuple[tuple[str, str], ...]], None] | None = None
         self._running = False
         self._contact_written: dict[str, int] = {}
         self._hellos: set[asyncio.Task[bool]] = set()

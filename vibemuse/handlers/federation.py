@@ -12,6 +12,11 @@ switched off it is 404 ``not_found``, like the federation paths it points to.
 ``PUT /federation/v1/send/{txnId}`` receives a transaction from another
 server (spec/v1/federation.md); the checks and the answer are the
 receiver's (vibemuse/federation/receiver.py).
+
+``POST /federation/v1/channels/{channelId}/join`` and ``GET
+/federation/v1/channels/{channelId}/events`` serve the channels homed here
+to the servers of their members (federation.md section 10;
+vibemuse/services/remote_channels.py).
 """
 
 from __future__ import annotations
@@ -60,6 +65,42 @@ class SendTransactionHandler(FederationHandler):
         if not is_valid_txn_id(txn_id):
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "txnId must be 1-64 characters of [A-Za-z0-9._~-].")
         self.send_json(await receiver.receive_transaction(sig.origin, txn_id, body))
+
+
+class ChannelJoinHandler(FederationHandler):
+    request_schemas = {"POST": "federation/channel-join"}
+
+    async def get(self, channel_id: str) -> None:
+        receiver, channels = self.context.federation, self.context.remote_channels
+        sig, _ = await receiver.authenticate(
+            self.request.headers.get("Authorization"), "GET", self.request.uri or "", self.request.body)
+        assert channels is not None
+        self.send_json(await channels.may_join(sig.origin, channel_id, self.get_query_argument("user", "")))
+
+    async def post(self, channel_id: str) -> None:
+        receiver, channels = self.context.federation, self.context.remote_channels
+        sig, body = await receiver.authenticate(
+            self.request.headers.get("Authorization"), "POST", self.request.uri or "", self.request.body)
+        violation = self.context.schemas.violation("federation/channel-join.json", body)
+        if violation is not None:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, f"The body does not match federation/channel-join at "
+                                f"{violation.path}: {violation.reason}", details={"path": violation.path})
+        refusal = await receiver.check_event(body["event"], sig.origin)
+        if refusal is not None:
+            raise ProtocolError(ErrorCode(refusal.code), f"The join event is refused: {refusal.message}")
+        assert channels is not None
+        self.send_json(await channels.accept_join(sig.origin, channel_id, body["event"]))
+
+
+class ChannelEventsHandler(FederationHandler):
+    async def get(self, channel_id: str) -> None:
+        receiver, channels = self.context.federation, self.context.remote_channels
+        sig, _ = await receiver.authenticate(
+            self.request.headers.get("Authorization"), "GET", self.request.uri or "", self.request.body)
+        after = self.int_argument("after", 0, 0, 2**53 - 1)
+        limit = self.int_argument("limit", 100, 1, 100)
+        assert channels is not None
+        self.send_json(await channels.events_after(sig.origin, channel_id, after, limit))
 
 
 class WellKnownServerHandler(ApiHandler):

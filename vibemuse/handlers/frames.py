@@ -29,6 +29,7 @@ def ack(socket: "ClientSocketHandler", frame: ClientFrame, receipt: Receipt, **e
     data: dict = {"inReplyTo": frame.message_id, "duplicate": receipt.duplicate, **extra}
     if receipt.event_id is not None:
         data["eventId"] = receipt.event_id
+    if receipt.stream_position is not None:  # none yet for an event a channel's home orders (16.3)
         data["streamPosition"] = receipt.stream_position
     socket.send_frame(socket.context.broadcaster.frame("ack", data, to_user=socket.user_id))
 

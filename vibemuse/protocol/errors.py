@@ -78,6 +78,10 @@ class ErrorCode(enum.StrEnum):
     INVALID_EVENT_ID = "invalid_event_id"
     ORIGIN_MISMATCH = "origin_mismatch"
     UNSUPPORTED_EVENT_TYPE = "unsupported_event_type"
+    INVALID_STAMP = "invalid_stamp"
+    OUT_OF_ORDER = "out_of_order"
+    # ... and of channels homed on another server
+    HOME_UNREACHABLE = "home_unreachable"
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,17 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
                   "server that sent the transaction."),
         ErrorSpec(ErrorCode.UNSUPPORTED_EVENT_TYPE, 400,
                   "Federation, per event of a transaction: this server does not accept events of this type "
-                  "(it accepts vm.page and vm.receipt)."),
+                  "(it accepts vm.page, vm.receipt and the vm.channel.* events of federation.md section 10)."),
+        ErrorSpec(ErrorCode.INVALID_STAMP, 400,
+                  "Federation, per event of a transaction: a relayed channel event's stamp is malformed, is not "
+                  "for this event, or is not signed by the channel's home (federation.md section 10)."),
+        ErrorSpec(ErrorCode.OUT_OF_ORDER, 400,
+                  "Federation, per event of a transaction: a relayed channel event does not follow the last one "
+                  "held here (a gap, or a channel not held yet); the receiver fetches what it misses from the "
+                  "home (federation.md section 10)."),
+        ErrorSpec(ErrorCode.HOME_UNREACHABLE, 503,
+                  "The channel's home server could not be reached (or did not answer) within the time allowed; "
+                  "nothing was done. Try again later."),
     )
 }
 

@@ -31,7 +31,9 @@ from typing import Any
 from vibemuse.clock import Clock
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
-from vibemuse.protocol.ids import CHANNEL_NAME_PATTERN, channel_id_for, parse_channel_id, validate_channel_name
+from vibemuse.protocol.ids import (
+    CHANNEL_NAME_PATTERN, QualifiedId, channel_id_for, parse_channel_id, validate_channel_name,
+)
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
@@ -40,7 +42,9 @@ from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
 from vibemuse.services.pages import PageService
+from vibemuse.services.remote_channels import RemoteChannels
 from vibemuse.storage import Receipt, Storage, TransactionKey, UserRecord
+from vibemuse.storage import chain_txns
 from vibemuse.storage import channel_txns as ops
 from vibemuse.storage.channel_txns import BanRecord, ChannelRecord, MemberRecord
 
@@ -71,7 +75,9 @@ class ChannelService:
         server_name: str,
         max_text_length: int,
         clock: Clock,
+        remote: RemoteChannels | None = None,
     ):
+        self._remote = remote  # channels homed on other servers (services/remote_channels.py)
         self._storage = storage
         self._subscriptions = subscriptions
         self._registry = registry
@@ -87,7 +93,7 @@ class ChannelService:
 
     async def find(self, principal: Principal, ref: str) -> ChannelRecord:
         """A channel by id or (local) name that ``principal`` may see; ``unknown_channel`` otherwise."""
-        parsed = parse_channel_id(ref)
+        parsed = parse_channel_id(ref) or self._address(ref)
         channel_id = str(parsed) if parsed else channel_id_for(ref, self._server_name)
         valid = parsed is not None or CHANNEL_NAME.fullmatch(ref) is not None  # nothing odd reaches the database
         channel = await self._storage.get_channel(channel_id) if valid else None
@@ -95,6 +101,19 @@ class ChannelService:
             return channel
         shown = sanitize_text(ref)[:64]
         raise ProtocolError(ErrorCode.UNKNOWN_CHANNEL, f"There is no channel {shown!r}.", details={"channel": shown})
+
+    @staticmethod
+    def _address(ref: str) -> QualifiedId | None:
+        """``public@alpha.example``: the channel ``public`` of that server."""
+        name, at, server = ref.partition("@")
+        return parse_channel_id(f"#{name.lower()}:{server}") if at and CHANNEL_NAME.fullmatch(name) else None
+
+    def _homed_elsewhere(self, ref: str | None) -> str | None:
+        """The id of the channel ``ref`` names if it is homed on another server and federation is on."""
+        if self._remote is None or not self._remote.reachable or not ref:
+            return None
+        parsed = parse_channel_id(ref) or self._address(ref)
+        return str(parsed) if parsed is not None and self._remote.is_remote(str(parsed)) else None
 
     async def _may_see(self, principal: Principal, channel: ChannelRecord) -> bool:
         if channel.visibility == "public" or principal.has_role("admin"):
@@ -149,6 +168,11 @@ class ChannelService:
     async def join(
         self, principal: Principal, message_id: str, ref: str, alias: str | None = None, title: str | None = None
     ) -> Receipt:
+        elsewhere = self._homed_elsewhere(ref)
+        if elsewhere is not None:
+            assert self._remote is not None
+            return await self._remote.join(principal, elsewhere, _alias(alias),
+                                           (_clean(title, MAX_TITLE) or None) if title is not None else None)
         channel = await self.find(principal, ref)
         member = await self._storage.get_membership(channel.channel_id, principal.user_id)
         # A returning owner is the owner again; a mute survives leaving and rejoining.
@@ -186,6 +210,8 @@ class ChannelService:
                 return earlier
             raise ProtocolError(ErrorCode.NOT_A_MEMBER, f"You are not on {channel.name}.")
         event = self._member_event(principal, channel, "leave", principal.user)
+        if self._remote is not None and self._remote.is_remote(channel.channel_id):
+            return await self._remote.submit(principal, message_id, "leave_channel", event)
         receipt, positions = await self._apply(principal, "leave_channel", message_id, [event],
                                                [ops.op_remove_member(channel.channel_id, principal.user_id)])
         if positions:
@@ -218,8 +244,11 @@ class ChannelService:
         speaker = f"{member.title} {principal.user.username}" if member.title else principal.user.username
         content = compose.channel_message(channel.name, speaker, text, self._max_text_length, style=style)
         event = self._events.make(MESSAGE, principal.user_id, content, channel_id=channel.channel_id)
+        if self._remote is not None and self._remote.is_remote(channel.channel_id):
+            return await self._remote.submit(principal, message_id, "channel", event)
         request = TransactionKey(principal.user_id, "channel", message_id)
-        receipt, positions = await self._events.store([event], request)
+        receipt, positions = await self._events.store([event], request,
+                                                      ops=[self._sequence(channel.channel_id, [event])])
         if positions:
             frame = self._events.frame("channel_message", event, positions[0], channel_id=channel.channel_id)
             self._broadcaster.to_channel(channel.channel_id, frame,
@@ -239,8 +268,9 @@ class ChannelService:
         reason: str | None = None, duration_seconds: int | None = None,
     ) -> Receipt:
         channel = await self.find(principal, ref)
+        self._homed_here(channel)
         actor = await self._storage.get_membership(channel.channel_id, principal.user_id)
-        target = await self._pages.resolve(target_ref)
+        target = await self._pages.user_or_remote(target_ref)  # a remote member too (federation.md 10)
         target_member = await self._storage.get_membership(channel.channel_id, target.user_id)
         self._check_moderation(principal, channel, actor, action, target, target_member)
         reason = _clean(reason, MAX_REASON) or None
@@ -253,6 +283,13 @@ class ChannelService:
             if action in ("kick", "ban"):
                 self._subscriptions.tune_out(target.user_id, channel.channel_id)
         return receipt
+
+    def _homed_here(self, channel: ChannelRecord) -> None:
+        """Moderating and changing a channel is done on its home, for now."""
+        if self._remote is not None and self._remote.is_remote(channel.channel_id):
+            home = channel.channel_id.split(":", 1)[1]
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"{channel.name} lives on {home}: it is moderated and changed there.")
 
     def _check_moderation(self, principal: Principal, channel: ChannelRecord, actor: MemberRecord | None,
                           action: str, target: UserRecord, target_member: MemberRecord | None) -> None:
@@ -296,6 +333,7 @@ class ChannelService:
 
     async def update(self, principal: Principal, message_id: str, ref: str, changes: dict[str, Any]) -> Receipt:
         channel = await self.find(principal, ref)
+        self._homed_here(channel)
         actor = await self._storage.get_membership(channel.channel_id, principal.user_id)
         if not principal.has_role("admin") and (actor is None or actor.role not in ("owner", "moderator")):
             raise ProtocolError(ErrorCode.FORBIDDEN, f"Only {channel.name}'s owner and moderators can do that.")
@@ -355,7 +393,15 @@ class ChannelService:
     async def _apply(self, principal: Principal, kind: str, message_id: str, events: list[dict[str, Any]],
                      state: list[ops.ChannelOp]) -> tuple[Receipt, list[int]]:
         request = TransactionKey(principal.user_id, kind, message_id)
+        if events:
+            state = [*state, self._sequence(events[0]["channel_id"], events)]
         return await self._events.store(events, request, ops=state)
+
+    def _sequence(self, channel_id: str, events: list[dict[str, Any]]) -> ops.ChannelOp:
+        """The op that gives ``events`` their places in the channel's order (this server is its
+        home) and relays them to the other servers taking part."""
+        return chain_txns.op_sequence(channel_id, self._server_name, self._events.signing_key(), events,
+                                      self._clock())
 
     def _announce(self, channel: ChannelRecord, events: list[dict[str, Any]], positions: list[int],
                   also: list[str] = ()) -> None:  # type: ignore[assignment]

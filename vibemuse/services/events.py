@@ -20,6 +20,7 @@ from vibemuse.federation.server_keys import KeyRing
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.events import MAX_EVENT_BYTES, EventTooLarge, build_event
 from vibemuse.protocol.frames import ServerFrame
+from vibemuse.protocol.signing import SigningKey
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.storage import Receipt, Relocation, Storage, TransactionKey
 
@@ -50,6 +51,10 @@ class EventWriter:
     def _next_ts(self) -> int:
         self._last_ts = max(self._clock(), self._last_ts + 1)
         return self._last_ts
+
+    def signing_key(self) -> SigningKey:
+        """The server's current signing key (for what is signed besides events: stamps)."""
+        return self._keyring().current
 
     def make(self, event_type: str, sender: str, content: dict[str, Any], **scope: Any) -> dict[str, Any]:
         try:

@@ -149,6 +149,10 @@ class PageService:
                 name = str(parsed)
         return await self.resolve(name)
 
+    async def user_or_remote(self, name: str) -> UserRecord | RemoteUser:
+        """A user of this server, or (federation on) of another, named as a page recipient is."""
+        return await self._recipient(name)
+
     async def partner(self, name: str) -> str:
         """The user id of a page partner (page history): as a page recipient is named."""
         return (await self._recipient(name)).user_id

@@ -168,6 +168,22 @@ class Channel(Base):
     # shared: members read all history; joined: members read only what came after they joined
     history_visibility: Mapped[str] = mapped_column(String(16), server_default="shared")
     retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the server's setting
+    # the newest stamp of the channel's order (protocol/channel_chain.py): 0 and "" before the first
+    last_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    chain_head: Mapped[str] = mapped_column(String(64), server_default="")
+
+
+class ChannelStamp(Base):
+    """One stamp of a channel's order: the home's signed (seq, event, predecessor), kept by the
+    home and by every server holding a copy of the channel."""
+
+    __tablename__ = "channel_chain"
+
+    channel_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    chain: Mapped[str] = mapped_column(String(64))
+    stamp_json: Mapped[str] = mapped_column(Text)
 
 
 class ChannelMember(Base):

@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns, visibility_txns
+from vibemuse.storage import chain_txns, channel_txns, history_txns, message_txns, sync_txns, visibility_txns
 from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns
 from vibemuse.storage.batching import ReadBatcher
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord
@@ -220,6 +220,19 @@ class Storage:
 
     async def get_channel(self, channel_id: str) -> ChannelRecord | None:
         return await self._read(channel_txns.get_channel_txn, channel_id)
+
+    async def channel_head(self, channel_id: str) -> tuple[int, str] | None:
+        """(last seq, chain hash) of a channel's order; None: no such channel here."""
+        return await self._read(chain_txns.head_txn, channel_id)
+
+    async def queue_for_home(self, event: dict[str, Any], home: str, request: TransactionKey,
+                             now_ms: int) -> Receipt:
+        """Queue a member's channel event for the channel's home (``chain_txns``)."""
+        return await self._append(chain_txns.queue_for_home_txn, event, home, request, now_ms)
+
+    async def stamped_after(self, channel_id: str, after_seq: int, limit: int) -> list[chain_txns.Stamped]:
+        """A channel's events after ``after_seq`` in its order, with their stamps."""
+        return await self._read(chain_txns.stamped_after_txn, channel_id, after_seq, limit)
 
     async def get_membership(self, channel_id: str, user_id: str) -> MemberRecord | None:
         return await self._read(channel_txns.get_membership_txn, channel_id, user_id)

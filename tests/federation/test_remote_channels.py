@@ -1,0 +1,181 @@
+"""Channels shared across servers (spec/v1/federation.md section 10): a channel homed on alpha
+with members on alpha, beta and gamma, three real servers on loopback, players on real
+WebSockets; beta on the test's database (SQLite and PostgreSQL), the others on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import quote
+
+import pytest
+
+from tests.support.client import acked, refused
+from tests.support.federation import running
+from tests.support.peer import until
+from tests.test_channels import create
+from vibemuse.protocol.channel_chain import chain_of
+
+ALPHA, BETA, GAMMA = "alpha.test", "beta.test", "gamma.test"
+
+
+def history_path(channel_id: str) -> str:
+    return f"/api/communication/channels/{quote(channel_id, safe='')}/history"
+
+
+def three_servers(tmp_path, database_url):
+    return running(tmp_path, database_url, (ALPHA, BETA, GAMMA))
+
+
+async def bodies(socket, count: int) -> list[str]:
+    """The next ``count`` channel messages' texts on ``socket``."""
+    return [(await socket.receive_type("channel_message", timeout=15))["data"]["event"]["content"]["body"]
+            for _ in range(count)]
+
+
+async def order_on(world, channel_id: str) -> list[str]:
+    """The channel's events held by a server, in the home's order, checked link by link."""
+    stamped = await world.server.context.storage.stamped_after(channel_id, 0, 1000)
+    head = None
+    for item in stamped:
+        if head is not None:
+            assert item.stamp["prev"] == head
+        head = chain_of(item.stamp)
+    return [item.event["event_id"] for item in stamped]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_members_on_three_servers_talk_on_one_channel_in_one_order(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha, beta, gamma = (federation.worlds[name] for name in (ALPHA, BETA, GAMMA))
+        ann = await alpha.player("ann")
+        bob, carol = await beta.player("bob"), await gamma.player("carol")
+        channel_id = await create(alpha, ann)
+        assert channel_id == "#public:alpha.test"
+        joined = await acked(bob.ws, "join_channel", {"channelId": channel_id})
+        assert joined["data"]["eventId"].startswith("$")
+        notice = await bob.ws.receive_type("channel_notice", timeout=15)
+        assert notice["data"]["event"]["content"]["rendered"] == "<Public> bob has joined this channel."
+        await acked(carol.ws, "command", {"line": "addcom pub=public@alpha.test"})
+
+        for round_number in range(3):  # everyone at once, on three servers
+            await asyncio.gather(*(acked(player.ws, "channel", {"channelId": channel_id,
+                                                                 "text": f"{player.name} {round_number}"})
+                                   for player in (ann, bob, carol)))
+        heard = {player.name: await bodies(player.ws, 9) for player in (ann, bob, carol)}
+        assert heard["ann"] == heard["bob"] == heard["carol"]  # one order for everyone
+        assert sorted(heard["ann"]) == sorted(f"{name} {n}" for name in ("ann", "bob", "carol") for n in range(3))
+
+        home_order = await order_on(alpha, channel_id)
+        await until(lambda: _same(order_on(beta, channel_id), home_order), "beta holds the home's order")
+        await until(lambda: _same(order_on(gamma, channel_id), home_order), "gamma holds the home's order")
+
+        status, history = await beta.api.call("GET", history_path(channel_id), token=bob.token,
+                                              schema="event-page")
+        assert status == 200 and [e["content"].get("body") for e in history["events"]
+                                  if e["type"] == "vm.channel.message"][-1] == heard["ann"][-1]
+
+
+async def _same(held, expected):
+    return (await held) == expected
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_remote_member_leaves_and_the_home_refuses_what_it_must(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha, beta = federation.worlds[ALPHA], federation.worlds[BETA]
+        ann, bob = await alpha.player("ann"), await beta.player("bob")
+        channel_id = await create(alpha, ann)
+        unknown = await refused(bob.ws, "join_channel", {"channelId": "#nowhere:alpha.test"})
+        assert unknown["code"] == "unknown_channel"
+        await acked(bob.ws, "join_channel", {"channelId": channel_id})
+        await acked(ann.ws, "channel_moderate", {"channelId": channel_id, "action": "mute", "user": "@bob:beta.test"})
+        await until(lambda: _muted_on(beta, channel_id, "@bob:beta.test"), "beta's copy knows of the mute")
+        muted = await refused(bob.ws, "channel", {"channelId": channel_id, "text": "let me speak"})
+        assert muted["code"] == "muted"
+        await acked(ann.ws, "channel_moderate", {"channelId": channel_id, "action": "unmute",
+                                                  "user": "@bob:beta.test"})
+        await until(lambda: _muted_on(beta, channel_id, "@bob:beta.test", muted=False), "and of the unmute")
+        await acked(bob.ws, "channel", {"channelId": channel_id, "text": "thanks"})
+        assert await bodies(ann.ws, 1) == ["thanks"]
+        await acked(bob.ws, "leave_channel", {"channelId": channel_id})
+        await until(lambda: _member_of(alpha, channel_id, "@bob:beta.test", present=False), "gone on the home")
+        assert (await refused(bob.ws, "channel", {"channelId": channel_id, "text": "still here?"}))["code"] in (
+            "not_a_member", "unknown_channel")
+
+
+async def _muted_on(world, channel_id, user_id, muted=True):
+    member = await world.server.context.storage.get_membership(channel_id, user_id)
+    return member is not None and (member.muted_until is not None) == muted
+
+
+async def _member_of(world, channel_id, user_id, present=True):
+    return (await world.server.context.storage.get_membership(channel_id, user_id) is not None) == present
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_server_that_was_down_gets_what_it_missed_once_and_in_order(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha = federation.worlds[ALPHA]
+        ann = await alpha.player("ann")
+        bob = await federation.worlds[BETA].player("bob")
+        channel_id = await create(alpha, ann)
+        await acked(bob.ws, "join_channel", {"channelId": channel_id})
+        await federation.stop(BETA)
+        for number in range(12):
+            await acked(ann.ws, "channel", {"channelId": channel_id, "text": f"while away {number}"})
+        beta = await federation.start(BETA)
+        home_order = await order_on(alpha, channel_id)
+        await until(lambda: _same(order_on(beta, channel_id), home_order), "beta caught up")
+        stored = await beta.server.context.storage.stamped_after(channel_id, 0, 1000)
+        texts = [item.event["content"].get("body") for item in stored if item.event["type"] == "vm.channel.message"]
+        assert texts == [f"while away {number}" for number in range(12)]  # once each, in order
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_while_the_home_is_down_the_copy_still_reads_and_the_message_waits(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha, beta = federation.worlds[ALPHA], federation.worlds[BETA]
+        ann, bob = await alpha.player("ann"), await beta.player("bob")
+        channel_id = await create(alpha, ann)
+        await acked(bob.ws, "join_channel", {"channelId": channel_id})
+        await acked(ann.ws, "channel", {"channelId": channel_id, "text": "before"})
+        assert await bodies(bob.ws, 1) == ["before"]
+        await federation.stop(ALPHA)
+        status, history = await beta.api.call("GET", history_path(channel_id), token=bob.token,
+                                              schema="event-page")
+        assert status == 200 and "before" in [e["content"].get("body") for e in history["events"]]
+        queued = await acked(bob.ws, "channel", {"channelId": channel_id, "text": "while the home is away"})
+        assert queued["data"]["eventId"].startswith("$")  # durable: queued for the home
+        alpha = await federation.start(ALPHA)
+        got = await bodies(bob.ws, 1)
+        assert got == ["while the home is away"]  # relayed back once the home took it
+        stored = await alpha.server.context.storage.stamped_after(channel_id, 0, 1000)
+        assert [item.event["content"].get("body") for item in stored][-2:] == ["before", "while the home is away"]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_the_home_kicks_a_remote_member_and_a_private_channel_takes_the_invited(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha, gamma = federation.worlds[ALPHA], federation.worlds[GAMMA]
+        ann, carol = await alpha.player("ann"), await gamma.player("carol")
+        channel_id = await create(alpha, ann, name="Den", visibility="private")
+        hidden = await refused(carol.ws, "join_channel", {"channelId": "den@alpha.test"})
+        assert hidden["code"] == "unknown_channel"  # private, and carol is not invited
+        await acked(ann.ws, "channel_moderate", {"channelId": channel_id, "action": "invite",
+                                                  "user": "carol@gamma.test"})
+        await acked(carol.ws, "join_channel", {"channelId": "den@alpha.test", "alias": "den"})
+        await acked(ann.ws, "channel_moderate", {"channelId": channel_id, "action": "kick", "user": "@carol:gamma.test",
+                                                  "reason": "testing"})
+        kicked = None
+        while kicked is None:
+            event = (await carol.ws.receive_type("channel_notice", timeout=15))["data"]["event"]
+            if event["content"]["membership"] == "kick":
+                kicked = event
+        assert kicked["content"]["target"] == "@carol:gamma.test" and kicked["sender"] == "@ann:alpha.test"
+        await until(lambda: _member_of(gamma, channel_id, "@carol:gamma.test", present=False), "gone on gamma")
+        await acked(ann.ws, "channel", {"channelId": channel_id, "text": "after the kick"})
+        assert [frame for frame in await carol.ws.quiet(0.5) if frame["type"] == "channel_message"] == []
+        refusal = await refused(carol.ws, "channel", {"channelId": channel_id, "text": "hey"})
+        assert refusal["code"] == "unknown_channel"  # a private channel she is no longer on
+        refusal = await refused(carol.ws, "channel_update", {"channelId": channel_id, "topic": "mine now"})
+        assert refusal["code"] in ("forbidden", "unknown_channel")
