@@ -57,6 +57,7 @@ from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.realtime.subscriptions import Subscriptions
+from vibemuse.services import channel_rules as rules
 from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
 from vibemuse.storage import Receipt, Storage, TransactionKey
@@ -475,18 +476,30 @@ class RemoteChannels:
             return PduRefusal(ErrorCode.NOT_A_MEMBER.value, f"{sender} is not on {channel.name}.")
         content = event.get("content", {})
         stored = _unstamped(event)
-        if event["type"] == MESSAGE:
-            if member.muted_until is not None and member.muted_until > self._clock():
-                return PduRefusal(ErrorCode.MUTED.value, f"{sender} is muted on {channel.name}.")
-            state: list[Any] = []
-        elif event["type"] == MEMBER and content.get("membership") == "leave" and content.get("target") == sender:
-            state = [ops.op_remove_member(channel_id, sender)]
-        else:
-            return PduRefusal(ErrorCode.FORBIDDEN.value, "Only messages and leaves of a member are taken.")
+        membership, target = content.get("membership"), content.get("target")
+        try:
+            if event["type"] == MESSAGE:
+                if member.muted_until is not None and member.muted_until > self._clock():
+                    return PduRefusal(ErrorCode.MUTED.value, f"{sender} is muted on {channel.name}.")
+                state: list[Any] = []
+            elif event["type"] == MEMBER and membership == "leave" and target == sender:
+                state = [ops.op_remove_member(channel_id, sender)]
+            elif event["type"] == MEMBER and membership in rules.MODERATION and isinstance(target, str):
+                target_member = await self._storage.get_membership(channel_id, target)
+                rules.check_moderation(channel, sender, member, False, membership, target,
+                                       str(content.get("target_name", target)), target_member)
+                state = _state_of(channel, event, self._clock())
+            elif event["type"] == SETTINGS and "retention_days" not in content:
+                rules.check_may_change(channel, member, False)
+                state = _state_of(channel, event, self._clock())
+            else:
+                return PduRefusal(ErrorCode.FORBIDDEN.value, "This is not something a member may do from afar.")
+        except ProtocolError as refusal:
+            return PduRefusal(refusal.code.value, refusal.message)
         async with self._lock(channel_id):
             _, positions = await self._events.store([stored], None, ops=[*state, self._sequence(channel_id, [stored])])
         if positions:
-            self._deliver(stored, positions[0])
+            self._deliver(stored, positions[0], also=_targets(stored))
         return None
 
     def _sequence(self, channel_id: str, events: list[dict[str, Any]]) -> Any:
