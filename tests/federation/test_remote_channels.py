@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import count_rows
 from tests.federation.test_receive_transactions import send, transaction
 from tests.support.client import acked, refused
-from tests.support.federation import running
+from tests.support.federation import Federation, running
 from tests.support.peer import until
 from tests.test_channels import create
 from vibemuse.clock import system_clock_ms
@@ -277,3 +277,26 @@ async def _role_on(world, channel_id, user_id, role):
 async def _topic_on(world, channel_id, topic):
     channel = await world.server.context.storage.get_channel(channel_id)
     return channel is not None and channel.topic == topic
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_message_that_waited_too_long_for_the_home_comes_back_refused(tmp_path, database_url):
+    federation = Federation(tmp_path, database_url, (ALPHA, BETA),
+                            settings={BETA: {"federation_channel_queue_seconds": 3}})
+    try:
+        alpha, beta = await federation.start(ALPHA), await federation.start(BETA)
+        ann, bob = await alpha.player("ann"), await beta.player("bob")
+        channel_id = await create(alpha, ann)
+        await acked(bob.ws, "join_channel", {"channelId": channel_id})
+        await federation.stop(ALPHA)
+        message_id = await bob.ws.send_frame("channel", {"channelId": channel_id, "text": "into the void"})
+        ack = await bob.ws.receive_type("ack", timeout=15)  # after 2 s without the home: queued
+        assert ack["data"]["inReplyTo"] == message_id and "streamPosition" not in ack["data"]
+        error = await bob.ws.receive_type("error", timeout=30)  # at beta's first attempt past 3 s
+        assert (error["data"]["code"], error["data"]["inReplyTo"]) == ("home_unreachable", message_id)
+        assert count_rows(beta.server, "federation_outbox") == 0  # dropped, not sent later
+        alpha = await federation.start(ALPHA)
+        stored = await alpha.server.context.storage.stamped_after(channel_id, 0, 100)
+        assert "into the void" not in [item.event["content"].get("body") for item in stored]
+    finally:
+        await federation.close()
