@@ -163,3 +163,16 @@ def test_bad_public_base_url(settings, why):
 def test_discovery_cache_seconds_range(value):
     with pytest.raises(ConfigError, match="federation_discovery_cache_seconds"):
         load_config({}, {"VIBEMUSE_FEDERATION_DISCOVERY_CACHE_SECONDS": value})
+
+
+def test_every_setting_can_be_set_by_its_operator():
+    """Each field of Config is a setting of the file and the environment (none forgotten in the schema)."""
+    import dataclasses
+
+    from vibemuse.config import ConfigSchema
+
+    settings = {field.name for field in dataclasses.fields(Config)}
+    assert settings <= set(ConfigSchema().fields)
+    config, _ = load_config({}, environ={"VIBEMUSE_FEDERATION_PRIVATE_ADDRESSES": "true",
+                                         "VIBEMUSE_FEDERATION_CHANNEL_QUEUE_SECONDS": "5"})
+    assert (config.federation_private_addresses, config.federation_channel_queue_seconds) == (True, 5)

@@ -348,8 +348,8 @@ class VibeMuseServer:
             storage, client=FederationClient(transport, seams) if config.federation else None, events=events,
             registry=registry, broadcaster=broadcaster, subscriptions=subscriptions, blocks=context.pages.blocks,
             server_name=config.server_name, clock=clock, check_stamped=context.federation.check_stamped,
-            wake=sender.wake)
-        sender.on_answered = remote_channels.answered
+            wake=sender.wake, queue_seconds=config.federation_channel_queue_seconds)
+        sender.on_answered, sender.too_old = remote_channels.answered, remote_channels.too_old
         context.federation.own_keys = lambda: parse_server_keys_response(
             context.keyring.server_keys_response(config.server_name, clock() + 3_600_000), config.server_name,
             clock())

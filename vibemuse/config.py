@@ -115,6 +115,9 @@ class Config:
     # Connect to non-global addresses (loopback, private, link-local...) of servers found by
     # discovery (vibemuse/federation/addresses.py); the hosts of federation_peers always are
     federation_private_addresses: bool = False
+    # how long a member's message (or leave, moderation) waits for an unreachable channel home before
+    # it is dropped and the player told (spec/v1/federation.md 10.3)
+    federation_channel_queue_seconds: int = 600
 
     @property
     def resolved_public_base_url(self) -> str:
@@ -235,6 +238,7 @@ class ConfigSchema(Schema):
     federation_peers = fields.Method(deserialize="_peers")
     public_base_url = fields.Method(deserialize="_base_url")
     federation_discovery_cache_seconds = fields.Integer(validate=validate.Range(1, 7 * 24 * 3600))
+    federation_private_addresses = fields.Boolean()
 
     def _peers(self, value: Any) -> dict[str, str]:
         """A table {server_name = base URL} (a JSON object in the environment)."""
@@ -255,6 +259,7 @@ class ConfigSchema(Schema):
     federation_allow = fields.Method(deserialize="_server_names")
     federation_deny = fields.Method(deserialize="_server_names")
     federation_request_window_seconds = fields.Integer(validate=validate.Range(10, 3600))
+    federation_channel_queue_seconds = fields.Integer(validate=validate.Range(1, 7 * 86400))
 
     def _server_names(self, value: Any) -> tuple[str, ...]:
         """A list, or (from the environment) a comma-separated string, of server names."""

@@ -9,11 +9,16 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.conftest import count_rows
+from tests.federation.test_receive_transactions import send, transaction
 from tests.support.client import acked, refused
-from tests.support.federation import running
+from tests.support.federation import Federation, running
 from tests.support.peer import until
 from tests.test_channels import create
-from vibemuse.protocol.channel_chain import chain_of
+from vibemuse.clock import system_clock_ms
+from vibemuse.protocol import content as compose
+from vibemuse.protocol.channel_chain import chain_of, make_stamp
+from vibemuse.protocol.events import build_event
 
 ALPHA, BETA, GAMMA = "alpha.test", "beta.test", "gamma.test"
 
@@ -179,3 +184,119 @@ async def test_the_home_kicks_a_remote_member_and_a_private_channel_takes_the_in
         assert refusal["code"] == "unknown_channel"  # a private channel she is no longer on
         refusal = await refused(carol.ws, "channel_update", {"channelId": channel_id, "topic": "mine now"})
         assert refusal["code"] in ("forbidden", "unknown_channel")
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_tampered_relay_one_out_of_chain_and_one_not_from_the_home_are_refused(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha, beta, gamma = (federation.worlds[name] for name in (ALPHA, BETA, GAMMA))
+        ann, bob = await alpha.player("ann"), await beta.player("bob")
+        channel_id = await create(alpha, ann)
+        await acked(bob.ws, "join_channel", {"channelId": channel_id})
+        await acked(ann.ws, "channel", {"channelId": channel_id, "text": "a real one"})
+        assert await bodies(bob.ws, 1) == ["a real one"]
+        home = alpha.server.context
+        held = await beta.server.context.storage.channel_head(channel_id)
+        before = count_rows(beta.server, "events")
+
+        def message(text: str, key=None) -> dict:
+            return build_event(event_type="vm.channel.message", sender=ann.user_id, origin=ALPHA,
+                               origin_server_ts=system_clock_ms(), channel_id=channel_id,
+                               content=compose.channel_message("Public", "ann", text, 4000),
+                               signing_key=key or home.keyring.current)
+
+        def relay(event: dict, seq: int, prev: str, key=None, home_name: str = ALPHA) -> dict:
+            stamp = make_stamp(channel_id, seq, event["event_id"], prev, home_name, key or home.keyring.current)
+            return {**event, "unsigned": {"channel_stamp": stamp}}
+
+        next_seq, head = held[0] + 1, held[1]
+        tampered = relay(message("stamped as is"), next_seq, head)
+        tampered["unsigned"]["channel_stamp"]["seq"] = next_seq + 5  # the stamp changed after the home signed it
+        forged = relay(message("a stamp not by the home"), next_seq, head, key=gamma.server.context.keyring.current)
+        gap = relay(message("three ahead"), next_seq + 3, "x" * 43)
+        cases = [("invalid_stamp", ALPHA, alpha, tampered), ("invalid_stamp", ALPHA, alpha, forged),
+                 ("out_of_order", ALPHA, alpha, gap)]
+        for code, origin, world, pdu in cases:
+            status, answer, _ = await send(federation.urls[BETA], f"t.{pdu['event_id'][1:9]}",
+                                           transaction(system_clock_ms, [pdu], origin), origin=origin,
+                                           key=world.server.context.keyring.current, clock=system_clock_ms,
+                                           spec=federation.spec)
+            assert (status, answer["pdus"][pdu["event_id"]].get("error", {}).get("code")) == (200, code)
+        # gamma relaying alpha's channel: only the home relays it
+        from_gamma = relay(message("relayed by gamma"), next_seq, head)
+        status, answer, _ = await send(federation.urls[BETA], "g.1", transaction(system_clock_ms, [from_gamma], GAMMA),
+                                       origin=GAMMA, key=gamma.server.context.keyring.current,
+                                       clock=system_clock_ms, spec=federation.spec)
+        assert answer["pdus"][from_gamma["event_id"]]["error"]["code"] == "origin_mismatch"
+        await until(lambda: _head_is(beta, channel_id, held), "nothing moved the copy's head")
+        assert count_rows(beta.server, "events") == before  # nothing stored
+        assert [frame for frame in await bob.ws.quiet(0.3) if frame["type"] == "channel_message"] == []
+        await acked(ann.ws, "channel", {"channelId": channel_id, "text": "and the chain goes on"})
+        assert await bodies(bob.ws, 1) == ["and the chain goes on"]
+
+
+async def _head_is(world, channel_id, expected):
+    return await world.server.context.storage.channel_head(channel_id) == expected
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_moderator_on_another_server_moderates_through_the_home(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha, beta, gamma = (federation.worlds[name] for name in (ALPHA, BETA, GAMMA))
+        ann, bob, carol = await alpha.player("ann"), await beta.player("bob"), await gamma.player("carol")
+        channel_id = await create(alpha, ann)
+        for player in (bob, carol):
+            await acked(player.ws, "join_channel", {"channelId": channel_id})
+        early = await refused(bob.ws, "channel_moderate", {"channelId": channel_id, "action": "mute",
+                                                            "user": "carol@gamma.test"})
+        assert early["code"] == "forbidden"  # not a moderator yet (judged by beta's copy, and so by the home)
+        await acked(ann.ws, "channel_moderate", {"channelId": channel_id, "action": "promote", "user": "bob@beta.test"})
+        await until(lambda: _role_on(beta, channel_id, "@bob:beta.test", "moderator"), "beta's copy knows bob moderates")
+
+        muted = await acked(bob.ws, "channel_moderate", {"channelId": channel_id, "action": "mute",
+                                                          "user": "carol@gamma.test"})
+        assert muted["data"]["eventId"].startswith("$")
+        await until(lambda: _muted_on(gamma, channel_id, "@carol:gamma.test"), "gamma's copy has the mute")
+        assert (await refused(carol.ws, "channel", {"channelId": channel_id, "text": "hm"}))["code"] == "muted"
+        await acked(bob.ws, "channel_update", {"channelId": channel_id, "topic": "moderated from beta"})
+        await until(lambda: _topic_on(gamma, channel_id, "moderated from beta"), "the topic reached gamma")
+        assert await _topic_on(alpha, channel_id, "moderated from beta")
+        against_owner = await refused(bob.ws, "channel_moderate", {"channelId": channel_id, "action": "kick",
+                                                                    "user": "ann@alpha.test"})
+        assert against_owner["code"] == "forbidden"
+        await acked(bob.ws, "channel_moderate", {"channelId": channel_id, "action": "kick", "user": "@carol:gamma.test"})
+        await until(lambda: _member_of(alpha, channel_id, "@carol:gamma.test", present=False), "kicked on the home")
+        await until(lambda: _member_of(gamma, channel_id, "@carol:gamma.test", present=False), "and on gamma")
+
+
+async def _role_on(world, channel_id, user_id, role):
+    member = await world.server.context.storage.get_membership(channel_id, user_id)
+    return member is not None and member.role == role
+
+
+async def _topic_on(world, channel_id, topic):
+    channel = await world.server.context.storage.get_channel(channel_id)
+    return channel is not None and channel.topic == topic
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_message_that_waited_too_long_for_the_home_comes_back_refused(tmp_path, database_url):
+    federation = Federation(tmp_path, database_url, (ALPHA, BETA),
+                            settings={BETA: {"federation_channel_queue_seconds": 3}})
+    try:
+        alpha, beta = await federation.start(ALPHA), await federation.start(BETA)
+        ann, bob = await alpha.player("ann"), await beta.player("bob")
+        channel_id = await create(alpha, ann)
+        await acked(bob.ws, "join_channel", {"channelId": channel_id})
+        await federation.stop(ALPHA)
+        message_id = await bob.ws.send_frame("channel", {"channelId": channel_id, "text": "into the void"})
+        ack = await bob.ws.receive_type("ack", timeout=15)  # after 2 s without the home: queued
+        assert ack["data"]["inReplyTo"] == message_id and "streamPosition" not in ack["data"]
+        error = await bob.ws.receive_type("error", timeout=30)  # at beta's first attempt past 3 s
+        assert (error["data"]["code"], error["data"]["inReplyTo"]) == ("home_unreachable", message_id)
+        assert count_rows(beta.server, "federation_outbox") == 0  # dropped, not sent later
+        alpha = await federation.start(ALPHA)
+        stored = await alpha.server.context.storage.stamped_after(channel_id, 0, 100)
+        assert "into the void" not in [item.event["content"].get("body") for item in stored]
+    finally:
+        await federation.close()

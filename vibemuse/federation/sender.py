@@ -96,6 +96,7 @@ BaseUrlOf = Callable[[str], "str | None | Awaitable[str | None]"]
 Authorize = Callable[[str, str, str, "dict[str, Any] | None"], "str | None"]
 
 
+HOME_UNREACHABLE = "home_unreachable"  # the code counted for a channel message that waited too long
 PAYLOAD_TOO_LARGE = "payload_too_large"  # the code counted for an event no transaction can carry
 MAX_BODY_BYTES = 262_144  # the default max_http_body_bytes of a receiver (federation.md 2)
 ENVELOPE_BYTES = 1024  # room for origin, origin_server_ts and the empty edus around the PDUs
@@ -231,6 +232,8 @@ class DestinationQueue:
                 pass
 
     async def _attempt(self, transaction: Transaction) -> None:
+        if await self._drop_too_old(transaction):
+            return
         # The batch after this one is read while this one is in flight (it is sent only after
         # this one's answer): the oldest waiting events but those being sent now.
         sending = frozenset(queued.outbox_id for queued in transaction.queued)
@@ -254,6 +257,27 @@ class DestinationQueue:
         except Exception:  # it is read again at the top of the loop
             log.exception("federation: reading the next batch for %s failed", self.destination)
             self.transaction = None
+
+    async def _drop_too_old(self, transaction: Transaction) -> bool:
+        """Events that waited longer than their kind may (``too_old``: a channel message for an
+        unreachable home) are dropped as refused ``home_unreachable``; the batch is made again
+        without them."""
+        too_old, now = self._sender.too_old, self._sender.clock()
+        if too_old is None:
+            return False
+        stale = [q for q in transaction.queued if too_old(self.destination, q.event, q.enqueued_ts, now)]
+        if not stale:
+            return False
+        await self._sender.outbox.mark_delivered(self.destination, Delivery(
+            outbox_ids=tuple(q.outbox_id for q in stale), accepted=0,
+            refusals=tuple((q.event["event_id"], HOME_UNREACHABLE) for q in stale),
+            oldest_enqueued_ts=min(q.enqueued_ts for q in stale), now_ms=now))
+        if self._sender.on_answered is not None:
+            self._sender.on_answered(self.destination, tuple(q.event for q in stale),
+                                     tuple((q.event["event_id"], HOME_UNREACHABLE) for q in stale))
+        rest = [q for q in transaction.queued if q not in stale]
+        self.transaction = make_transaction(self._sender.settings.origin, rest, now) if rest else None
+        return True
 
     async def _shrink(self, transaction: Transaction) -> None:
         """413: send the first half of the batch (and everything after in batches that
@@ -279,7 +303,7 @@ class DestinationQueue:
             outbox_ids=tuple(q.outbox_id for q in queued), accepted=len(queued) - len(refusals), refusals=refusals,
             oldest_enqueued_ts=min(q.enqueued_ts for q in queued), now_ms=now))
         if self._sender.on_answered is not None:
-            self._sender.on_answered(self.destination, tuple(q.event["event_id"] for q in queued), refusals)
+            self._sender.on_answered(self.destination, tuple(q.event for q in queued), refusals)
         self.failures = 0
         self.next_attempt_ts = 0
 
@@ -309,8 +333,10 @@ class FederationSender:
         self._seams = seams
         self._http = http
         self.queues: dict[str, DestinationQueue] = {}
-        # told (destination, event ids, refusals) when a destination has answered for a batch
-        self.on_answered: Callable[[str, tuple[str, ...], tuple[tuple[str, str], ...]], None] | None = None
+        # told (destination, events, refusals) when a destination has answered for a batch
+        self.on_answered: Callable[[str, tuple[dict[str, Any], ...], tuple[tuple[str, str], ...]], None] | None = None
+        # whether a queued event has waited too long to be worth sending (destination, event, enqueued, now)
+        self.too_old: Callable[[str, dict[str, Any], int, int], bool] | None = None
         self._running = False
         self._contact_written: dict[str, int] = {}
         self._hellos: set[asyncio.Task[bool]] = set()

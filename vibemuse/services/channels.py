@@ -42,6 +42,7 @@ from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
 from vibemuse.services.pages import PageService
+from vibemuse.services import channel_rules as rules
 from vibemuse.services.remote_channels import RemoteChannels
 from vibemuse.storage import Receipt, Storage, TransactionKey, UserRecord
 from vibemuse.storage import chain_txns
@@ -50,7 +51,7 @@ from vibemuse.storage.channel_txns import BanRecord, ChannelRecord, MemberRecord
 
 CREATE, MEMBER, SETTINGS, MESSAGE = "vm.channel.create", "vm.channel.member", "vm.channel.settings", "vm.channel.message"
 CHANNEL_NAME = re.compile(CHANNEL_NAME_PATTERN)
-MODERATION = ("kick", "ban", "unban", "invite", "mute", "unmute", "promote", "demote")
+MODERATION = rules.MODERATION
 MAX_ALIAS, MAX_TITLE, MAX_TOPIC, MAX_DESCRIPTION, MAX_REASON = 16, 64, 300, 1000, 300
 
 
@@ -268,44 +269,26 @@ class ChannelService:
         reason: str | None = None, duration_seconds: int | None = None,
     ) -> Receipt:
         channel = await self.find(principal, ref)
-        self._homed_here(channel)
+        elsewhere = self._remote is not None and self._remote.is_remote(channel.channel_id)
+        admin = principal.has_role("admin") and not elsewhere  # an admin here is none on another server
         actor = await self._storage.get_membership(channel.channel_id, principal.user_id)
         target = await self._pages.user_or_remote(target_ref)  # a remote member too (federation.md 10)
         target_member = await self._storage.get_membership(channel.channel_id, target.user_id)
-        self._check_moderation(principal, channel, actor, action, target, target_member)
+        rules.check_moderation(channel, principal.user_id, actor, admin, action, target.user_id, target.username,
+                               target_member)
         reason = _clean(reason, MAX_REASON) or None
         state, extra = self._moderation_state(channel, action, principal, target, target_member, reason,
                                               duration_seconds)
         event = self._member_event(principal, channel, action, target, **extra)
+        if elsewhere:  # its home judges it again, applies and relays it
+            assert self._remote is not None
+            return await self._remote.submit(principal, message_id, "channel_moderate", event)
         receipt, positions = await self._apply(principal, "channel_moderate", message_id, [event], state)
         if positions:
             self._announce(channel, [event], positions, also=[target.user_id])
             if action in ("kick", "ban"):
                 self._subscriptions.tune_out(target.user_id, channel.channel_id)
         return receipt
-
-    def _homed_here(self, channel: ChannelRecord) -> None:
-        """Moderating and changing a channel is done on its home, for now."""
-        if self._remote is not None and self._remote.is_remote(channel.channel_id):
-            home = channel.channel_id.split(":", 1)[1]
-            raise ProtocolError(ErrorCode.FORBIDDEN,
-                                f"{channel.name} lives on {home}: it is moderated and changed there.")
-
-    def _check_moderation(self, principal: Principal, channel: ChannelRecord, actor: MemberRecord | None,
-                          action: str, target: UserRecord, target_member: MemberRecord | None) -> None:
-        admin = principal.has_role("admin")
-        role = actor.role if actor else None
-        if not admin and role not in ("owner", "moderator"):
-            raise ProtocolError(ErrorCode.FORBIDDEN, f"Only {channel.name}'s owner and moderators can do that.")
-        if action in ("promote", "demote") and not admin and role != "owner":
-            raise ProtocolError(ErrorCode.FORBIDDEN, "Only the owner can appoint or remove moderators.")
-        if target.user_id == principal.user_id:
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "You cannot do that to yourself.")
-        if target.user_id == channel.owner and not admin:
-            raise ProtocolError(ErrorCode.FORBIDDEN, "Nobody but an admin acts against the channel's owner.")
-        needs_member = action in ("kick", "mute", "unmute", "promote", "demote")
-        if needs_member and target_member is None:
-            raise ProtocolError(ErrorCode.NOT_A_MEMBER, f"{target.username} is not on {channel.name}.")
 
     def _moderation_state(self, channel: ChannelRecord, action: str, principal: Principal, target: UserRecord,
                           target_member: MemberRecord | None, reason: str | None,
@@ -333,10 +316,9 @@ class ChannelService:
 
     async def update(self, principal: Principal, message_id: str, ref: str, changes: dict[str, Any]) -> Receipt:
         channel = await self.find(principal, ref)
-        self._homed_here(channel)
+        elsewhere = self._remote is not None and self._remote.is_remote(channel.channel_id)
         actor = await self._storage.get_membership(channel.channel_id, principal.user_id)
-        if not principal.has_role("admin") and (actor is None or actor.role not in ("owner", "moderator")):
-            raise ProtocolError(ErrorCode.FORBIDDEN, f"Only {channel.name}'s owner and moderators can do that.")
+        rules.check_may_change(channel, actor, principal.has_role("admin") and not elsewhere)
         values = {key: value for key, value in {
             "topic": _clean(changes.get("topic"), MAX_TOPIC) if "topic" in changes else None,
             "description": _clean(changes.get("description"), MAX_DESCRIPTION) if "description" in changes else None,
@@ -344,12 +326,15 @@ class ChannelService:
             "history_visibility": changes.get("historyVisibility"),
         }.items() if value is not None}
         if "retentionDays" in changes:  # how long the server keeps the history: the operator's call
-            if not principal.has_role("admin"):
+            if not principal.has_role("admin") or elsewhere:
                 raise ProtocolError(ErrorCode.FORBIDDEN, "Only admins can change how long a channel's history is kept.")
             values["retention_days"] = changes["retentionDays"]
         rendered = compose.channel_notice(channel.name, _settings_line(principal.user.username, values))
         event = self._event(SETTINGS, principal, channel, {**values, "speaker": principal.user.username,
                                                             "rendered": rendered})
+        if elsewhere:
+            assert self._remote is not None
+            return await self._remote.submit(principal, message_id, "channel_update", event)
         receipt, positions = await self._apply(principal, "channel_update", message_id, [event],
                                                [ops.op_update_channel(channel.channel_id, **values)])
         if positions:

@@ -57,6 +57,7 @@ from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.realtime.subscriptions import Subscriptions
+from vibemuse.services import channel_rules as rules
 from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
 from vibemuse.storage import Receipt, Storage, TransactionKey
@@ -97,7 +98,7 @@ class RemoteChannels:
     def __init__(self, storage: Storage, *, client: FederationClient | None, events: EventWriter,
                  registry: ConnectionRegistry, broadcaster: Broadcaster, subscriptions: Subscriptions,
                  blocks: BlockList, server_name: str, clock: Clock, check_stamped: Checker | None = None,
-                 wake: Callable[[tuple[str, ...]], None] | None = None):
+                 wake: Callable[[tuple[str, ...]], None] | None = None, queue_seconds: int = 600):
         self._storage = storage
         self._client = client
         self._events = events
@@ -112,6 +113,7 @@ class RemoteChannels:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, asyncio.Future[str | None]] = {}
         self._catching_up: dict[str, asyncio.Task[None]] = {}
+        self.queue_ms = queue_seconds * 1000  # how long a member's event waits for an unreachable home
 
     @property
     def reachable(self) -> bool:
@@ -180,14 +182,35 @@ class RemoteChannels:
             raise ProtocolError(_known(code), message or f"{home} refused it ({code}).")
         return receipt
 
-    def answered(self, destination: str, event_ids: tuple[str, ...], refusals: tuple[tuple[str, str], ...]) -> None:
-        """The outbox sender heard ``destination``'s answer for these events (a refusal: its code)."""
+    def answered(self, destination: str, events: tuple[dict[str, Any], ...],
+                 refusals: tuple[tuple[str, str], ...]) -> None:
+        """The outbox sender heard ``destination``'s answer for these events (a refusal: its code).
+        A refused event of a player here whose ack has gone already: they get an ``error``."""
         refused = dict(refusals)
-        for event_id in event_ids:
+        for event in events:
+            event_id, code = event["event_id"], refused.get(event["event_id"])
             waiter = self._waiters.get(event_id)
             if waiter is not None and not waiter.done():
-                code = refused.get(event_id)
                 waiter.set_result(None if code is None else f"{code} {destination} refused it ({code}).")
+            elif code is not None and "channel_id" in event and server_of(event["sender"]) == self._server_name:
+                asyncio.get_running_loop().create_task(self._tell_refused(event, destination, code))
+
+    async def _tell_refused(self, event: dict[str, Any], home: str, code: str) -> None:
+        request = await self._storage.request_of(event["sender"], event["event_id"])
+        data: dict[str, Any] = {"code": _known(code).value, "message": (
+            f"{home} did not take your {_what(event)} on {event['channel_id']}" + (
+                f": it could not be reached within {self.queue_ms // 1000} seconds." if code == "home_unreachable"
+                else f" ({code})."))}
+        if request is not None:
+            data["inReplyTo"] = request
+        self._broadcaster.to_user(event["sender"], self._broadcaster.frame("error", data, to_user=event["sender"]))
+
+    def too_old(self, destination: str, event: dict[str, Any], enqueued_ts: int, now_ms: int) -> bool:
+        """A member's event queued for its channel's home that has waited past ``queue_ms``."""
+        channel_id = event.get("channel_id")
+        return (isinstance(channel_id, str) and STAMP_KEY not in (event.get("unsigned") or {})
+                and parse_channel_id(channel_id) is not None and home_of(channel_id) == destination
+                and now_ms - enqueued_ts > self.queue_ms)
 
     async def _ask_home(self, home: str, method: str, path: str, content: Any = None) -> dict[str, Any]:
         if self._client is None:
@@ -475,18 +498,30 @@ class RemoteChannels:
             return PduRefusal(ErrorCode.NOT_A_MEMBER.value, f"{sender} is not on {channel.name}.")
         content = event.get("content", {})
         stored = _unstamped(event)
-        if event["type"] == MESSAGE:
-            if member.muted_until is not None and member.muted_until > self._clock():
-                return PduRefusal(ErrorCode.MUTED.value, f"{sender} is muted on {channel.name}.")
-            state: list[Any] = []
-        elif event["type"] == MEMBER and content.get("membership") == "leave" and content.get("target") == sender:
-            state = [ops.op_remove_member(channel_id, sender)]
-        else:
-            return PduRefusal(ErrorCode.FORBIDDEN.value, "Only messages and leaves of a member are taken.")
+        membership, target = content.get("membership"), content.get("target")
+        try:
+            if event["type"] == MESSAGE:
+                if member.muted_until is not None and member.muted_until > self._clock():
+                    return PduRefusal(ErrorCode.MUTED.value, f"{sender} is muted on {channel.name}.")
+                state: list[Any] = []
+            elif event["type"] == MEMBER and membership == "leave" and target == sender:
+                state = [ops.op_remove_member(channel_id, sender)]
+            elif event["type"] == MEMBER and membership in rules.MODERATION and isinstance(target, str):
+                target_member = await self._storage.get_membership(channel_id, target)
+                rules.check_moderation(channel, sender, member, False, membership, target,
+                                       str(content.get("target_name", target)), target_member)
+                state = _state_of(channel, event, self._clock())
+            elif event["type"] == SETTINGS and "retention_days" not in content:
+                rules.check_may_change(channel, member, False)
+                state = _state_of(channel, event, self._clock())
+            else:
+                return PduRefusal(ErrorCode.FORBIDDEN.value, "This is not something a member may do from afar.")
+        except ProtocolError as refusal:
+            return PduRefusal(refusal.code.value, refusal.message)
         async with self._lock(channel_id):
             _, positions = await self._events.store([stored], None, ops=[*state, self._sequence(channel_id, [stored])])
         if positions:
-            self._deliver(stored, positions[0])
+            self._deliver(stored, positions[0], also=_targets(stored))
         return None
 
     def _sequence(self, channel_id: str, events: list[dict[str, Any]]) -> Any:
@@ -551,6 +586,14 @@ def _state_of(channel: ChannelRecord, event: dict[str, Any], now: int) -> list[A
 def _targets(event: dict[str, Any]) -> list[str]:
     target = event.get("content", {}).get("target")
     return [target] if event["type"] == MEMBER and isinstance(target, str) else []
+
+
+def _what(event: dict[str, Any]) -> str:
+    if event["type"] == MESSAGE:
+        return "message"
+    if event["type"] == SETTINGS:
+        return "change"
+    return str(event.get("content", {}).get("membership", "request"))
 
 
 def _known(code: str) -> ErrorCode:

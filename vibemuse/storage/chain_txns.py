@@ -184,3 +184,10 @@ def queue_for_home_txn(connection: Connection, event: dict[str, Any], home: str,
         user_id=request.user_id, request_kind=request.kind, message_id=request.message_id,
         event_id=event["event_id"], stream_position=None, created_ts=now_ms))
     return Receipt(event["event_id"], None)
+
+
+def request_of_txn(connection: Connection, user_id: str, event_id: str) -> str | None:
+    """The ``messageId`` of the client request of ``user_id`` that made ``event_id``, if kept."""
+    row = connection.execute(select(client_transactions.c.message_id).where(
+        client_transactions.c.user_id == user_id, client_transactions.c.event_id == event_id)).first()
+    return None if row is None else row.message_id

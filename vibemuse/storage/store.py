@@ -230,6 +230,10 @@ class Storage:
         """Queue a member's channel event for the channel's home (``chain_txns``)."""
         return await self._append(chain_txns.queue_for_home_txn, event, home, request, now_ms)
 
+    async def request_of(self, user_id: str, event_id: str) -> str | None:
+        """The messageId of the request of ``user_id`` that made ``event_id`` (client transactions)."""
+        return await self._read(chain_txns.request_of_txn, user_id, event_id)
+
     async def stamped_after(self, channel_id: str, after_seq: int, limit: int) -> list[chain_txns.Stamped]:
         """A channel's events after ``after_seq`` in its order, with their stamps."""
         return await self._read(chain_txns.stamped_after_txn, channel_id, after_seq, limit)
