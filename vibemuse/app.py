@@ -40,10 +40,11 @@ from vibemuse.federation.server_keys import load_or_create_signing_keys, load_si
 from vibemuse.handlers.admin import FederationQueuesHandler, SpamHandler, SpamUnmuteHandler
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, PasswordHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
-from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler
+from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler, ServerLeaveHandler
 from vibemuse.handlers.communication import AnnouncementsHandler, WhoHandler
 from vibemuse.handlers.federation import (
-    ChannelEventsHandler, ChannelJoinHandler, SendTransactionHandler, ServerKeysHandler, WellKnownServerHandler,
+    ChannelDirectoryHandler, ChannelEventsHandler, ChannelJoinHandler, SendTransactionHandler, ServerKeysHandler,
+    WellKnownServerHandler,
 )
 from vibemuse.handlers.history import RoomHistoryHandler
 from vibemuse.handlers.messages import MessageHandler, MessageReportHandler, ReportResolveHandler, ReportsHandler
@@ -113,10 +114,12 @@ ROUTES = (
     (r"/api/admin/spam", SpamHandler),
     (r"/api/admin/spam/([^/]+)/unmute", SpamUnmuteHandler),
     (r"/api/admin/federation", FederationQueuesHandler),
+    (r"/api/admin/channels/([^/]+)/leave", ServerLeaveHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
     (r"/\.well-known/vibemuse/server", WellKnownServerHandler),
     (r"/federation/v1/send/([^/]*)", SendTransactionHandler),
+    (r"/federation/v1/channels", ChannelDirectoryHandler),
     (r"/federation/v1/channels/([^/]+)/join", ChannelJoinHandler),
     (r"/federation/v1/channels/([^/]+)/events", ChannelEventsHandler),
 )

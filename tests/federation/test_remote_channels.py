@@ -300,3 +300,127 @@ async def test_a_message_that_waited_too_long_for_the_home_comes_back_refused(tm
         assert "into the void" not in [item.event["content"].get("body") for item in stored]
     finally:
         await federation.close()
+
+
+async def _notice(socket, membership: str) -> dict:
+    """The next channel notice of ``membership`` on ``socket`` (others skipped)."""
+    while True:
+        event = (await socket.receive_type("channel_notice", timeout=15))["data"]["event"]
+        if event["content"]["membership"] == membership:
+            return event
+
+
+async def _servers_on(world, channel_id) -> set[str]:
+    members = await world.server.context.storage.channel_members(channel_id)
+    return {member.user_id.split(":", 1)[1] for member in members}
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_ban_of_a_whole_server_drops_its_members_and_refuses_its_joins(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha, beta, gamma = (federation.worlds[name] for name in (ALPHA, BETA, GAMMA))
+        ann, bob, carol = await alpha.player("ann"), await beta.player("bob"), await gamma.player("carol")
+        dave = await gamma.player("dave")
+        channel_id = await create(alpha, ann)
+        for player in (bob, carol, dave):
+            await acked(player.ws, "join_channel", {"channelId": channel_id})
+        await acked(ann.ws, "channel_moderate", {"channelId": channel_id, "action": "promote", "user": "bob@beta.test"})
+        await until(lambda: _role_on(beta, channel_id, "@bob:beta.test", "moderator"), "bob moderates on beta")
+        for frame, code in (({"server": ALPHA, "action": "ban"}, "invalid_request"),  # the home itself
+                            ({"server": BETA, "action": "ban"}, "invalid_request"),  # the moderator's own
+                            ({"server": "delta.test", "action": "kick"}, "not_a_member")):  # no player there
+            assert (await refused(bob.ws, "channel_moderate", {"channelId": channel_id, **frame}))["code"] == code
+        assert (await refused(carol.ws, "channel_moderate", {"channelId": channel_id, "server": BETA,
+                                                             "action": "ban"}))["code"] == "forbidden"
+
+        # bob, a moderator of beta, bans all of gamma through the home
+        await acked(bob.ws, "channel_moderate", {"channelId": channel_id, "server": GAMMA, "action": "ban",
+                                                  "reason": "raids"})
+        banned = await _notice(carol.ws, "ban")  # gamma's players hear it, then are tuned out
+        assert banned["content"]["target_server"] == GAMMA and "target" not in banned["content"]
+        assert banned["content"]["rendered"] == "<Public> gamma.test and its players have been banned by bob (raids)."
+        await until(lambda: _same(_servers_on(alpha, channel_id), {ALPHA, BETA}), "gamma's members gone at home")
+        await until(lambda: _same(_servers_on(gamma, channel_id), {ALPHA, BETA}), "and on gamma's copy")
+        assert (await alpha.server.context.storage.get_server_ban(channel_id, GAMMA)).reason == "raids"
+        await acked(ann.ws, "channel", {"channelId": channel_id, "text": "gamma hears no more"})
+        assert await bodies(bob.ws, 1) == ["gamma hears no more"]
+        assert [f for f in await dave.ws.quiet(0.5) if f["type"] == "channel_message"] == []
+        again = await refused(carol.ws, "join_channel", {"channelId": channel_id})
+        assert again["code"] == "banned" and again["details"]["reason"] == "raids"
+        erin = await gamma.player("erin")  # every player of gamma, also one who was never on it
+        assert (await refused(erin.ws, "join_channel", {"channelId": channel_id}))["code"] == "banned"
+
+        await acked(ann.ws, "channel_moderate", {"channelId": channel_id, "server": GAMMA, "action": "unban"})
+        assert await alpha.server.context.storage.get_server_ban(channel_id, GAMMA) is None
+        await acked(carol.ws, "join_channel", {"channelId": channel_id})
+        await acked(carol.ws, "channel", {"channelId": channel_id, "text": "back"})
+        assert await bodies(ann.ws, 2) == ["gamma hears no more", "back"]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_the_home_drops_a_server_and_a_server_leaves_a_channel_on_its_own(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha, beta, gamma = (federation.worlds[name] for name in (ALPHA, BETA, GAMMA))
+        ann, bob, carol = await alpha.player("ann"), await beta.player("bob"), await gamma.player("carol")
+        boss = await beta.player("boss", role="admin")  # beta's admin, on no channel
+        channel_id = await create(alpha, ann)
+        for player in (bob, carol):
+            await acked(player.ws, "join_channel", {"channelId": channel_id})
+
+        # the home's owner drops gamma (no ban): its players are out, and may come back
+        await acked(ann.ws, "channel_moderate", {"channelId": channel_id, "server": GAMMA, "action": "kick"})
+        dropped = await _notice(carol.ws, "kick")
+        assert dropped["content"]["rendered"] == "<Public> gamma.test and its players have been removed by ann."
+        await until(lambda: _same(_servers_on(gamma, channel_id), {ALPHA, BETA}), "gamma's copy drops its players")
+        await acked(carol.ws, "join_channel", {"channelId": channel_id})
+
+        # beta's admin takes beta off the channel: all of beta's players leave
+        path = f"/api/admin/channels/{quote(channel_id, safe='')}/leave"
+        status, body = await beta.api.call("POST", path, token=bob.token)
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+        status, body = await beta.api.call("POST", path, token=boss.token, schema="server-leave")
+        assert status == 200 and body["eventId"].startswith("$")
+        left = await _notice(bob.ws, "leave")
+        assert left["content"]["target_server"] == BETA and left["sender"] == boss.user_id
+        await until(lambda: _same(_servers_on(alpha, channel_id), {ALPHA, GAMMA}), "beta's players gone at home")
+        await until(lambda: _same(_servers_on(beta, channel_id), {ALPHA, GAMMA}), "and on beta's copy")
+        status, body = await beta.api.call("POST", path, token=boss.token)
+        assert (status, body["error"]["code"]) == (403, "not_a_member")  # nobody of beta left on it
+        await acked(ann.ws, "channel", {"channelId": channel_id, "text": "without beta"})
+        assert await bodies(carol.ws, 1) == ["without beta"]
+        assert [f for f in await bob.ws.quiet(0.5) if f["type"] == "channel_message"] == []
+        status, body = await beta.api.call("POST", "/api/admin/channels/%23nowhere%3Abeta.test/leave",
+                                           token=boss.token)
+        assert (status, body["error"]["code"]) == (404, "unknown_channel")  # beta's own channels are not left so
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_player_lists_the_public_channels_of_another_server(tmp_path, database_url):
+    async with three_servers(tmp_path, database_url) as federation:
+        alpha, beta = federation.worlds[ALPHA], federation.worlds[BETA]
+        ann, bob = await alpha.player("ann"), await beta.player("bob")
+        for name in ("Public", "Games", "Lore"):
+            await create(alpha, ann, name=name)
+        await create(alpha, ann, name="Den", visibility="private")
+        await create(beta, bob, name="Beta-only")
+        await acked(bob.ws, "join_channel", {"channelId": "public@alpha.test"})  # beta now holds a copy of Public
+
+        status, page = await beta.api.call("GET", "/api/communication/channels?server=alpha.test&limit=2",
+                                           token=bob.token, schema="channel-list")
+        assert status == 200 and [c["id"] for c in page["channels"]] == ["#games:alpha.test", "#lore:alpha.test"]
+        status, rest = await beta.api.call("GET", f"/api/communication/channels?server=alpha.test&after={page['next']}",
+                                           token=bob.token, schema="channel-list")
+        assert [c["name"] for c in rest["channels"]] == ["Public"] and rest["next"] is None  # not Den: private
+        status, found = await beta.api.call("GET", "/api/communication/channels?server=alpha.test&q=lor",
+                                            token=bob.token, schema="channel-list")
+        assert [c["name"] for c in found["channels"]] == ["Lore"]
+        status, own = await beta.api.call("GET", "/api/communication/channels?server=beta.test", token=bob.token)
+        assert {c["id"] for c in own["channels"]} >= {"#beta-only:beta.test"}
+        status, body = await beta.api.call("GET", "/api/communication/channels?server=no%20such", token=bob.token)
+        assert (status, body["error"]["code"]) == (400, "invalid_request")
+        status, body = await beta.api.call("GET", "/api/communication/channels?server=delta.test", token=bob.token)
+        assert (status, body["error"]["code"]) == (503, "home_unreachable")  # nobody answers for delta
+
+        # the federation request itself: signed, or refused
+        status, body = await alpha.api.call("GET", "/federation/v1/channels")
+        assert status == 401

@@ -340,6 +340,11 @@ def channel_examples() -> dict[str, Any]:
             "head": head,
         },
         "federation/channel-events.json": {"events": [{"event": join, "stamp": stamp}], "head": head},
+        "federation/channel-directory.json": {"channels": [
+            {"channel_id": channel_id, "name": "Public", "description": "Open to all.", "topic": "",
+             "visibility": "public", "owner": kai, "created_ts": T0 + 700_000, "history_visibility": "shared"},
+        ], "next": None},
+        "http/server-leave.json": {"channelId": channel_id, "eventId": "$" + "L" * 43},
     }
 
 

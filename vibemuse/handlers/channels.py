@@ -22,10 +22,10 @@ class ChannelsHandler(ApiHandler):
         search = self.get_query_argument("q", None)
         if search is not None and len(search) > 100:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "'q' is at most 100 characters.")
-        found = await self.context.channels.listing(principal, search, self.get_query_argument("after", None),
-                                                    limit + 1)
-        next_cursor = found[limit - 1].name.casefold() if len(found) > limit else None
-        self.send_json({"channels": [channel_to_wire(c) for c in found[:limit]], "next": next_cursor})
+        after = self.get_query_argument("after", None)
+        found, next_cursor = await self.context.channels.listing(principal, search, after, limit,
+                                                                 self.get_query_argument("server", None))
+        self.send_json({"channels": [channel_to_wire(c) for c in found], "next": next_cursor})
 
     async def post(self) -> None:
         """Create the channel (you own it) or, if it exists, join it."""
@@ -63,3 +63,12 @@ class ChannelHistoryHandler(HistoryHandler):
         principal = await self.principal()
         request = self.history_request()
         self.send_history(await self.context.history.channel(principal, ref, request))
+
+
+class ServerLeaveHandler(ApiHandler):
+    """``POST /api/admin/channels/{channelId}/leave``: every player of this server leaves a
+    channel homed on another (admins only; federation.md 10.6)."""
+
+    async def post(self, ref: str) -> None:
+        receipt = await self.context.channels.leave_as_server(await self.principal(), ref)
+        self.send_json({"channelId": ref, "eventId": receipt.event_id})

@@ -15,7 +15,8 @@ receiver's (vibemuse/federation/receiver.py).
 
 ``POST /federation/v1/channels/{channelId}/join`` and ``GET
 /federation/v1/channels/{channelId}/events`` serve the channels homed here
-to the servers of their members (federation.md section 10;
+to the servers of their members, ``GET /federation/v1/channels`` lists the
+public ones to any server (federation.md section 10;
 vibemuse/services/remote_channels.py).
 """
 
@@ -101,6 +102,20 @@ class ChannelEventsHandler(FederationHandler):
         limit = self.int_argument("limit", 100, 1, 100)
         assert channels is not None
         self.send_json(await channels.events_after(sig.origin, channel_id, after, limit))
+
+
+class ChannelDirectoryHandler(FederationHandler):
+    async def get(self) -> None:
+        """The public channels homed here, for any server that asks (a signed request; 10.7)."""
+        receiver, channels = self.context.federation, self.context.remote_channels
+        await receiver.authenticate(
+            self.request.headers.get("Authorization"), "GET", self.request.uri or "", self.request.body)
+        search = self.get_query_argument("q", None)
+        if search is not None and len(search) > 100:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "'q' is at most 100 characters.")
+        limit = self.int_argument("limit", 50, 1, 200)
+        assert channels is not None
+        self.send_json(await channels.directory(search, self.get_query_argument("after", None), limit))
 
 
 class WellKnownServerHandler(ApiHandler):

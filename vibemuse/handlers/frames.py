@@ -141,8 +141,8 @@ async def on_channel(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
 async def on_channel_moderate(socket: "ClientSocketHandler", frame: ClientFrame) -> None:
     data = frame.data
     receipt = await socket.context.channels.moderate(
-        socket.principal, frame.message_id, data["channelId"], data["action"], data["user"],
-        reason=data.get("reason"), duration_seconds=data.get("durationSeconds"))
+        socket.principal, frame.message_id, data["channelId"], data["action"], data.get("user"),
+        server=data.get("server"), reason=data.get("reason"), duration_seconds=data.get("durationSeconds"))
     ack(socket, frame, receipt)
 
 

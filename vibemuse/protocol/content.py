@@ -117,6 +117,17 @@ def channel_notice(channel_name: str, notice: str) -> str:
     return render_channel_notice(channel_name, notice)
 
 
+def server_membership_line(membership: str, actor: str, server: str, reason: str | None) -> str:
+    """The notice of a whole server kicked, banned, unbanned or leaving a channel."""
+    shown = f" ({reason})" if reason and membership in ("kick", "ban") else ""
+    return {
+        "kick": f"{server} and its players have been removed by {actor}{shown}.",
+        "ban": f"{server} and its players have been banned by {actor}{shown}.",
+        "unban": f"{server} has been unbanned by {actor}.",
+        "leave": f"{server} and its players have left this channel.",
+    }[membership]
+
+
 def _with_spans(content: dict[str, Any], markup: Any, framing: Frame) -> dict[str, Any]:
     if any(span.style != DEFAULT_STYLE for span in markup.spans):
         content["spans"] = spans_to_wire(markup.spans)

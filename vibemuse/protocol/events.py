@@ -70,7 +70,7 @@ REDACTION_KEPT_CONTENT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "vm.page": (),
     "vm.receipt": ("kind", "relates_to", "recipient", "reason"),
     "vm.channel.message": (),
-    "vm.channel.member": ("membership", "target"),
+    "vm.channel.member": ("membership", "target", "target_server"),
     "vm.channel.create": ("name", "creator"),
     "vm.channel.settings": ("visibility",),
     "vm.system": (),

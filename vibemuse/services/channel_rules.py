@@ -29,3 +29,21 @@ def check_moderation(channel: ChannelRecord, actor_id: str, actor: MemberRecord 
         raise ProtocolError(ErrorCode.FORBIDDEN, "Nobody but an admin acts against the channel's owner.")
     if action in NEEDS_MEMBER and target_member is None:
         raise ProtocolError(ErrorCode.NOT_A_MEMBER, f"{target_name} is not on {channel.name}.")
+
+
+SERVER_ACTIONS = ("kick", "ban", "unban")  # what moderators do to a whole server (federation.md 10.6)
+
+
+def check_server_moderation(channel: ChannelRecord, home: str, actor_server: str, actor: MemberRecord | None,
+                            admin: bool, action: str, server: str, has_members: bool) -> None:
+    """ProtocolError unless a moderator of ``actor_server`` may take ``action`` against every
+    player of ``server`` on a channel homed on ``home``."""
+    check_may_change(channel, actor, admin)
+    if action not in SERVER_ACTIONS:
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "A whole server can be kicked, banned or unbanned, no more.")
+    if server == home:
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, f"{server} is {channel.name}'s home: it cannot be removed.")
+    if server == actor_server:
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "You cannot do that to your own server.")
+    if action == "kick" and not has_members:
+        raise ProtocolError(ErrorCode.NOT_A_MEMBER, f"No player of {server} is on {channel.name}.")

@@ -32,7 +32,8 @@ from vibemuse.clock import Clock
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.ids import (
-    CHANNEL_NAME_PATTERN, QualifiedId, channel_id_for, parse_channel_id, validate_channel_name,
+    CHANNEL_NAME_PATTERN, QualifiedId, channel_id_for, is_valid_server_name, parse_channel_id, parse_user_id,
+    validate_channel_name,
 )
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.blocks import BlockList
@@ -265,13 +266,18 @@ class ChannelService:
     # -- moderation and settings ------------------------------------------------------
 
     async def moderate(
-        self, principal: Principal, message_id: str, ref: str, action: str, target_ref: str, *,
-        reason: str | None = None, duration_seconds: int | None = None,
+        self, principal: Principal, message_id: str, ref: str, action: str, target_ref: str | None, *,
+        server: str | None = None, reason: str | None = None, duration_seconds: int | None = None,
     ) -> Receipt:
+        """Act on a member (``target_ref``) or on every player of another ``server`` (16.5)."""
         channel = await self.find(principal, ref)
         elsewhere = self._remote is not None and self._remote.is_remote(channel.channel_id)
         admin = principal.has_role("admin") and not elsewhere  # an admin here is none on another server
         actor = await self._storage.get_membership(channel.channel_id, principal.user_id)
+        if server is not None:
+            return await self._moderate_server(principal, message_id, channel, actor, admin, elsewhere, action,
+                                               server, _clean(reason, MAX_REASON) or None)
+        assert target_ref is not None
         target = await self._pages.user_or_remote(target_ref)  # a remote member too (federation.md 10)
         target_member = await self._storage.get_membership(channel.channel_id, target.user_id)
         rules.check_moderation(channel, principal.user_id, actor, admin, action, target.user_id, target.username,
@@ -288,6 +294,29 @@ class ChannelService:
             self._announce(channel, [event], positions, also=[target.user_id])
             if action in ("kick", "ban"):
                 self._subscriptions.tune_out(target.user_id, channel.channel_id)
+        return receipt
+
+    async def _moderate_server(self, principal: Principal, message_id: str, channel: ChannelRecord,
+                               actor: MemberRecord | None, admin: bool, elsewhere: bool, action: str, server: str,
+                               reason: str | None) -> Receipt:
+        """Kick, ban or unban every player of ``server`` (federation.md 10.6)."""
+        home = parse_channel_id(channel.channel_id).server_name  # type: ignore[union-attr]
+        members = await self._storage.channel_members(channel.channel_id)
+        has_members = any(parse_user_id(member.user_id).server_name == server for member in members)
+        rules.check_server_moderation(channel, home, self._server_name, actor, admin, action, server, has_members)
+        extra = {"reason": reason} if reason else {}
+        line = compose.server_membership_line(action, principal.user.username, server, reason)
+        event = self._event(MEMBER, principal, channel, {
+            "membership": action, "target_server": server, "speaker": principal.user.username,
+            "rendered": compose.channel_notice(channel.name, line), **extra})
+        if elsewhere:
+            assert self._remote is not None
+            return await self._remote.submit(principal, message_id, "channel_moderate", event)
+        state = ops.op_server_membership(channel.channel_id, action, server, reason or "", principal.user_id,
+                                         self._clock())
+        receipt, positions = await self._apply(principal, "channel_moderate", message_id, [event], [state])
+        if positions:
+            self._announce(channel, [event], positions)
         return receipt
 
     def _moderation_state(self, channel: ChannelRecord, action: str, principal: Principal, target: UserRecord,
@@ -354,9 +383,29 @@ class ChannelService:
         return set(self._subscriptions.listeners(channel_id))
 
     async def listing(self, principal: Principal, search: str | None, after: str | None,
-                      limit: int) -> list[ChannelRecord]:
-        return await self._storage.list_channels(principal.user_id, search, after, limit,
-                                                 see_all=principal.has_role("admin"))
+                      limit: int, server: str | None = None) -> tuple[list[ChannelRecord], str | None]:
+        """Channels ``principal`` may see, by name, and the cursor of the next page; with the name
+        of another ``server``, its public channels, asked of it (federation.md 10.7)."""
+        if server is not None and server != self._server_name:
+            if not is_valid_server_name(server):
+                raise ProtocolError(ErrorCode.INVALID_REQUEST, "'server' is not a server name.")
+            if self._remote is None or not self._remote.reachable:
+                raise ProtocolError(ErrorCode.HOME_UNREACHABLE, f"{server} cannot be reached: federation is off.")
+            return await self._remote.directory_of(server, search, after, limit)
+        found = await self._storage.list_channels(principal.user_id, search, after, limit + 1,
+                                                  see_all=principal.has_role("admin"))
+        return found[:limit], found[limit - 1].name.casefold() if len(found) > limit else None
+
+    async def leave_as_server(self, principal: Principal, ref: str) -> Receipt:
+        """An admin takes this whole server off a channel homed elsewhere (federation.md 10.6)."""
+        if not principal.has_role("admin"):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "Only admins take the server off a channel.")
+        channel_id = self._homed_elsewhere(ref)
+        if channel_id is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_CHANNEL, "That is no channel of another server.",
+                                details={"channel": sanitize_text(ref)[:64]})
+        assert self._remote is not None
+        return await self._remote.leave_as_server(principal, channel_id)
 
     async def memberships(self, principal: Principal) -> list[tuple[MemberRecord, ChannelRecord]]:
         return await self._storage.memberships_of(principal.user_id)

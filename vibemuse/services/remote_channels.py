@@ -43,8 +43,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any, Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from vibemuse.clock import Clock
 from vibemuse.federation.client import FederationClient, Unreachable
@@ -212,6 +213,36 @@ class RemoteChannels:
                 and parse_channel_id(channel_id) is not None and home_of(channel_id) == destination
                 and now_ms - enqueued_ts > self.queue_ms)
 
+    async def directory_of(self, server: str, search: str | None, after: str | None, limit: int
+                           ) -> tuple[list[ChannelRecord], str | None]:
+        """The public channels of another server, asked of it (10.7)."""
+        query = urlencode([(key, value) for key, value in (("q", search), ("after", after), ("limit", limit))
+                           if value is not None])
+        answer = await self._ask_home(server, "GET", f"/federation/v1/channels?{query}")
+        try:
+            found = [_record_of(str(entry["channel_id"]), entry) for entry in answer["channels"]]
+            next_cursor = answer.get("next")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(ErrorCode.HOME_UNREACHABLE, f"{server}'s answer is malformed: {exc}") from None
+        mine = [channel for channel in found if channel.visibility == "public"
+                and parse_channel_id(channel.channel_id) is not None and home_of(channel.channel_id) == server]
+        return mine[:limit], next_cursor if isinstance(next_cursor, str) else None
+
+    async def leave_as_server(self, principal: Principal, channel_id: str) -> Receipt:
+        """Every player of this server leaves a channel homed elsewhere (an admin's decision, 10.6)."""
+        channel = await self._storage.get_channel(channel_id) if self.is_remote(channel_id) else None
+        if channel is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_CHANNEL, f"This server takes no part in {channel_id!r}.",
+                                details={"channel": channel_id[:64]})
+        members = await self._storage.channel_members(channel_id)
+        if not any(server_of(member.user_id) == self._server_name for member in members):
+            raise ProtocolError(ErrorCode.NOT_A_MEMBER, f"No player of {self._server_name} is on {channel.name}.")
+        line = compose.server_membership_line("leave", principal.user.username, self._server_name, None)
+        event = self._events.make(MEMBER, principal.user_id, {
+            "membership": "leave", "target_server": self._server_name, "speaker": principal.user.username,
+            "rendered": compose.channel_notice(channel.name, line)}, channel_id=channel_id)
+        return await self.submit(principal, secrets.token_urlsafe(12), "server_leave", event)
+
     async def _ask_home(self, home: str, method: str, path: str, content: Any = None) -> dict[str, Any]:
         if self._client is None:
             raise ProtocolError(ErrorCode.HOME_UNREACHABLE, f"{home} cannot be reached: federation is off.")
@@ -234,9 +265,7 @@ class RemoteChannels:
         try:
             info, members = answer["channel"], answer["members"]
             items = [(entry["event"], entry["stamp"]) for entry in answer["events"]]
-            record = ChannelRecord(channel_id, str(info["name"]), str(info["description"]), str(info["topic"]),
-                                   str(info["visibility"]), str(info["owner"]), int(info["created_ts"]),
-                                   str(info.get("history_visibility", "shared")))
+            record = _record_of(channel_id, info)
             roster = [MemberRecord(channel_id, str(m["user_id"]), str(m["role"]), None, m.get("title"),
                                    m.get("muted_until"), int(m.get("joined_ts", 0))) for m in members]
         except (KeyError, TypeError, ValueError) as exc:
@@ -370,7 +399,10 @@ class RemoteChannels:
         content = event.get("content", {})
         if event["type"] == MEMBER and content.get("membership") in ("leave", "kick", "ban"):
             target = content.get("target")
-            if isinstance(target, str) and server_of(target) == self._server_name:
+            if content.get("target_server") == self._server_name:  # all of this server's players are out
+                for user_id in list(self._subscriptions.listeners(channel_id)):
+                    self._subscriptions.tune_out(user_id, channel_id)
+            elif isinstance(target, str) and server_of(target) == self._server_name:
                 self._subscriptions.tune_out(target, channel_id)
 
     # == on the home: remote members of channels homed here ========================================
@@ -393,6 +425,10 @@ class RemoteChannels:
             raise ProtocolError(ErrorCode.UNKNOWN_CHANNEL, f"There is no channel {channel_id!r} here.",
                                 details={"channel": channel_id})
         if member is None:
+            server_ban = await self._storage.get_server_ban(channel_id, origin)
+            if server_ban is not None:
+                raise ProtocolError(ErrorCode.BANNED, f"The players of {origin} are banned from {channel.name}.",
+                                    details={"reason": server_ban.reason})
             ban = await self._storage.get_ban(channel_id, user_id)
             if ban is not None:
                 raise ProtocolError(ErrorCode.BANNED, f"You are banned from {channel.name}.",
@@ -438,14 +474,18 @@ class RemoteChannels:
             events.append({"event": item.event, "stamp": item.stamp})
         events.reverse()
         return {
-            "channel": {"name": channel.name, "description": channel.description, "topic": channel.topic,
-                        "visibility": channel.visibility, "owner": channel.owner, "created_ts": channel.created_ts,
-                        "history_visibility": channel.history_visibility},
+            "channel": _settings_of(channel),
             "members": [{"user_id": m.user_id, "role": m.role, "title": m.title, "muted_until": m.muted_until,
                          "joined_ts": m.joined_ts} for m in members],
             "events": events,
             "head": {"seq": head[0], "chain": head[1]},
         }
+
+    async def directory(self, search: str | None, after: str | None, limit: int) -> dict[str, Any]:
+        """The public channels homed here, by name (``GET /federation/v1/channels``, 10.7)."""
+        found = await self._storage.list_channels("", search, after, limit + 1, home=self._server_name)
+        return {"channels": [{"channel_id": channel.channel_id, **_settings_of(channel)} for channel in found[:limit]],
+                "next": found[limit - 1].name.casefold() if len(found) > limit else None}
 
     async def events_after(self, origin: str, channel_id: str, after: int, limit: int) -> dict[str, Any]:
         """A page of a channel homed here, for a server with a member on it."""
@@ -493,14 +533,24 @@ class RemoteChannels:
         if channel is None:
             return PduRefusal(ErrorCode.UNKNOWN_CHANNEL.value, f"There is no channel {channel_id} here.")
         sender = event["sender"]
-        member = await self._storage.get_membership(channel_id, sender)
-        if member is None:
-            return PduRefusal(ErrorCode.NOT_A_MEMBER.value, f"{sender} is not on {channel.name}.")
         content = event.get("content", {})
         stored = _unstamped(event)
-        membership, target = content.get("membership"), content.get("target")
+        membership, target, server = content.get("membership"), content.get("target"), content.get("target_server")
+        member = await self._storage.get_membership(channel_id, sender)
+        server_leaves = event["type"] == MEMBER and membership == "leave" and server == server_of(sender)
+        if member is None and not server_leaves:  # a server's leave may come from any player of it (10.6)
+            return PduRefusal(ErrorCode.NOT_A_MEMBER.value, f"{sender} is not on {channel.name}.")
         try:
-            if event["type"] == MESSAGE:
+            if event["type"] == MEMBER and isinstance(server, str):
+                members = await self._storage.channel_members(channel_id)
+                has_members = any(server_of(m.user_id) == server for m in members)
+                if server_leaves and not has_members:
+                    raise ProtocolError(ErrorCode.NOT_A_MEMBER, f"No player of {server} is on {channel.name}.")
+                if not server_leaves:
+                    rules.check_server_moderation(channel, self._server_name, server_of(sender), member, False,
+                                                  str(membership), server, has_members)
+                state = _state_of(channel, event, self._clock())
+            elif event["type"] == MESSAGE:
                 if member.muted_until is not None and member.muted_until > self._clock():
                     return PduRefusal(ErrorCode.MUTED.value, f"{sender} is muted on {channel.name}.")
                 state: list[Any] = []
@@ -527,6 +577,19 @@ class RemoteChannels:
     def _sequence(self, channel_id: str, events: list[dict[str, Any]]) -> Any:
         return chain_txns.op_sequence(channel_id, self._server_name, self._events.signing_key(), events,
                                       self._clock())
+
+
+def _settings_of(channel: ChannelRecord) -> dict[str, Any]:
+    return {"name": channel.name, "description": channel.description, "topic": channel.topic,
+            "visibility": channel.visibility, "owner": channel.owner, "created_ts": channel.created_ts,
+            "history_visibility": channel.history_visibility}
+
+
+def _record_of(channel_id: str, info: dict[str, Any]) -> ChannelRecord:
+    """A channel as another server describes it (``_settings_of``); KeyError, TypeError, ValueError if it is not."""
+    return ChannelRecord(channel_id, str(info["name"]), str(info["description"]), str(info["topic"]),
+                         str(info["visibility"]), str(info["owner"]), int(info["created_ts"]),
+                         str(info.get("history_visibility", "shared")))
 
 
 def _following(items: list[tuple[dict[str, Any], dict[str, Any]]], held: tuple[int, str] | None
@@ -559,6 +622,9 @@ def _state_of(channel: ChannelRecord, event: dict[str, Any], now: int) -> list[A
     if event["type"] == SETTINGS:
         values = {key: content[key] for key in SETTING_FIELDS if key in content}
         return [ops.op_update_channel(channel_id, **values)] if values else []
+    if event["type"] == MEMBER and isinstance(content.get("target_server"), str):
+        return [ops.op_server_membership(channel_id, str(content.get("membership")), content["target_server"],
+                                         str(content.get("reason", "")), event["sender"], now)]
     if event["type"] != MEMBER or not isinstance(content.get("target"), str):
         return []
     target, membership = content["target"], content.get("membership")

@@ -81,7 +81,9 @@ def op_sequence(channel_id: str, home: str, signing_key: SigningKey, new_events:
         member_ids = connection.execute(select(members.c.user_id).where(members.c.channel_id == channel_id)).scalars()
         named = [event["sender"] for event in new_events] + [
             event["content"]["target"] for event in new_events if isinstance(event["content"].get("target"), str)]
-        destinations = sorted((servers_of(list(member_ids)) | servers_of(named)) - {home})
+        named_servers = {event["content"]["target_server"] for event in new_events
+                         if isinstance(event["content"].get("target_server"), str)}  # a server kicked, banned, leaving
+        destinations = sorted((servers_of(list(member_ids)) | servers_of(named) | named_servers) - {home})
         rows = [{"destination": name, "event_id": event["event_id"], "enqueued_ts": now_ms,
                  "event_json": encode_canonical_json(relayed(event, stamp)).decode("utf-8")}
                 for event, stamp in zip(new_events, stamps) for name in destinations]

@@ -16,12 +16,14 @@ from typing import Any, Callable
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from vibemuse.storage.event_txns import events
-from vibemuse.storage.models import Channel, ChannelBan, ChannelInvite, ChannelMember
+from vibemuse.protocol.ids import parse_user_id
+from vibemuse.storage.models import Channel, ChannelBan, ChannelInvite, ChannelMember, ChannelServerBan
 
 channels = Channel.__table__
 members = ChannelMember.__table__
 bans = ChannelBan.__table__
 invites = ChannelInvite.__table__
+server_bans = ChannelServerBan.__table__
 
 ChannelOp = Callable[[Connection], None]
 
@@ -49,6 +51,16 @@ class MemberRecord:
     muted_until: int | None
     joined_ts: int
     joined_position: int | None = None  # the stream position of the join event
+
+
+@dataclass(frozen=True)
+class ServerBanRecord:
+    """Every player of ``server_name`` is barred from the channel (federation.md 10.6)."""
+
+    server_name: str
+    reason: str
+    banned_by: str
+    banned_ts: int
 
 
 @dataclass(frozen=True)
@@ -115,17 +127,26 @@ def get_ban_txn(connection: Connection, channel_id: str, user_id: str) -> BanRec
     return BanRecord(row.user_id, row.reason, row.banned_by, row.banned_ts) if row else None
 
 
+def get_server_ban_txn(connection: Connection, channel_id: str, server_name: str) -> ServerBanRecord | None:
+    row = connection.execute(select(server_bans).where(server_bans.c.channel_id == channel_id,
+                                                       server_bans.c.server_name == server_name)).first()
+    return ServerBanRecord(row.server_name, row.reason, row.banned_by, row.banned_ts) if row else None
+
+
 def is_invited_txn(connection: Connection, channel_id: str, user_id: str) -> bool:
     query = select(invites.c.user_id).where(invites.c.channel_id == channel_id, invites.c.user_id == user_id)
     return connection.execute(query).first() is not None
 
 
 def list_channels_txn(
-    connection: Connection, viewer: str, search: str | None, after: str | None, limit: int, see_all: bool
+    connection: Connection, viewer: str, search: str | None, after: str | None, limit: int, see_all: bool,
+    home: str | None = None,
 ) -> list[ChannelRecord]:
     """Channels ``viewer`` may see (public ones, and private ones they belong or are invited to),
-    ordered by folded name, after the cursor ``after``."""
+    ordered by folded name, after the cursor ``after``; with ``home``, only those homed there."""
     query = select(channels)
+    if home is not None:  # server names hold no LIKE wildcards (protocol/ids.py)
+        query = query.where(channels.c.channel_id.like(f"%:{home}"))
     if not see_all:
         mine = select(members.c.channel_id).where(members.c.user_id == viewer)
         invited = select(invites.c.channel_id).where(invites.c.user_id == viewer)
@@ -198,6 +219,44 @@ def op_unban(channel_id: str, user_id: str) -> ChannelOp:
     def apply(connection: Connection) -> None:
         connection.execute(delete(bans).where(bans.c.channel_id == channel_id, bans.c.user_id == user_id))
     return apply
+
+
+def op_remove_server(channel_id: str, server_name: str) -> ChannelOp:
+    """Every member of ``server_name`` leaves the channel (a server kicked, banned or leaving)."""
+    def apply(connection: Connection) -> None:
+        user_ids = connection.execute(select(members.c.user_id).where(members.c.channel_id == channel_id)).scalars()
+        gone = [user_id for user_id in user_ids if parse_user_id(user_id).server_name == server_name]
+        if gone:
+            connection.execute(delete(members).where(members.c.channel_id == channel_id,
+                                                     members.c.user_id.in_(gone)))
+    return apply
+
+
+def op_ban_server(channel_id: str, ban: ServerBanRecord) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        op_remove_server(channel_id, ban.server_name)(connection)
+        op_unban_server(channel_id, ban.server_name)(connection)
+        connection.execute(insert(server_bans).values(
+            channel_id=channel_id, server_name=ban.server_name, reason=ban.reason, banned_by=ban.banned_by,
+            banned_ts=ban.banned_ts))
+    return apply
+
+
+def op_unban_server(channel_id: str, server_name: str) -> ChannelOp:
+    def apply(connection: Connection) -> None:
+        connection.execute(delete(server_bans).where(server_bans.c.channel_id == channel_id,
+                                                     server_bans.c.server_name == server_name))
+    return apply
+
+
+def op_server_membership(channel_id: str, membership: str, server_name: str, reason: str, by: str,
+                         now_ms: int) -> ChannelOp:
+    """What a whole server's kick, ban, unban or leave changes."""
+    if membership == "ban":
+        return op_ban_server(channel_id, ServerBanRecord(server_name, reason, by, now_ms))
+    if membership == "unban":
+        return op_unban_server(channel_id, server_name)
+    return op_remove_server(channel_id, server_name)
 
 
 def op_invite(channel_id: str, user_id: str, invited_by: str, now_ms: int) -> ChannelOp:

@@ -210,6 +210,18 @@ class ChannelBan(Base):
     banned_ts: Mapped[int] = mapped_column(BigInteger)
 
 
+class ChannelServerBan(Base):
+    """A whole server barred from a channel (federation.md 10.6)."""
+
+    __tablename__ = "channel_server_bans"
+
+    channel_id: Mapped[str] = mapped_column(ForeignKey("channels.channel_id"), primary_key=True)
+    server_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    banned_by: Mapped[str] = mapped_column(String(300))
+    banned_ts: Mapped[int] = mapped_column(BigInteger)
+
+
 class ChannelInvite(Base):
     __tablename__ = "channel_invites"
 

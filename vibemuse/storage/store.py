@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from vibemuse.storage import chain_txns, channel_txns, history_txns, message_txns, sync_txns, visibility_txns
 from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns
 from vibemuse.storage.batching import ReadBatcher
-from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord
+from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord, ServerBanRecord
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
     append_events_txn,
@@ -253,13 +253,17 @@ class Storage:
     async def get_ban(self, channel_id: str, user_id: str) -> BanRecord | None:
         return await self._read(channel_txns.get_ban_txn, channel_id, user_id)
 
+    async def get_server_ban(self, channel_id: str, server_name: str) -> ServerBanRecord | None:
+        return await self._read(channel_txns.get_server_ban_txn, channel_id, server_name)
+
     async def is_invited(self, channel_id: str, user_id: str) -> bool:
         return await self._read(channel_txns.is_invited_txn, channel_id, user_id)
 
     async def list_channels(
-        self, viewer: str, search: str | None, after: str | None, limit: int, *, see_all: bool = False
+        self, viewer: str, search: str | None, after: str | None, limit: int, *, see_all: bool = False,
+        home: str | None = None,
     ) -> list[ChannelRecord]:
-        return await self._read(channel_txns.list_channels_txn, viewer, search, after, limit, see_all)
+        return await self._read(channel_txns.list_channels_txn, viewer, search, after, limit, see_all, home)
 
     # -- resuming --------------------------------------------------------------
 
