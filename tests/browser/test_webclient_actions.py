@@ -34,6 +34,7 @@ def test_channels_join_talk_mute_scroll_back_and_leave(browser, bot, served):
     alice.find("#channel-join-name").send_keys("public", Keys.ENTER)
     alice.until(lambda: not alice.find(f'ol[data-log="{CHANNEL}"]').get_attribute("hidden"), "the channel view")
     alice.wait_line("<Public> Alice has joined this channel.", CHANNEL)
+    alice.wait_line('<Public> Bob says, "old news 54"', CHANNEL)  # the history shown on opening the view
     assert not any("old news 0" in line for line in alice.lines(CHANNEL))  # the latest 50 only
     alice.find("#older-button").click()
     alice.wait_line('<Public> Bob says, "old news 0"', CHANNEL)

@@ -15,7 +15,7 @@ import shutil
 from typing import Callable, TypeVar
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -127,8 +127,10 @@ class Player:
             "return Array.from(document.querySelectorAll(arguments[0]), (n) => n.textContent)", css)
 
     def wait_line(self, text: str, log: str = "room") -> str:
-        return self.until(lambda: next((line for line in self.lines(log) if text in line), None),
-                          f"a line with {text!r} in {log}: {self.lines(log)}")
+        try:
+            return self.until(lambda: next((line for line in self.lines(log) if text in line), None))
+        except TimeoutException:  # say what the log held when the wait ended
+            raise TimeoutException(f"a line with {text!r} in {log}: {self.lines(log)}") from None
 
     def logs(self) -> list[str]:
         return [ol.get_attribute("data-log") or "" for ol in self.find_all("ol[data-log]")]

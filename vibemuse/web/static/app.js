@@ -513,8 +513,10 @@ export class App {
     if (key === "room") { kind = "room"; id = this.room?.id; }
     else if (key.startsWith("channel:")) { kind = "channel"; id = key.slice(8); }
     else { kind = "page"; id = this.conversations.get(key)?.ids[0]; }
-    if (!id) return;
+    if (!id || log.loading) return;  // one read at a time: "older" counts from what the first one shows
     log.historyLoaded = true;
+    log.loading = true;
+    if (this.view === key) $("older-button").disabled = true;
     try {
       const before = older ? log.oldestEvent() ?? undefined : undefined;
       const page = await this.api.history(kind, id, { before });
@@ -522,6 +524,8 @@ export class App {
       if (older && (page.next === null || !page.events.length)) log.exhausted = true;
     } catch (error) {
       this.notice(key, error.message, "error");
+    } finally {
+      log.loading = false;
     }
     if (this.view === key) $("older-button").disabled = log.exhausted;
   }
