@@ -13,7 +13,7 @@ from tests.support.cutting_proxy import CuttingProxy
 @pytest.mark.gen_test(timeout=60)
 async def test_after_a_server_restart_the_client_resumes_with_nothing_lost_or_doubled(served):
     alice = await served.player("Alice", validate=True)
-    bob = await served.player("Bob")
+    bob = await served.player("Bob", auth="frame")  # resumes with since in its auth frame
     before = [await alice.say(f"before {n}") for n in range(3)]
     await events_until(alice, lambda event: event.event_id == before[-1].event_id)
     await served.restart()  # every socket closed with 1001; the same database and port again
@@ -67,3 +67,14 @@ async def test_an_event_frame_seen_twice_is_handed_out_once(served):
     heard = await events_until(alice, lambda event: event.event_id == marker.event_id, timeout=30)
     assert says(heard) == ["new"] and alice.duplicates_dropped == 3
     assert alice.resumed is not None and alice.resumed.count >= 3  # they were replayed, and dropped
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_refused_token_at_reconnection_is_replaced_by_logging_in_again(served):
+    alice = await served.player("Alice")
+    first_token = alice.token
+    alice.http.token = "vmt_revoked-or-expired"  # what the server will refuse at the next handshake
+    await served.restart()
+    ack = await alice.say("back with a new token")
+    assert ack.duplicate is False and alice.reconnects == 1
+    assert alice.token not in (first_token, "vmt_revoked-or-expired")
