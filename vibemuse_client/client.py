@@ -173,7 +173,8 @@ class Client:
         self.welcome = connection.welcome
         self._server_name = self.welcome.server_name
         assert connection.welcome_frame is not None
-        self._put_checked(connection.welcome_frame)
+        if self._conforms(connection.welcome_frame):
+            self._deliver(connection.welcome_frame)
         for request in list(self._pending.values()):
             connection.send(request.frame)
 
@@ -268,7 +269,7 @@ class Client:
     # -- frames in ------------------------------------------------------------------
 
     async def _handle(self, frame: Frame) -> None:
-        if not self._put_checked(frame, deliver=False):
+        if not self._conforms(frame):
             return
         if frame.type in ANSWER_FRAME_TYPES and frame.in_reply_to in self._pending:
             self._answer(frame)
@@ -301,15 +302,14 @@ class Client:
             self._seed(frame)
         self._deliver(frame)
 
-    def _put_checked(self, frame: Frame, deliver: bool = True) -> bool:
+    def _conforms(self, frame: Frame) -> bool:
+        """True unless ``validate`` is on and the frame breaks its schema (then it is a violation)."""
         if self.validate:
             try:
                 self.spec.check_server_frame(dict(frame.raw))
             except VibeMuseError as violation:
                 self._violation(violation, frame)
                 return False
-        if deliver:
-            self._deliver(frame)
         return True
 
     def _deliver(self, item: Frame | VibeMuseError) -> None:
