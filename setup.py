@@ -9,12 +9,17 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["vibemuse", "vibemuse.*"]) + ["vibemuse.spec"],
+    # vibemuse_client is the client SDK: a package of its own that imports nothing of vibemuse.
+    packages=find_packages(include=["vibemuse", "vibemuse.*", "vibemuse_client"])
+    + ["vibemuse.spec", "vibemuse_client.published_spec"],
     # spec/ is the single source of truth for the wire format; the server
-    # loads its schemas at start, so the files ship inside the package.
-    package_dir={"vibemuse.spec": "spec"},
+    # loads its schemas at start, and the SDK reads them too, so the files ship
+    # inside both packages (a source checkout reads the repository's spec/).
+    package_dir={"vibemuse.spec": "spec", "vibemuse_client.published_spec": "spec"},
     package_data={
         "vibemuse.spec": ["*.md", "*.json", "v1/*.md", "v1/*.json", "v1/**/*.json"],
+        "vibemuse_client.published_spec": ["*.md", "*.json", "v1/*.md", "v1/*.json", "v1/**/*.json"],
+        "vibemuse_client": ["README.md"],
         "vibemuse.storage": ["migrations/*.py", "migrations/versions/*.py"],
         "vibemuse.web": ["static/*"],  # the web client served at /
     },
