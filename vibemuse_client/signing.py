@@ -30,7 +30,7 @@ REDACTION_KEPT_CONTENT_KEYS: dict[str, tuple[str, ...]] = {
     "vm.page": (),
     "vm.receipt": ("kind", "relates_to", "recipient", "reason"),
     "vm.channel.message": (),
-    "vm.channel.member": ("membership", "target"),
+    "vm.channel.member": ("membership", "target", "target_server"),
     "vm.channel.create": ("name", "creator"),
     "vm.channel.settings": ("visibility",),
     "vm.system": (),
