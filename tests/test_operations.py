@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -166,3 +169,53 @@ async def test_health_and_ready_answer_ok(api):
     assert (status, body) == (200, {"status": "ok"})
     status, body = await api.call("GET", "/ready", schema="health")
     assert (status, body) == (200, {"status": "ok", "checks": {"database": "ok"}})
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.gen_test(timeout=60)
+async def test_ready_is_503_while_postgresql_is_unreachable_and_200_once_it_is_back(config, database_url, spec):
+    from sqlalchemy.engine import make_url
+
+    from tests.support.tcp_proxy import TcpProxy
+
+    url = make_url(database_url)
+    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).restore()
+    through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    server = await VibeMuseServer.create(dataclasses.replace(config, database_url=through), hasher=FAST_HASHER)
+    base = f"http://127.0.0.1:{server.listen(0, '127.0.0.1')}"
+    client = AsyncHTTPClient()
+    try:
+        assert (await client.fetch(base + "/ready")).code == 200
+        await proxy.cut()
+        refused = await client.fetch(base + "/ready", raise_error=False)
+        body = json.loads(refused.body)
+        spec.check_body("error", body)
+        assert refused.code == 503 and body["error"]["code"] == "not_ready"
+        assert body["error"]["details"] == {"failing": ["database"]}
+        assert (await client.fetch(base + "/health")).code == 200  # alive, only not ready
+        await proxy.restore()
+        assert (await client.fetch(base + "/ready")).code == 200
+    finally:
+        await server.shutdown()
+        await proxy.cut()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.gen_test(timeout=60)
+async def test_ready_is_503_while_the_sqlite_file_is_gone(server, base_url, http_server, api):
+    database = Path(server.context.config.resolved_database_url.removeprefix("sqlite:///"))
+    moved = database.with_name("moved-away.db")
+    storage = server.context.storage
+    await asyncio.to_thread(storage.engine.dispose)
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{database}{suffix}").exists():
+            os.replace(f"{database}{suffix}", f"{moved}{suffix}")
+    status, body = await api.call("GET", "/ready")
+    assert status == 503 and body["error"]["code"] == "not_ready"
+    await asyncio.to_thread(storage.engine.dispose)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+        if Path(f"{moved}{suffix}").exists():
+            os.replace(f"{moved}{suffix}", f"{database}{suffix}")
+    status, body = await api.call("GET", "/ready", schema="health")
+    assert status == 200
