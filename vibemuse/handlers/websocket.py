@@ -37,7 +37,7 @@ from vibemuse.handlers.outbound import Backlog
 from vibemuse.handlers.rfc6455 import StrictProtocol
 from vibemuse.handlers.session import start_session
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
-from vibemuse.logs import connection_id as logged_connection_id
+from vibemuse.logs import connection_id as logged_connection_id, request_id as logged_request_id
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame, ServerFrame, parse_client_frame
 from vibemuse.protocol.numbers import MAX_STREAM_POSITION, parse_whole_number
@@ -128,6 +128,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         logged_connection_id.set(self.connection_id)  # for every log record of this socket's life
+        logged_request_id.set(None)  # not an earlier request's of the same keep-alive connection
         held = False
         try:
             self._check_handshake()
