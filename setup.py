@@ -32,6 +32,7 @@ setup(
         "marshmallow>=3.20",
         "alembic>=1.13",
         "jsonschema>=4.18",
+        "prometheus_client>=0.20,<1",  # GET /metrics (vibemuse/metrics.py)
     ],
     extras_require={
         "test": [

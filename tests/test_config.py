@@ -176,3 +176,21 @@ def test_every_setting_can_be_set_by_its_operator():
     config, _ = load_config({}, environ={"VIBEMUSE_FEDERATION_PRIVATE_ADDRESSES": "true",
                                          "VIBEMUSE_FEDERATION_CHANNEL_QUEUE_SECONDS": "5"})
     assert (config.federation_private_addresses, config.federation_channel_queue_seconds) == (True, 5)
+
+
+def test_operating_settings_from_the_file_and_the_environment(tmp_path):
+    (tmp_path / "vibemuse.toml").write_text('log_format = "json"\nmetrics_dir = "/run/vibemuse-metrics"\n')
+    config, _ = load_config({"data_dir": str(tmp_path)}, {"VIBEMUSE_METRICS_TOKEN": "s3cret-s3cret-s3cret"})
+    assert (config.log_format, config.metrics_dir, config.metrics_token) == (
+        "json", "/run/vibemuse-metrics", "s3cret-s3cret-s3cret")
+    assert load_config({}, {})[0].log_format == "text"
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("VIBEMUSE_LOG_FORMAT", "xml"),
+    ("VIBEMUSE_METRICS_TOKEN", "short"),
+    ("VIBEMUSE_METRICS_TOKEN", "has a space in it, sixteen+"),
+])
+def test_bad_operating_settings(variable, value):
+    with pytest.raises(ConfigError, match=variable.removeprefix("VIBEMUSE_").lower()):
+        load_config({}, {variable: value})

@@ -37,7 +37,12 @@ from vibemuse.protocol.events import parse_server_keys_response
 from vibemuse.federation.inbox import PageInbox
 from vibemuse.federation.key_fetch import BaseUrlOf, KeyDocumentFetcher
 from vibemuse.federation.server_keys import load_or_create_signing_keys, load_signing_keys
-from vibemuse.handlers.admin import FederationQueuesHandler, SpamHandler, SpamUnmuteHandler
+from vibemuse.handlers.admin import (
+    BanHandler, FederationQueuesHandler, KickHandler, RoleHandler, SessionsHandler, SpamHandler, SpamUnmuteHandler,
+)
+from vibemuse.handlers.ops import HealthHandler, MetricsHandler, ReadyHandler
+from vibemuse.logs import log_request
+from vibemuse.metrics import ServerMetrics, multiprocess_dir
 from vibemuse.handlers.auth import LoginHandler, LogoutHandler, MeHandler, PasswordHandler, RegisterHandler
 from vibemuse.handlers.base import NotFoundHandler
 from vibemuse.handlers.channels import ChannelHandler, ChannelHistoryHandler, ChannelsHandler, ServerLeaveHandler
@@ -79,6 +84,7 @@ from vibemuse.services.pages import PageService
 from vibemuse.services.remote_pages import RemotePages
 from vibemuse.services.presence import PresenceService
 from vibemuse.services.room_views import RoomViews
+from vibemuse.services.operators import Operators
 from vibemuse.services.passwords import PasswordHasher
 from vibemuse.services.rooms import RoomService
 from vibemuse.services.sync import SyncService
@@ -115,6 +121,13 @@ ROUTES = (
     (r"/api/admin/spam/([^/]+)/unmute", SpamUnmuteHandler),
     (r"/api/admin/federation", FederationQueuesHandler),
     (r"/api/admin/channels/([^/]+)/leave", ServerLeaveHandler),
+    (r"/api/admin/sessions", SessionsHandler),
+    (r"/api/admin/users/([^/]+)/kick", KickHandler),
+    (r"/api/admin/users/([^/]+)/role", RoleHandler),
+    (r"/api/admin/users/([^/]+)/ban", BanHandler),
+    (r"/metrics", MetricsHandler),
+    (r"/health", HealthHandler),
+    (r"/ready", ReadyHandler),
     (r"/api/ws", ClientSocketHandler),
     (r"/federation/v1/keys", ServerKeysHandler),
     (r"/\.well-known/vibemuse/server", WellKnownServerHandler),
@@ -134,6 +147,7 @@ def make_application(context: ServerContext) -> tornado.web.Application:
         default_handler_args={"context": context},
         websocket_max_message_size=context.config.max_frame_bytes,
         compress_response=False,
+        log_function=log_request,
     )
 
 
@@ -262,7 +276,8 @@ class VibeMuseServer:
         keyring = await asyncio.to_thread(load_or_create_signing_keys, str(config.resolved_signing_key_path))
         engine = create_database_engine(config.resolved_database_url, pool_size=config.database_threads)
         await asyncio.to_thread(ensure_schema, engine, auto_migrate=config.auto_migrate)
-        storage = Storage(engine, threads=config.database_threads)
+        metrics = ServerMetrics(multiprocess_dir(config.metrics_dir))
+        storage = Storage(engine, threads=config.database_threads, observe=metrics.database_time)
         registry = ConnectionRegistry()
         rooms = RoomService(storage, server_name=config.server_name, clock=clock, online_users=registry.online_user_ids)
         default_room = await rooms.ensure_default_room(config.default_room_name, config.default_room_description)
@@ -279,7 +294,7 @@ class VibeMuseServer:
             on_token_revoked=lambda token_hash: _close_sockets_of_token(registry, token_hash),
         )
         bus = InProcessBus()
-        subscriptions = Subscriptions(registry)
+        subscriptions = Subscriptions(registry, on_delivered=metrics.delivered)
         bus.attach(subscriptions.deliver)
         broadcaster = Broadcaster(bus, server_name=config.server_name, clock=clock, frame_ids=IdSource("f"))
         presence = PresenceService(
@@ -316,6 +331,7 @@ class VibeMuseServer:
             discovery=discovery,
             federation=make_federation_receiver(config, storage, guard, clock, base_url_of or discovery.base_url_of,
                                                 transport),
+            metrics=metrics,
         )
         sender = make_sender(config, storage, clock, federation or federation_seams(context))
         context.outbox, context.federation_sender = sender.outbox, sender
@@ -373,6 +389,8 @@ class VibeMuseServer:
             clock=clock,
             remote=remote_channels,
         )
+        context.operators = Operators(storage, registry=registry, subscriptions=subscriptions,
+                                      resolve=context.pages.resolve, clock=clock)
         context.history = HistoryService(storage, pages=context.pages, channels=context.channels)
         context.messages = MessageService(
             storage,
@@ -388,9 +406,22 @@ class VibeMuseServer:
             config.heartbeat_interval_seconds,
             [Heartbeat(registry, timeout=config.heartbeat_timeout_seconds, clock=clock).beat],
         )
-        ticker = Ticker(1.0, [presence.expire_typing, presence.sweep_idle])
-        return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker,
-                   sender=sender, transport=transport)
+        chores = [presence.expire_typing, presence.sweep_idle]
+        if metrics.multiprocess:  # another process may be the one scraped: keep this one's figures fresh
+            chores.append(lambda: metrics.sample())
+        ticker = Ticker(1.0, chores)
+        server = cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker,
+                     sender=sender, transport=transport)
+        metrics.sample = server.sample_metrics
+        return server
+
+    def sample_metrics(self) -> None:
+        """Set the gauges of the moment: sockets, users online, bytes waiting to be sent."""
+        registry = self.context.registry
+        telnet = len(self.telnet.open) if self.telnet is not None else 0
+        queued = sum(connection.queued_bytes for connection in registry)
+        self.context.metrics.set_live(websockets=max(0, registry.held_sockets - telnet), telnet=telnet,
+                                      users=sum(1 for _ in registry.online_user_ids()), queued_bytes=queued)
 
     def listen(self, port: int | None = None, address: str | None = None) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -458,4 +489,5 @@ class VibeMuseServer:
             await self.http_server.close_all_connections()
         self.transport.close()
         await asyncio.to_thread(self.context.storage.close)
+        self.context.metrics.process_ended()
         log.info("shut down: %d sockets closed", closing)

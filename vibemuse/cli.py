@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from vibemuse import SOFTWARE_NAME, __version__
 from vibemuse.config import Config, ConfigError, load_config, write_initial_config
+from vibemuse.logs import configure_logging
 
 log = logging.getLogger("vibemuse")
 
@@ -35,6 +36,10 @@ examples:
   vibemuse migrate --database-url postgresql://postgres@127.0.0.1/vibemuse
   vibemuse archive --dry-run              # how many events are past their retention
   vibemuse archive --export old.jsonl     # archive them, also appending them to old.jsonl
+  VIBEMUSE_ADMIN_TOKEN=vmt_... vibemuse admin online     # who is on the running server
+  vibemuse admin kick alice --reason "cool off"          # close alice's sessions (she may come back)
+  vibemuse admin ban bob --reason spam  /  unban bob     # no more logins for bob
+  vibemuse admin role mira builder  /  room "Town Square"
 """
 
 
@@ -67,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--migrate", dest="auto_migrate", action="store_const", const=True,
                        help="upgrade an out-of-date database schema instead of refusing to start")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON")
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema to this version's")
     _common_options(migrate)
@@ -101,7 +107,27 @@ def build_parser() -> argparse.ArgumentParser:
     role = create.add_mutually_exclusive_group()
     role.add_argument("--admin", dest="role", action="store_const", const="admin", help="make an admin")
     role.add_argument("--builder", dest="role", action="store_const", const="builder", help="make a builder")
+    _admin_parser(commands)
     return parser
+
+
+def _admin_parser(commands: Any) -> None:
+    from vibemuse.admin_cli import ACTIONS
+
+    admin = commands.add_parser(
+        "admin", help="what operators do on the running server: who is on, kick, role, ban, a room",
+        description="Ask the running server, over its admin HTTP API, as an admin: the token of an admin "
+        "account in --token or VIBEMUSE_ADMIN_TOKEN (from POST /api/auth/login). The server is the one "
+        "the configuration names (public_base_url, or host and port), or --url.")
+    _common_options(admin)
+    admin.add_argument("--url", metavar="URL", help="the server's base URL (default: from the configuration)")
+    admin.add_argument("--token", metavar="TOKEN", help="an admin's access token (default: $VIBEMUSE_ADMIN_TOKEN)")
+    admin.add_argument("--json", action="store_true", help="print the server's JSON answer as it is")
+    actions = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    for name, (help_text, arguments) in ACTIONS.items():
+        action = actions.add_parser(name, help=help_text, description=help_text)
+        for argument, options in arguments:
+            action.add_argument(argument, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,11 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"vibemuse: {error}", file=sys.stderr)
         return 2
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    handler = {"serve": _serve, "migrate": _migrate, "user": _user, "keys": _keys, "archive": _archive}[args.command]
+    configure_logging(config.log_level, config.log_format)
+    handler = {"serve": _serve, "migrate": _migrate, "user": _user, "keys": _keys, "archive": _archive,
+               "admin": _admin}[args.command]
     try:
         return handler(args, config, config_path)
     except (ConfigError, OSError) as error:
@@ -136,6 +160,10 @@ def _serve(args: argparse.Namespace, config: Config, config_path: Path) -> int:
     from vibemuse.storage import SchemaOutOfDate
 
     _prepare_data_dir(config, config_path)
+    if config.metrics_dir:  # before the server's metrics exist (vibemuse/metrics.py)
+        from vibemuse.metrics import enable_multiprocess
+
+        enable_multiprocess(config.metrics_dir)
 
     async def run() -> int:
         try:
@@ -218,6 +246,24 @@ def _keys(args: argparse.Namespace, config: Config, config_path: Path) -> int:
     after = rotate_signing_key(path, system_clock_ms())
     print(f"signing key rotated: {before.current.key_id} -> {after.current.key_id} "
           f"({len(after.old_verify_keys)} old key(s) published)")
+    return 0
+
+
+def _admin(args: argparse.Namespace, config: Config, config_path: Path) -> int:
+    import os
+
+    from vibemuse.admin_cli import AdminClient, AdminError, run_action
+
+    token = args.token or os.environ.get("VIBEMUSE_ADMIN_TOKEN", "")
+    if not token:
+        raise ConfigError("an admin's access token is needed: --token or VIBEMUSE_ADMIN_TOKEN")
+    client = AdminClient(args.url or config.resolved_public_base_url, token)
+    try:
+        for line in run_action(client, args):
+            print(line)
+    except AdminError as error:
+        print(f"vibemuse: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

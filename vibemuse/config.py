@@ -107,6 +107,12 @@ class Config:
     federation_retry_max_seconds: int = 300
     federation_batch_size: int = 50
     log_level: str = "info"
+    log_format: str = "text"  # text: one line per record; json: one JSON object per line (vibemuse/logs.py)
+    # GET /metrics: empty: loopback clients only; set: anyone sending "Authorization: Bearer <metrics_token>"
+    metrics_token: str = ""
+    # A folder for the metrics of several processes of one server (prometheus_client's multiprocess
+    # mode; also PROMETHEUS_MULTIPROC_DIR); empty: each process serves its own
+    metrics_dir: str = ""
     federation: bool = True  # off: /federation/v1/* (but keys) and the well-known answer 404, nothing is sent
     # Federation: name -> base URL of known servers (wins over discovery; environment: a JSON object)
     federation_peers: dict[str, str] = field(default_factory=dict)
@@ -234,6 +240,9 @@ class ConfigSchema(Schema):
     federation_retry_max_seconds = fields.Integer(validate=validate.Range(1, 24 * 3600))
     federation_batch_size = fields.Integer(validate=validate.Range(1, 50))
     log_level = fields.String(validate=validate.OneOf(["debug", "info", "warning", "error"]))
+    log_format = fields.String(validate=validate.OneOf(["text", "json"]))
+    metrics_token = fields.Method(deserialize="_metrics_token")
+    metrics_dir = fields.String()
     federation = fields.Boolean()
     federation_peers = fields.Method(deserialize="_peers")
     public_base_url = fields.Method(deserialize="_base_url")
@@ -260,6 +269,13 @@ class ConfigSchema(Schema):
     federation_deny = fields.Method(deserialize="_server_names")
     federation_request_window_seconds = fields.Integer(validate=validate.Range(10, 3600))
     federation_channel_queue_seconds = fields.Integer(validate=validate.Range(1, 7 * 86400))
+
+    def _metrics_token(self, value: Any) -> str:
+        """Empty, or a secret of 16 to 512 printable ASCII characters (it travels in a header)."""
+        if not isinstance(value, str) or (value and not (16 <= len(value) <= 512 and value.isascii()
+                                                         and value.isprintable() and " " not in value)):
+            raise ValidationError("must be empty or 16 to 512 printable ASCII characters without spaces")
+        return value
 
     def _server_names(self, value: Any) -> tuple[str, ...]:
         """A list, or (from the environment) a comma-separated string, of server names."""

@@ -7,7 +7,7 @@ never through module globals, so several servers can run in one process
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vibemuse.clock import Clock
@@ -15,6 +15,7 @@ from vibemuse.config import Config
 from vibemuse.federation.discovery import Discovery
 from vibemuse.federation.receiver import FederationReceiver
 from vibemuse.federation.server_keys import KeyRing
+from vibemuse.metrics import ServerMetrics
 from vibemuse.protocol.schemas import SchemaSet
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
@@ -32,6 +33,7 @@ from vibemuse.storage import Storage
 from vibemuse.storage.outbox import OutboxStore
 
 if TYPE_CHECKING:
+    from vibemuse.services.operators import Operators
     from vibemuse.services.remote_channels import RemoteChannels
     from vibemuse.federation.sender import FederationSender
 
@@ -60,6 +62,8 @@ class ServerContext:
     outbox: OutboxStore | None = None
     federation_sender: "FederationSender | None" = None
     remote_channels: "RemoteChannels | None" = None  # channels shared with other servers
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)  # what GET /metrics shows
+    operators: "Operators | None" = None  # what admins do to users (GET /api/admin/sessions ...)
 
     @property
     def server_name(self) -> str:

@@ -247,6 +247,20 @@ def make_examples() -> dict[str, Any]:
         "http/spam-offenders.json": {"offenders": [{"userId": f"@spammer:{SERVER}", "strikes": 3, "mutes": 2,
                                                     "lastReason": "repeat", "mutedForMs": 97_000}]},
         "http/spam-unmute.json": {"userId": f"@spammer:{SERVER}", "lifted": True},
+        "http/health.json": {"status": "ok", "checks": {"database": "ok"}},
+        "http/sessions.json": {"users": [
+            {**ALICE, "location": LIBRARY, "sockets": [
+                {"connectionId": "c7d41e09a3f.12", "transport": "websocket", "address": "203.0.113.7"},
+                {"connectionId": "c7d41e09a3f.19", "transport": "telnet", "address": "203.0.113.7"}]},
+            {**MIRA, "location": TOWN_SQUARE, "sockets": [
+                {"connectionId": "c7d41e09a3f.4", "transport": "websocket", "address": "198.51.100.23"}]}], "total": 2},
+        "http/kick-request.json": {"reason": "Take a break and come back calmer."},
+        "http/kick-result.json": {"userId": f"@spammer:{SERVER}", "closed": 2},
+        "http/role-request.json": {"role": "builder"},
+        "http/role-result.json": {"user": MIRA, "sessions": 1},
+        "http/ban-request.json": {"reason": "Harassment after two warnings."},
+        "http/ban.json": {"userId": f"@spammer:{SERVER}", "banned": True, "bannedTs": T0 + 900_000,
+                          "reason": "Harassment after two warnings.", "closed": 1},
         "http/federation-queues.json": {"destinations": [
             {"destination": "beta.example.org", "depth": 0, "oldestPendingAgeMs": None, "lastDeliveryLagMs": 41,
              "consecutiveFailures": 0, "nextAttemptTs": None, "lastSuccessTs": T0 + 900_000,

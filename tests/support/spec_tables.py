@@ -130,7 +130,8 @@ def endpoints_table(sources: Sources) -> str:
             socket = None
         successes = [status for status in operation["responses"] if status != "default" and int(status) < 400]
         security = operation.get("security", sources.openapi.get("security"))
-        auth = "none" if not security else "server signature" if "serverSignature" in security[0] else "bearer"
+        auth = ("none" if not security or security[0] == {}  # [{}, ...]: a token is optional
+                else "server signature" if "serverSignature" in security[0] else "bearer")
         if "x-access" in operation:
             auth += ", " + operation["x-access"]
         rows.append([f"`{method.upper()} {path}{_query(sources, operation)}`", auth, ", ".join(successes),

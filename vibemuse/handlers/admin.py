@@ -1,13 +1,17 @@
 """``/api/admin/spam``: who the spam rules caught, and lifting a mute (staff only);
-``/api/admin/federation``: the outbox of each destination server (admins only)."""
+``/api/admin/federation``: the outbox of each destination server (admins only);
+``/api/admin/sessions`` and ``/api/admin/users/{userId}/...``: who is on, kick, role, ban
+(admins only; ``vibemuse admin`` calls these)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from vibemuse.handlers.base import ApiHandler
+from vibemuse.handlers.wire import user_to_wire
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.services.accounts import Principal
+from vibemuse.services.operators import BanOutcome
 from vibemuse.storage.outbox_txns import QueueStats
 
 STAFF = ("builder", "admin")
@@ -57,3 +61,64 @@ def queue_figures(stats: QueueStats, now_ms: int) -> dict[str, Any]:
         "lastContactTs": state.last_contact_ts, "delivered": state.delivered, "refused": state.refused,
         "lastRefusal": state.last_refusal,
     }
+
+
+async def require_admin(handler: ApiHandler, what: str) -> Principal:
+    principal = await handler.principal()
+    if not principal.has_role("admin"):
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"Only admins {what}.")
+    return principal
+
+
+class SessionsHandler(ApiHandler):
+    """``GET /api/admin/sessions``: who is on this server now, with each of their sockets."""
+
+    async def get(self) -> None:
+        await require_admin(self, "see the sessions")
+        users = [{**user_to_wire(online.user), "location": online.location, "sockets": online.sockets}
+                 for online in self.context.operators.online()]
+        self.send_json({"users": users, "total": len(users)})
+
+
+class KickHandler(ApiHandler):
+    """``POST /api/admin/users/{userId}/kick``: close every session of the user (4010)."""
+
+    request_schemas = {"POST": "kick-request"}
+
+    async def post(self, name: str) -> None:
+        await require_admin(self, "kick users")
+        user, closed = await self.context.operators.kick(name, self.json_body().get("reason", ""))
+        self.send_json({"userId": user.user_id, "closed": closed})
+
+
+class RoleHandler(ApiHandler):
+    """``PUT /api/admin/users/{userId}/role``: a new role, in force at once."""
+
+    request_schemas = {"PUT": "role-request"}
+
+    async def put(self, name: str) -> None:
+        actor = await require_admin(self, "set roles")
+        user, sessions = await self.context.operators.set_role(actor, name, self.json_body()["role"])
+        self.send_json({"user": user_to_wire(user), "sessions": sessions})
+
+
+class BanHandler(ApiHandler):
+    """``POST`` bans the user from the server (tokens revoked, sessions closed with 4011, no
+    more logins); ``DELETE`` lifts the ban."""
+
+    request_schemas = {"POST": "ban-request"}
+
+    async def post(self, name: str) -> None:
+        actor = await require_admin(self, "ban users")
+        outcome = await self.context.operators.ban(actor, name, self.json_body().get("reason", ""))
+        self.send_json(ban_to_wire(outcome))
+
+    async def delete(self, name: str) -> None:
+        await require_admin(self, "lift bans")
+        self.send_json(ban_to_wire(await self.context.operators.unban(name)))
+
+
+def ban_to_wire(outcome: BanOutcome) -> dict[str, Any]:
+    user = outcome.user
+    return {"userId": user.user_id, "banned": user.banned_ts is not None, "bannedTs": user.banned_ts,
+            "reason": user.ban_reason, "closed": outcome.closed}

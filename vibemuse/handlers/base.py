@@ -15,6 +15,7 @@ from typing import Any
 import tornado.web
 
 from vibemuse.context import ServerContext
+from vibemuse.logs import new_request_id, request_id
 from vibemuse.protocol.errors import ERROR_CATALOGUE, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import decode_json_object
 from vibemuse.protocol.numbers import ascii_whole_number, parse_whole_number
@@ -59,6 +60,10 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def initialize(self, context: ServerContext) -> None:
         self.context = context
+        # The request's task is made after this (and copies the context): what it logs carries the id.
+        self.request_id = new_request_id()
+        request_id.set(self.request_id)
+        self.set_header("X-Request-Id", self.request_id)
         # The API reads JSON only: Tornado must not parse form and multipart bodies before
         # prepare() can refuse them (415), nor answer a malformed one with its own 400.
         self.request._parse_body = _no_form_arguments  # type: ignore[method-assign]
@@ -66,6 +71,8 @@ class ApiHandler(tornado.web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
+        if getattr(self, "request_id", None):  # an error answer starts again from the defaults
+            self.set_header("X-Request-Id", self.request_id)
 
     def prepare(self) -> None:
         # Content-Length is checked first; a chunked body only once read (Tornado
@@ -144,6 +151,7 @@ class ApiHandler(tornado.web.RequestHandler):
                 code = ErrorCode.INVALID_REQUEST if 400 <= status_code < 500 else ErrorCode.INTERNAL_ERROR
                 self.set_status(ERROR_CATALOGUE[code].http_status)
             error = ProtocolError(code, _default_message(code))
+        self.context.metrics.refused(error.code)
         self.set_header("Content-Type", "application/json; charset=utf-8")
         if error.code is ErrorCode.METHOD_NOT_ALLOWED:
             self.set_header("Allow", ", ".join(self.allowed_methods()))

@@ -37,6 +37,7 @@ from vibemuse.handlers.outbound import Backlog
 from vibemuse.handlers.rfc6455 import StrictProtocol
 from vibemuse.handlers.session import start_session
 from vibemuse.handlers.wire import limits_to_wire, user_to_wire
+from vibemuse.logs import connection_id as logged_connection_id, request_id as logged_request_id
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.protocol.frames import ClientFrame, ServerFrame, parse_client_frame
 from vibemuse.protocol.numbers import MAX_STREAM_POSITION, parse_whole_number
@@ -80,6 +81,7 @@ def _state(name: str) -> property:
 
 class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     context: ServerContext
+    transport = "websocket"  # what GET /api/admin/sessions calls it
 
     # The socket's own state lives in one slotted object: with few instance
     # attributes a handler keeps a compact (key-sharing) __dict__, which saves
@@ -125,6 +127,8 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     # -- handshake ------------------------------------------------------
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        logged_connection_id.set(self.connection_id)  # for every log record of this socket's life
+        logged_request_id.set(None)  # not an earlier request's of the same keep-alive connection
         held = False
         try:
             self._check_handshake()
@@ -160,6 +164,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self.version = negotiate(self.request.headers.get("Sec-WebSocket-Protocol", "").split(","))
 
     def _refuse_handshake(self, error: ProtocolError) -> None:
+        self.context.metrics.refused(error.code)
         self.set_status(error.http_status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Sec-WebSocket-Version", "13")  # the version spoken here (RFC 6455 4.4)
@@ -275,15 +280,19 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
 
     async def on_message(self, message: str | bytes) -> None:
         self.last_seen = time.monotonic()
+        started = time.perf_counter()
         frame = None
+        metrics = self.context.metrics
         try:
             frame = parse_client_frame(message, self.context.schemas)
+            metrics.frame_received(frame.type)
             if self.principal is None:
                 await self._authenticate(frame)
             else:
                 if frame.type not in NOT_INPUT:
                     self.context.presence.input(self.principal.user_id)
                 await self._dispatch(frame)
+                metrics.frame_answered(frame.type, started)
         except ProtocolError as error:
             if error.in_reply_to is None and frame is not None:
                 error.in_reply_to = frame.message_id
@@ -338,10 +347,12 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         """An answer to one of this socket's frames (ack, pong, error, ...). While the session
         starts it waits with the held live frames, behind them: the client's own event comes
         before its ack (spec 5.3, 14.7)."""
+        self.context.metrics.frames_queued(frame.type)
         self.send_encoded(self.context.broadcaster.encode(frame))
 
     def send_session_frame(self, frame: ServerFrame) -> None:
         """A frame of the session's start (welcome, roster, resumed, resume_gap): never held."""
+        self.context.metrics.frames_queued(frame.type)
         self._write(self.context.broadcaster.encode(frame))
 
     def send_prepared(self, frame: bytes) -> None:
@@ -396,6 +407,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         IOLoop.current().add_callback(self._drop_slow_consumer)
 
     def send_error_frame(self, error: ProtocolError) -> None:
+        self.context.metrics.refused(error.code)
         data = error.to_wire()
         if error.in_reply_to is not None:
             data["inReplyTo"] = error.in_reply_to
@@ -407,12 +419,19 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         The close frame follows the in-flight bytes only (the rest was dropped);
         Tornado aborts the connection if the client does not answer the close
         within 5 seconds."""
+        self.context.metrics.slow_consumer_closes.inc()
         self._unregister()
         self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
 
     def _unregister(self) -> None:
         if self.principal is not None and self.context.registry.discard(self):
             self.context.presence.socket_closed(self.principal.user_id)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes waiting for the client to read (the Connection shape of the registry)."""
+        backlog = self._s.backlog
+        return backlog.in_flight + backlog.waiting if backlog is not None else 0
 
     def ping(self) -> None:
         """A WebSocket ping (one pre-encoded control frame), for the heartbeat."""

@@ -63,6 +63,8 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     FORBIDDEN_ORIGIN = "forbidden_origin"
     SERVER_FULL = "server_full"
+    NOT_READY = "not_ready"
+    ACCOUNT_BANNED = "account_banned"
     # Federation (spec/v1/federation.md): refusals of a server's request ...
     UNAUTHENTICATED_SERVER = "unauthenticated_server"
     WRONG_DESTINATION = "wrong_destination"
@@ -163,6 +165,11 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.SERVER_FULL, 503,
                   "The server holds as many connections as it accepts (max_connections), or is out of file "
                   "descriptors; nothing was done. Retry later (Retry-After, in seconds), with backoff."),
+        ErrorSpec(ErrorCode.NOT_READY, 503,
+                  "GET /ready: the server cannot serve now (details: failing, what does not answer); send "
+                  "clients to another server."),
+        ErrorSpec(ErrorCode.ACCOUNT_BANNED, 403,
+                  "The account is banned from this server: it cannot log in (details: reason)."),
         ErrorSpec(ErrorCode.UNAUTHENTICATED_SERVER, 401,
                   "Federation: the request has no Authorization header, or it is not a well-formed X-VibeMUSE "
                   "signature (federation.md section 3)."),
@@ -228,6 +235,8 @@ class CloseCode(enum.IntEnum):
     TOKEN_EXPIRED = 4006
     SLOW_CONSUMER = 4008
     SPAM = 4009
+    KICKED = 4010
+    BANNED = 4011
 
 
 CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
@@ -249,6 +258,8 @@ CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.TOKEN_EXPIRED: "The access token this socket used has expired; log in again and reconnect.",
     CloseCode.SLOW_CONSUMER: "The client read too slowly: its outbound queue passed limits.outboundQueueBytes.",
     CloseCode.SPAM: "The user kept sending messages while muted for spam.",
+    CloseCode.KICKED: "An admin disconnected the user (the close reason may say why); they may reconnect.",
+    CloseCode.BANNED: "An admin banned the account: its tokens are revoked and it cannot log in again.",
 }
 
 
@@ -292,6 +303,8 @@ ERROR_DETAILS: dict[ErrorCode, tuple[DetailsShape, ...]] = {
         DetailsShape("on the whole server, for spam (section 18.2)",
                      '{"scope": "server", "untilMs": when the mute ends, "remainingMs": milliseconds left}'),
     ),
+    ErrorCode.NOT_READY: (DetailsShape("", '{"failing": [what does not answer: "database"]}'),),
+    ErrorCode.ACCOUNT_BANNED: (DetailsShape("", '{"reason": the ban\'s reason, "" if none was given}'),),
     ErrorCode.RATE_LIMITED: (
         DetailsShape("", '{"retryAfterMs": milliseconds until a request of this kind may succeed, '
                          '"action": the bucket (section 18.1)}'),),

@@ -39,23 +39,25 @@ class Broadcaster:
         return encode_text_frame(frame.encode().encode("utf-8"))
 
     def to_room(self, room_id: str, frame: ServerFrame, *, except_user: str | None = None) -> None:
-        self._bus.publish(Delivery(room_topic(room_id), self.encode(frame), except_user, position=position_of(frame)))
+        self._bus.publish(Delivery(room_topic(room_id), self.encode(frame), except_user, position=position_of(frame),
+                                    frame_type=frame.type))
 
     def to_user(self, user_id: str, frame: ServerFrame) -> None:
-        self._bus.publish(Delivery(user_topic(user_id), self.encode(frame), position=position_of(frame)))
+        self._bus.publish(Delivery(user_topic(user_id), self.encode(frame), position=position_of(frame),
+                                    frame_type=frame.type))
 
     def to_all(self, frame: ServerFrame) -> None:
-        self._bus.publish(Delivery(ALL, self.encode(frame), position=position_of(frame)))
+        self._bus.publish(Delivery(ALL, self.encode(frame), position=position_of(frame), frame_type=frame.type))
 
     def to_channel(self, channel_id: str, frame: ServerFrame, *, except_users: frozenset[str] = frozenset()) -> None:
         self._bus.publish(Delivery(channel_topic(channel_id), self.encode(frame), except_users=except_users,
-                                   position=position_of(frame)))
+                                   position=position_of(frame), frame_type=frame.type))
 
     def to_users(self, user_ids: list[str], frame: ServerFrame) -> None:
         """One frame, encoded once, for each of several users (each at most once)."""
         encoded, position = self.encode(frame), position_of(frame)
         for user_id in dict.fromkeys(user_ids):
-            self._bus.publish(Delivery(user_topic(user_id), encoded, position=position))
+            self._bus.publish(Delivery(user_topic(user_id), encoded, position=position, frame_type=frame.type))
 
 
 def position_of(frame: ServerFrame) -> int | None:

@@ -21,6 +21,7 @@ class Delivery:
     except_user: str | None = None
     except_users: frozenset[str] = frozenset()  # e.g. those who block the sender
     position: int | None = None  # the stream position of the event the frame carries, if any
+    frame_type: str = ""  # the server frame's type (for the metrics)
 
 
 def room_topic(room_id: str) -> str:

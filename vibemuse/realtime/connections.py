@@ -20,6 +20,7 @@ class Connection(Protocol):
     address: str  # the peer's IP address
     expires_ms: int | None  # when its access token expires
     last_seen: float  # monotonic seconds of the last frame or pong received
+    queued_bytes: int  # bytes waiting for the client to read
 
     def send_text(self, text: str) -> None: ...
 

@@ -9,16 +9,19 @@ per-recipient encoding.
 
 from __future__ import annotations
 
-from typing import Iterable
-
+import time
+from typing import Callable, Iterable
 
 from vibemuse.realtime.bus import ALL, Delivery
 from vibemuse.realtime.connections import ConnectionRegistry
 
 
 class Subscriptions:
-    def __init__(self, registry: ConnectionRegistry):
+    def __init__(self, registry: ConnectionRegistry, *,
+                 on_delivered: Callable[[str, int, float], None] | None = None):
+        """``on_delivered(frame_type, copies, seconds)``: told once per delivery (metrics)."""
         self._registry = registry
+        self._on_delivered = on_delivered
         self._location: dict[str, str] = {}  # online user -> room
         self._room_users: dict[str, set[str]] = {}  # room -> online users there
         self._channel_users: dict[str, set[str]] = {}  # channel -> online members
@@ -107,6 +110,7 @@ class Subscriptions:
 
         The hot loop of fan-out: no encoding, no awaits, one queue call per socket.
         """
+        started = time.perf_counter()
         frame, skip, skip_all, position = delivery.frame, delivery.except_user, delivery.except_users, delivery.position
         sockets_of = self._registry.sockets_of
         count = 0
@@ -116,4 +120,6 @@ class Subscriptions:
             for connection in sockets_of(user_id):
                 connection.send_encoded(frame, position)
                 count += 1
+        if self._on_delivered is not None:
+            self._on_delivered(delivery.frame_type, count, time.perf_counter() - started)
         return count

@@ -49,6 +49,12 @@ class Principal:
         return self.user.role in roles
 
 
+def _check_not_banned(user: UserRecord) -> None:
+    if user.banned_ts is not None:
+        raise ProtocolError(ErrorCode.ACCOUNT_BANNED, "This account is banned from this server.",
+                            details={"reason": user.ban_reason})
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -111,6 +117,7 @@ class AccountService:
         stored = user.password_hash if user else None
         if await asyncio.to_thread(self._hasher.verify, password, stored) and user is not None:
             self._throttle.succeeded(attempt)
+            _check_not_banned(user)  # told only to who knows the password
             return await self._open_session(user)
         raise ProtocolError(ErrorCode.INVALID_CREDENTIALS, "Wrong username or password.")
 
@@ -130,6 +137,7 @@ class AccountService:
         if found is None or found[0].revoked_ts is not None:
             raise ProtocolError(ErrorCode.INVALID_TOKEN, "The access token is not valid.")
         record, user = found
+        _check_not_banned(user)
         if record.expires_ts <= self._clock():
             raise ProtocolError(ErrorCode.TOKEN_EXPIRED, "The access token has expired; log in again.")
         return Principal(user=user, token_hash=record.token_hash, expires_ts=record.expires_ts)

@@ -38,6 +38,9 @@ class User(Base):
     location_room_id: Mapped[str] = mapped_column(ForeignKey("rooms.room_id"), index=True)
     # The newest stream position when the account was made: resuming replays nothing older.
     created_position: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # A server-wide ban by an admin: when, and the reason given (null: not banned)
+    banned_ts: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ban_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AccessToken(Base):

@@ -14,6 +14,8 @@ class UserRecord:
     created_ts: int
     location_room_id: str
     created_position: int = 0  # the newest stream position when the account was made
+    banned_ts: int | None = None  # when an admin banned the account (None: not banned)
+    ban_reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
@@ -64,8 +65,11 @@ def fold_name(name: str) -> str:
 
 
 class Storage:
-    def __init__(self, engine: Engine, *, threads: int = 4):
+    def __init__(self, engine: Engine, *, threads: int = 4,
+                 observe: Callable[[bool, float], None] | None = None):
+        """``observe(write, seconds)``: told the time of every transaction (metrics)."""
         self.engine = engine
+        self._observe = observe
         self.dialect = engine.dialect.name
         self._readers = ThreadPoolExecutor(threads, thread_name_prefix="db-read")
         writers = 1 if self.dialect == "sqlite" else threads
@@ -99,11 +103,20 @@ class Storage:
         return await asyncio.get_running_loop().run_in_executor(executor, call)
 
     def _run(self, write: bool, txn: Callable[..., T], args: tuple) -> T:
-        with self.engine.connect() as connection:
-            if write:
-                connection = connection.execution_options(**WRITE)
-            with connection.begin():
-                return txn(connection, *args)
+        started = time.perf_counter()
+        try:
+            with self.engine.connect() as connection:
+                if write:
+                    connection = connection.execution_options(**WRITE)
+                with connection.begin():
+                    return txn(connection, *args)
+        finally:
+            if self._observe is not None:
+                self._observe(write, time.perf_counter() - started)
+
+    async def ping(self) -> None:
+        """A trivial query on a fresh transaction: raises when the database does not answer."""
+        await self._read(_ping_txn)
 
     def close(self) -> None:
         """Finish queued work, then release every connection."""
@@ -146,6 +159,11 @@ class Storage:
 
     async def set_role(self, user_id: str, role: str) -> UserRecord:
         return await self._write(_set_role_txn, user_id, role)
+
+    async def set_ban(self, user_id: str, banned_ts: int | None, reason: str) -> tuple[UserRecord, list[str]]:
+        """Ban (``banned_ts``: when) or lift a ban (None). A ban revokes every token of the user;
+        returns the user and the revoked token hashes."""
+        return await self._write(_set_ban_txn, user_id, banned_ts, reason)
 
     async def set_location(self, user_id: str, room_id: str) -> None:
         await self._write(_set_location_txn, user_id, room_id)
@@ -321,7 +339,11 @@ def _room(row: Any) -> RoomRecord:
 
 def _user(row: Any) -> UserRecord:
     return UserRecord(row.user_id, row.username, row.role, row.password_hash, row.created_ts, row.location_room_id,
-                      row.created_position)
+                      row.created_position, row.banned_ts, row.ban_reason or "")
+
+
+def _ping_txn(connection: Connection) -> None:
+    connection.execute(select(func.count()).select_from(server_state)).scalar_one()
 
 
 def _get_state_txn(connection: Connection, key: str) -> str | None:
@@ -446,7 +468,7 @@ def _create_access_token_txn(
 _TOKEN_AND_USER = select(
     access_tokens.c.token_hash, access_tokens.c.user_id, access_tokens.c.created_ts.label("token_created_ts"),
     access_tokens.c.expires_ts, access_tokens.c.revoked_ts, users.c.username, users.c.role, users.c.password_hash,
-    users.c.created_ts, users.c.location_room_id, users.c.created_position,
+    users.c.created_ts, users.c.location_room_id, users.c.created_position, users.c.banned_ts, users.c.ban_reason,
 ).join(users, users.c.user_id == access_tokens.c.user_id)
 
 
@@ -472,11 +494,22 @@ def _change_password_txn(connection: Connection, user_id: str, password_hash: st
     if connection.execute(update(users).where(users.c.user_id == user_id).values(
             password_hash=password_hash)).rowcount != 1:
         raise NotFound(user_id)
-    live = access_tokens.c.user_id == user_id
-    hashes = [row.token_hash for row in connection.execute(
-        select(access_tokens.c.token_hash).where(live, access_tokens.c.revoked_ts.is_(None)))]
-    connection.execute(update(access_tokens).where(live, access_tokens.c.revoked_ts.is_(None)).values(
-        revoked_ts=now_ms))
+    return _revoke_all_tokens_txn(connection, user_id, now_ms)
+
+
+def _set_ban_txn(connection: Connection, user_id: str, banned_ts: int | None,
+                 reason: str) -> tuple[UserRecord, list[str]]:
+    values = {"banned_ts": banned_ts, "ban_reason": reason if banned_ts is not None else None}
+    if connection.execute(update(users).where(users.c.user_id == user_id).values(**values)).rowcount != 1:
+        raise NotFound(user_id)
+    revoked = _revoke_all_tokens_txn(connection, user_id, banned_ts) if banned_ts is not None else []
+    return _get_user_txn(connection, user_id), revoked  # type: ignore[return-value]
+
+
+def _revoke_all_tokens_txn(connection: Connection, user_id: str, now_ms: int) -> list[str]:
+    live = (access_tokens.c.user_id == user_id) & access_tokens.c.revoked_ts.is_(None)
+    hashes = [row.token_hash for row in connection.execute(select(access_tokens.c.token_hash).where(live))]
+    connection.execute(update(access_tokens).where(live).values(revoked_ts=now_ms))
     return hashes
 
 

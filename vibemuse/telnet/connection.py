@@ -40,6 +40,7 @@ from vibemuse.protocol.frames import ClientFrame, ServerFrame
 from vibemuse.realtime.wire import decode_text_frame
 from vibemuse.services.accounts import Principal, Session, hash_token
 from vibemuse.handlers.wire import membership_to_wire
+from vibemuse.logs import connection_id as logged_connection_id
 from vibemuse.telnet import gmcp, screen
 from vibemuse.telnet.ansi import render_spans
 from vibemuse.telnet.codec import (
@@ -63,6 +64,8 @@ CLOSE_LINES = {
     CloseCode.TOKEN_EXPIRED: "Your session has expired; connect again.",
     CloseCode.LOGGED_OUT: "You were logged out.",
     CloseCode.SPAM: "You were disconnected for flooding.",
+    CloseCode.KICKED: "You were disconnected by an admin.",
+    CloseCode.BANNED: "You are banned from this server.",
     CloseCode.INTERNAL_ERROR: "The server could not start your session; connect again.",
     CloseCode.NORMAL: "Goodbye.",
 }
@@ -74,6 +77,8 @@ def max_line_bytes(config: Any) -> int:
 
 
 class TelnetConnection:
+    transport = "telnet"  # what GET /api/admin/sessions calls it
+
     def __init__(self, context: ServerContext, stream: IOStream, address: str, started_s: int = 0):
         """``started_s``: when the server started serving (Unix seconds, for MSSP)."""
         self.context = context
@@ -136,6 +141,11 @@ class TelnetConnection:
 
     # -- what frames.dispatch and start_session call ---------------------------
 
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes the client has not read yet (IOStream's write buffer)."""
+        return getattr(self.stream, "_write_buffer_size", 0)
+
     def send_frame(self, frame: ServerFrame) -> None:
         if self._held is not None:  # behind what is held, as on a socket (spec 5.3)
             self._held.append((None, self.context.broadcaster.encode(frame)))
@@ -151,6 +161,7 @@ class TelnetConnection:
     # -- the life of the connection --------------------------------------------
 
     async def run(self) -> None:
+        logged_connection_id.set(self.connection_id)  # for every log record of this session
         self._login_deadline = IOLoop.current().call_later(LOGIN_SECONDS, self._login_timed_out)
         try:
             self._write(self.options.start())
@@ -200,8 +211,12 @@ class TelnetConnection:
             elif self.principal is None:
                 await self._login_screen(line)
             elif line.strip():
+                started = time.perf_counter()
+                self.context.metrics.frame_received("command")
                 await self._command(line)
+                self.context.metrics.frame_answered("command", started)
         except ProtocolError as error:
+            self.context.metrics.refused(error.code)
             self._show({"type": "error", "data": error.to_wire()})
 
     # -- the login screen -------------------------------------------------------
@@ -393,6 +408,7 @@ class TelnetConnection:
             pass
 
     def _drop_slow_reader(self) -> None:
+        self.context.metrics.slow_consumer_closes.inc()
         self._unregister()
         self.stream.close()
 

@@ -1,0 +1,104 @@
+"""What an admin does to users on the running server: see who is on, kick, set roles, ban.
+
+Every change takes effect at once on the live sessions: a kick closes the
+user's sockets and telnet sessions (4010), a ban also revokes their tokens and
+refuses every later login (``account_banned``) and closes them with 4011, a
+role change is seen by the user's open sessions on their next frame (their
+principal is replaced, not reloaded). An admin cannot ban themselves or
+change their own role, so a server is never left without the admin who ran
+the command by that command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from vibemuse.clock import Clock
+from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
+from vibemuse.realtime.connections import ConnectionRegistry
+from vibemuse.realtime.subscriptions import Subscriptions
+from vibemuse.services.accounts import ROLES, Principal
+from vibemuse.storage import Storage, UserRecord
+
+CLOSE_REASON_BYTES = 120  # a WebSocket close reason is at most 123 bytes
+
+
+@dataclass(frozen=True)
+class OnlineUser:
+    user: UserRecord
+    location: str | None
+    sockets: list[dict[str, str]]  # connectionId, transport, address
+
+
+@dataclass(frozen=True)
+class BanOutcome:
+    user: UserRecord
+    closed: int
+
+
+class Operators:
+    def __init__(self, storage: Storage, *, registry: ConnectionRegistry, subscriptions: Subscriptions,
+                 resolve: Callable[[str], Awaitable[UserRecord]], clock: Clock):
+        """``resolve(name or id)``: the local user, or ``unknown_user``."""
+        self._storage = storage
+        self._registry = registry
+        self._subscriptions = subscriptions
+        self._resolve = resolve
+        self._clock = clock
+
+    def online(self) -> list[OnlineUser]:
+        """Everyone with an open session, by user id, with their sockets."""
+        found = []
+        for user_id in sorted(self._registry.online_user_ids()):
+            connections = self._registry.connections_of(user_id)
+            principal = getattr(connections[0], "principal", None) if connections else None
+            if principal is None:
+                continue
+            sockets = [{"connectionId": c.connection_id, "transport": getattr(c, "transport", "websocket"),
+                        "address": c.address} for c in connections]
+            found.append(OnlineUser(principal.user, self._subscriptions.location_of(user_id), sockets))
+        return found
+
+    async def kick(self, name: str, reason: str) -> tuple[UserRecord, int]:
+        """Close every session of the user (they may come back); returns how many."""
+        user = await self._resolve(name)
+        return user, self._close_all(user.user_id, CloseCode.KICKED, reason or "kicked by an admin")
+
+    async def set_role(self, actor: Principal, name: str, role: str) -> tuple[UserRecord, int]:
+        """A new role, in force at once on the user's open sessions; returns the user and how many."""
+        if role not in ROLES:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, f"The role must be one of {', '.join(ROLES)}.")
+        user = await self._resolve(name)
+        self._not_self(actor, user, "change your own role")
+        user = await self._storage.set_role(user.user_id, role)
+        connections = self._registry.connections_of(user.user_id)
+        for connection in connections:
+            principal: Any = getattr(connection, "principal", None)
+            if principal is not None:
+                connection.principal = dataclasses.replace(principal, user=user)  # type: ignore[attr-defined]
+        return user, len(connections)
+
+    async def ban(self, actor: Principal, name: str, reason: str) -> BanOutcome:
+        user = await self._resolve(name)
+        self._not_self(actor, user, "ban yourself")
+        user, _revoked = await self._storage.set_ban(user.user_id, self._clock(), reason)
+        return BanOutcome(user, self._close_all(user.user_id, CloseCode.BANNED, reason or "banned"))
+
+    async def unban(self, name: str) -> BanOutcome:
+        user = await self._resolve(name)
+        user, _ = await self._storage.set_ban(user.user_id, None, "")
+        return BanOutcome(user, 0)
+
+    def _close_all(self, user_id: str, code: CloseCode, reason: str) -> int:
+        connections = self._registry.connections_of(user_id)
+        shown = reason.encode("utf-8")[:CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+        for connection in connections:
+            connection.close(code, shown)
+        return len(connections)
+
+    @staticmethod
+    def _not_self(actor: Principal, user: UserRecord, what: str) -> None:
+        if actor.user_id == user.user_id:
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"You cannot {what}; ask another admin.")
