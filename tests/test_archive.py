@@ -3,6 +3,8 @@ as a real process beside a running server."""
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import os
 import subprocess
@@ -166,13 +168,15 @@ async def test_the_archive_command_beside_a_running_server(world, server, clock,
     total = rows(server, "SELECT COUNT(*) FROM events")[0][0]
     settings = {"retention_page_days": 30, "retention_system_days": 100}
 
-    dry = vibemuse_archive(database_url, tmp_path / "cli", "--dry-run", "--export", str(tmp_path / "no.jsonl"),
-                           **settings)
+    # the commands run in a thread: the server (in this event loop) keeps answering pings meanwhile
+    dry = await asyncio.to_thread(vibemuse_archive, database_url, tmp_path / "cli", "--dry-run", "--export",
+                                  str(tmp_path / "no.jsonl"), **settings)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines() == ["room: 3", "channel: 3", "page: 1", "system: 1", "would archive 8 events"]
     assert rows(server, "SELECT COUNT(*) FROM events") == [(total,)] and not (tmp_path / "no.jsonl").exists()
 
-    done = vibemuse_archive(database_url, tmp_path / "cli", "--export", str(tmp_path / "old.jsonl"), **settings)
+    done = await asyncio.to_thread(vibemuse_archive, database_url, tmp_path / "cli", "--export",
+                                   str(tmp_path / "old.jsonl"), **settings)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == f"archived 8 events, appended to {tmp_path / 'old.jsonl'}"
     assert len((tmp_path / "old.jsonl").read_text(encoding="utf-8").splitlines()) == 8
@@ -182,7 +186,8 @@ async def test_the_archive_command_beside_a_running_server(world, server, clock,
     alice = world.players[1]
     await acked(alice.ws, "say", {"text": "still here"})
 
-    forever = vibemuse_archive(database_url, tmp_path / "cli", retention_room_days=0, retention_channel_days=0)
+    forever = await asyncio.to_thread(vibemuse_archive, database_url, tmp_path / "cli", retention_room_days=0,
+                                      retention_channel_days=0)
     assert forever.returncode == 0 and forever.stdout.splitlines()[-1] == "archived 0 events"
 
 
