@@ -25,6 +25,7 @@ from vibemuse.storage.batching import ReadBatcher
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord, ServerBanRecord
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
+    Appended,
     append_events_txn,
     claim_pending_txn,
     get_receipt_txn,
@@ -185,8 +186,9 @@ class Storage:
         relocation: Relocation | None = None,
         pending: list[tuple[int, str]] = (),  # type: ignore[assignment]
         ops: list[ChannelOp] = (),  # type: ignore[assignment]
-    ) -> tuple[Receipt, list[int]]:
-        """Durably store signed events (and a move); returns the receipt and the new positions.
+    ) -> Appended:
+        """Durably store signed events (and a move); returns the receipt, the new positions and
+        the position they follow (``event_txns.Appended``).
 
         If ``transaction`` was seen before, nothing is stored and the first
         receipt comes back marked ``duplicate``. Any other uniqueness clash (an
@@ -199,7 +201,7 @@ class Storage:
             if transaction is not None:
                 receipt = await self.get_receipt(transaction)
                 if receipt is not None:
-                    return receipt, []
+                    return Appended(receipt, [], 0)
             raise Conflict("event") from None
 
     async def get_receipt(self, transaction: TransactionKey) -> Receipt | None:
