@@ -27,6 +27,7 @@ setup(
         "marshmallow>=3.20",
         "alembic>=1.13",
         "jsonschema>=4.18",
+        "redis[hiredis]>=5,<9",  # the bus between the processes of one server (bus_url)
     ],
     extras_require={
         "test": [

@@ -16,7 +16,6 @@ import threading
 
 import pytest
 
-from tests.conftest import PG_URL, REQUIRE_PG, _postgres_reachable, postgres_schema
 from vibemuse.protocol.events import build_event
 from vibemuse.protocol.signing import generate_signing_key
 from vibemuse.storage import Storage, create_database_engine, ensure_schema
@@ -48,12 +47,9 @@ def _writers(database_url):
 
 
 @pytest.fixture
-def postgres_writers():
+def postgres_writers(postgres_url):
     """Three storages on one PostgreSQL schema (several processes run on PostgreSQL only)."""
-    if not _postgres_reachable():
-        (pytest.fail if REQUIRE_PG else pytest.skip)(f"PostgreSQL not reachable at {PG_URL}")
-    with postgres_schema() as url:
-        yield from _writers(url)
+    yield from _writers(postgres_url)
 
 
 def test_a_later_position_never_commits_before_an_earlier_one(postgres_writers):

@@ -57,6 +57,8 @@ from vibemuse.protocol.errors import CloseCode
 from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.bus import InProcessBus
+from vibemuse.realtime.redis_bus import BLOCK, CONTACTED, OUTBOX, TOKEN_REVOKED, RedisBus, new_instance_name
+from vibemuse.realtime.stream import Append, StreamOrder
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.realtime.heartbeat import Heartbeat
 from vibemuse.realtime.ids import IdSource
@@ -86,6 +88,7 @@ from vibemuse.protocol.federation_auth import sign_request
 from vibemuse.specfiles import load_schema_set
 from vibemuse.telnet.listener import TelnetListener
 from vibemuse.storage import Storage, create_database_engine, ensure_schema
+from vibemuse.storage.lease import Lease, Leader
 from vibemuse.storage.outbox import OutboxStore
 from vibemuse.storage.federation_inbound import FederationInboundStore
 
@@ -189,6 +192,12 @@ def _close_sockets_of_token(registry: ConnectionRegistry, token_hash: str) -> No
     registry.close_token(token_hash, CloseCode.LOGGED_OUT, "logged out")
 
 
+async def _appends_between(storage: Storage, after: int, upto: int) -> list[Append]:
+    """A gap of the bus, from the database: the events after ``after`` up to ``upto``, as one append."""
+    found = await storage.events_between(after, upto)
+    return [Append(after, tuple(position for position, _ in found), tuple(event for _, event in found))]
+
+
 def federation_seams(context: ServerContext) -> FederationSeams:
     """What the sender needs: where a destination is (discovery; unknown: retried later) and the
     signature of each request, made with this server's current key at the moment of sending."""
@@ -245,6 +254,8 @@ class VibeMuseServer:
     http_server: tornado.httpserver.HTTPServer | None = None
     telnet: TelnetListener | None = None
     _sender_started: asyncio.Task[None] | None = None
+    bus: RedisBus | None = None  # one of several processes of the server (``bus_url``)
+    leader: Leader | None = None  # the sender's lease, with a bus
 
     @classmethod
     async def create(
@@ -278,7 +289,12 @@ class VibeMuseServer:
             clock=clock,
             on_token_revoked=lambda token_hash: _close_sockets_of_token(registry, token_hash),
         )
-        bus = InProcessBus()
+        bus: InProcessBus | RedisBus = InProcessBus()
+        if config.bus_url:  # one of several processes of this server (README, "Scale-out")
+            bus = RedisBus(config.bus_url, config.resolved_bus_channel, instance=new_instance_name(), clock=clock)
+            accounts.on_token_revoked = lambda token_hash: bus.signal(TOKEN_REVOKED, {"tokenHash": token_hash})
+            bus.on_signal(TOKEN_REVOKED, lambda data: _close_sockets_of_token(registry, str(data["tokenHash"])))
+            bus.on_resync = lambda: registry.close_all(CloseCode.RESUME, "resume")
         subscriptions = Subscriptions(registry)
         bus.attach(subscriptions.deliver)
         broadcaster = Broadcaster(bus, server_name=config.server_name, clock=clock, frame_ids=IdSource("f"))
@@ -321,9 +337,20 @@ class VibeMuseServer:
         context.outbox, context.federation_sender = sender.outbox, sender
         views = RoomViews(storage, recent=config.recent_messages_on_join,
                           budget_bytes=config.outbound_queue_bytes // 2, clock=clock)
+        on_stored = [views.stored, context.sync.tails.stored]
+        stream, wake = None, sender.wake
+        if isinstance(bus, RedisBus):  # one process sends (the lease holder); the others wake it
+            bus.on_signal(OUTBOX, lambda data: sender.wake(data["destinations"]))
+            bus.on_signal(CONTACTED, lambda data: asyncio.ensure_future(sender.contacted(data["server"])))
+            wake = lambda destinations: bus.signal(OUTBOX, {"destinations": list(destinations)})  # noqa: E731
+            context.contacted = lambda server: bus.signal(CONTACTED, {"server": server})
+        if isinstance(bus, RedisBus):  # every process's appends reach these in stream order, through the bus
+            order = StreamOrder(await storage.latest_position(), deliver=subscriptions.deliver, on_appended=on_stored)
+            bus.attach_stream(order, lambda after, upto: _appends_between(storage, after, upto))
+            on_stored, stream = [], bus.appended
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,
-            clock=clock, on_stored=[views.stored, context.sync.tails.stored], on_enqueued=sender.wake,
+            clock=clock, on_stored=on_stored, on_enqueued=wake, stream=stream,
         )
         context.chat = RoomChat(
             storage,
@@ -346,12 +373,17 @@ class VibeMuseServer:
             clock=clock,
             federation=config.federation,
         )
+        if isinstance(bus, RedisBus):
+            pages = context.pages
+            pages.block_changed = lambda blocker, blocked, on: bus.signal(
+                BLOCK, {"blocker": blocker, "blocked": blocked, "on": on})
+            bus.on_signal(BLOCK, lambda data: pages.apply_block(data["blocker"], data["blocked"], bool(data["on"])))
         seams = federation or federation_seams(context)
         remote_channels = RemoteChannels(
             storage, client=FederationClient(transport, seams) if config.federation else None, events=events,
             registry=registry, broadcaster=broadcaster, subscriptions=subscriptions, blocks=context.pages.blocks,
             server_name=config.server_name, clock=clock, check_stamped=context.federation.check_stamped,
-            wake=sender.wake, queue_seconds=config.federation_channel_queue_seconds)
+            wake=wake, queue_seconds=config.federation_channel_queue_seconds)
         sender.on_answered, sender.too_old = remote_channels.answered, remote_channels.too_old
         context.federation.own_keys = lambda: parse_server_keys_response(
             context.keyring.server_keys_response(config.server_name, clock() + 3_600_000), config.server_name,
@@ -389,8 +421,15 @@ class VibeMuseServer:
             [Heartbeat(registry, timeout=config.heartbeat_timeout_seconds, clock=clock).beat],
         )
         ticker = Ticker(1.0, [presence.expire_typing, presence.sweep_idle])
-        return cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker,
-                   sender=sender, transport=transport)
+        server = cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker,
+                     sender=sender, transport=transport)
+        if isinstance(bus, RedisBus):
+            server.bus = bus
+            peers = list(config.federation_peers)
+            server.leader = Leader(Lease(engine, "federation_sender"),
+                                   start=lambda: sender.start(announce_to=peers), stop=sender.pause)
+            await bus.start()
+        return server
 
     def listen(self, port: int | None = None, address: str | None = None) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -401,7 +440,7 @@ class VibeMuseServer:
             open_sockets=lambda: self.context.registry.held_sockets,
         )
         sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host,
-                                               backlog=LISTEN_BACKLOG)
+                                               backlog=LISTEN_BACKLOG, reuse_port=config.workers > 1)
         self.http_server.add_sockets(sockets)
         bound = sockets[0].getsockname()[1]
         if bound != config.port and not config.public_base_url:  # port 0: announce the port it got
@@ -416,7 +455,8 @@ class VibeMuseServer:
         config = self.context.config
         self.telnet = TelnetListener(self.context, connections=self._connections)
         sockets = tornado.netutil.bind_sockets(config.telnet_port if port is None else port,
-                                               address or config.host, backlog=LISTEN_BACKLOG)
+                                               address or config.host, backlog=LISTEN_BACKLOG,
+                                               reuse_port=config.workers > 1)
         self.telnet.add_sockets(sockets)
         return sockets[0].getsockname()[1]
 
@@ -428,7 +468,9 @@ class VibeMuseServer:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
         self.heartbeat.start()
         self.ticker.start()
-        if self.context.config.federation:  # off: nothing is sent (what is queued waits)
+        if self.context.config.federation and self.leader is not None:  # the lease holder sends
+            self.leader.run()
+        elif self.context.config.federation:  # off: nothing is sent (what is queued waits)
             peers = list(self.context.config.federation_peers)
             self._sender_started = asyncio.get_running_loop().create_task(self.sender.start(announce_to=peers))
 
@@ -448,6 +490,8 @@ class VibeMuseServer:
         self.ticker.stop()
         if self._sender_started is not None:
             await asyncio.gather(self._sender_started, return_exceptions=True)
+        if self.leader is not None:
+            await self.leader.close()
         await self.sender.stop()
         registry = self.context.registry
         closing = registry.close_all(CloseCode.GOING_AWAY, "server shutting down")

@@ -8,7 +8,7 @@ never through module globals, so several servers can run in one process
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from vibemuse.clock import Clock
 from vibemuse.config import Config
@@ -60,6 +60,8 @@ class ServerContext:
     outbox: OutboxStore | None = None
     federation_sender: "FederationSender | None" = None
     remote_channels: "RemoteChannels | None" = None  # channels shared with other servers
+    # another server contacted us (with several processes: told to the one that sends, over the bus)
+    contacted: Callable[[str], None] | None = None
 
     @property
     def server_name(self) -> str:

@@ -228,6 +228,7 @@ class CloseCode(enum.IntEnum):
     TOKEN_EXPIRED = 4006
     SLOW_CONSUMER = 4008
     SPAM = 4009
+    RESUME = 4010
 
 
 CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
@@ -249,6 +250,8 @@ CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.TOKEN_EXPIRED: "The access token this socket used has expired; log in again and reconnect.",
     CloseCode.SLOW_CONSUMER: "The client read too slowly: its outbound queue passed limits.outboundQueueBytes.",
     CloseCode.SPAM: "The user kept sending messages while muted for spam.",
+    CloseCode.RESUME: "The server may have missed live frames for this socket (its processes lost touch for a "
+                      "moment); nothing stored was lost: reconnect at once and resume with since.",
 }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from vibemuse.clock import Clock
 from vibemuse.protocol import content as compose
@@ -81,6 +81,8 @@ class PageService:
         self._broadcaster = broadcaster
         self._events = events
         self.blocks = blocks
+        # a block set or lifted: applied here, or (several processes) told to every process
+        self.block_changed: Callable[[str, str, bool], None] = self.apply_block
         self._server_name = server_name
         self._max_text_length = max_text_length
         self.max_recipients = max_recipients
@@ -110,8 +112,8 @@ class PageService:
         )
         if not positions:  # a retry: the first ack again
             return PageResult(receipt, [])
-        await self._storage.set_last_paged(principal.user_id, tuple(ids))
         self._broadcaster.to_users([principal.user_id, *local], self._events.frame("message", event, positions[0]))
+        await self._storage.set_last_paged(principal.user_id, tuple(ids))
         return PageResult(receipt, offline, remote)
 
     async def _recipients(self, principal: Principal, names: list[str] | None) -> list[UserRecord | RemoteUser]:
@@ -248,8 +250,12 @@ class PageService:
         if target.user_id == principal.user_id:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "You cannot block yourself.")
         await self._storage.set_block(principal.user_id, target.user_id, blocked, self._clock())
-        if blocked:
-            self.blocks.add(principal.user_id, target.user_id)
-        else:
-            self.blocks.remove(principal.user_id, target.user_id)
+        self.block_changed(principal.user_id, target.user_id, blocked)
         return target
+
+    def apply_block(self, blocker: str, blocked: str, on: bool) -> None:
+        """Keep the in-memory list as storage now says (here, or told by another process)."""
+        if on:
+            self.blocks.add(blocker, blocked)
+        else:
+            self.blocks.remove(blocker, blocked)

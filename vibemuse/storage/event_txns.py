@@ -115,6 +115,14 @@ def append_events_txn(
     return Appended(receipt, positions, after)
 
 
+def events_between_txn(connection: Connection, after: int, upto: int) -> list[tuple[int, dict[str, Any]]]:
+    """The events at positions after ``after`` up to ``upto``, in order, as stored (no ``unsigned``)."""
+    query = (select(events.c.stream_position, events.c.event_json)
+             .where(events.c.stream_position > after, events.c.stream_position <= upto)
+             .order_by(events.c.stream_position))
+    return [(row.stream_position, json.loads(row.event_json)) for row in connection.execute(query)]
+
+
 def latest_position_txn(connection: Connection) -> int:
     """The newest stream position stored (0: none)."""
     return connection.execute(select(func.max(events.c.stream_position))).scalar() or 0

@@ -27,6 +27,7 @@ from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
     Appended,
     append_events_txn,
+    events_between_txn,
     claim_pending_txn,
     get_receipt_txn,
     recent_room_events_txn,
@@ -276,6 +277,10 @@ class Storage:
     async def tail(self, since: int, limit: int) -> sync_txns.Tail:
         """Every event after ``since``, at most ``limit``, with the newest and oldest positions."""
         return await self._read(sync_txns.tail_txn, since, limit)
+
+    async def events_between(self, after: int, upto: int) -> list[tuple[int, dict[str, Any]]]:
+        """(position, event) of the events after ``after`` up to ``upto``, in order (a gap in the bus)."""
+        return await self._read(events_between_txn, after, upto)
 
     async def latest_position(self) -> int:
         """The newest stream position stored (0 before the first event)."""

@@ -1,0 +1,208 @@
+"""One server as several processes (README, "Scale-out"): real ``vibemuse serve`` processes
+on one PostgreSQL schema and one Redis bus, players on real WebSockets to different ones.
+
+Two processes on two ports (so that the test knows which socket is on which), then
+``--workers`` on one port: the supervisor, a worker killed and started again, and the
+settings it refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import REDIS_URL
+from tests.federation.test_two_servers import free_port
+from tests.support.client import Api, WsClient, acked
+from tests.support.processes import VIBEMUSE, ServerProcess
+from tests.test_resume import last_position
+from vibemuse.protocol.events import build_event
+from vibemuse.protocol.signing import generate_signing_key
+from vibemuse.storage import Storage, create_database_engine
+
+NAME = "scale.test"
+
+
+class Processes:
+    """``count`` processes of one server (one name, data folder, database and bus)."""
+
+    def __init__(self, tmp_path, database_url: str, bus: dict[str, str], spec, count: int = 2):
+        self.spec = spec
+        self.processes = [ServerProcess(NAME, tmp_path / "data", free_port(), database_url=database_url, peers={},
+                                        settings={**bus, "federation": "false"}) for _ in range(count)]
+
+    async def __aenter__(self) -> "Processes":
+        for process in self.processes:  # one at a time: the first makes the schema and the key
+            await process.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for process in self.processes:
+            process.stop()
+
+    def api(self, index: int) -> Api:
+        return Api(self.processes[index].base_url, self.spec)
+
+    async def player(self, index: int, name: str) -> tuple[dict, WsClient]:
+        session = await self.api(index).register(name)
+        return session, await WsClient.logged_in(self.processes[index].ws_url, self.spec, session["accessToken"])
+
+
+async def texts(socket: WsClient, count: int, frame_type: str = "message") -> list[tuple[int, str]]:
+    """(position, body) of the next ``count`` frames of ``frame_type``."""
+    found = []
+    for _ in range(count):
+        event = (await socket.receive_type(frame_type, timeout=15))["data"]["event"]
+        found.append((event["unsigned"]["stream_position"], event["content"]["body"]))
+    return found
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_players_on_two_processes_talk_in_one_order(tmp_path, postgres_url, bus, spec):
+    async with Processes(tmp_path, postgres_url, bus, spec) as server:
+        (_, ann), (_, bob) = await server.player(0, "ann"), await server.player(1, "bob")
+        (_, cat), (_, dan) = await server.player(1, "cat"), await server.player(0, "dan")
+        await acked(ann, "say", {"text": "hello from process one"})
+        assert [body for _, body in await texts(bob, 1)] == ["hello from process one"]
+        await acked(bob, "say", {"text": "and back from two"})
+        assert [body for _, body in await texts(ann, 2)] == ["hello from process one", "and back from two"]
+
+        async def talk(socket: WsClient, who: str) -> None:
+            for n in range(15):
+                await socket.send_frame("say", {"text": f"{who} {n}"})
+        await asyncio.gather(talk(ann, "ann"), talk(bob, "bob"))  # two writers at once, on two processes
+        for socket in (ann, bob):
+            for _ in range(15):
+                await socket.receive_type("ack", timeout=15)
+        heard = {name: await texts(socket, 32) for name, socket in (("cat", cat), ("dan", dan))}
+        for name, got in heard.items():
+            positions = [position for position, _ in got]
+            assert positions == sorted(positions) and len(set(positions)) == 32, name  # in order, once each
+        assert heard["cat"] == heard["dan"]  # the same stream on both processes
+        assert sorted(body for _, body in heard["cat"][2:]) == sorted(
+            f"{who} {n}" for who in ("ann", "bob") for n in range(15))
+
+        # an append whose process died between its commit and its publish: the others find
+        # the gap in the chain and read it from the database, and the stream goes on
+        storage = Storage(create_database_engine(postgres_url, pool_size=1), threads=1)
+        try:
+            lost = build_event(event_type="vm.system", sender="@ann:scale.test", origin=NAME,
+                               origin_server_ts=1, content={"body": "lost on the way"},
+                               signing_key=generate_signing_key("x1"))
+            await storage.append_events([lost], transaction=None, now_ms=1)
+        finally:
+            storage.close()
+        await acked(ann, "say", {"text": "after the gap"})
+        while (await texts(bob, 1))[0][1] != "after the gap":  # what bob has not read yet comes first
+            pass
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_channels_logout_and_resume_reach_across_processes(tmp_path, postgres_url, bus, spec):
+    async with Processes(tmp_path, postgres_url, bus, spec) as server:
+        ann_session, ann = await server.player(0, "ann")
+        bob_session, bob = await server.player(1, "bob")
+        status, _ = await server.api(0).call("POST", "/api/communication/channels", {"name": "Public"},
+                                             token=ann_session["accessToken"])
+        assert status == 201
+        await acked(bob, "join_channel", {"channelId": "public"})
+        await acked(ann, "channel", {"channelId": "public", "text": "on the line"})
+        assert [body for _, body in await texts(bob, 1, "channel_message")] == ["on the line"]
+
+        # bob resumes on process zero from before what ann said on it
+        since = last_position(bob)
+        await acked(ann, "say", {"text": "while bob moves"})
+        again = await WsClient.open(server.processes[0].ws_url + f"?since={since}", spec,
+                                    token=bob_session["accessToken"])
+        replayed = []
+        while True:
+            frame = await again.receive(timeout=15)
+            if frame["type"] == "resumed":
+                break
+            if frame["type"] == "message":
+                replayed.append(frame["data"]["event"]["content"]["body"])
+        assert "while bob moves" in replayed
+
+        # a block set on process one holds on process zero at once
+        await acked(bob, "block", {"user": "ann", "blocked": True})
+        refused_page = await ann.send_frame("page", {"to": ["bob"], "text": "let me in"})
+        error = await ann.receive_type("error", timeout=15)
+        assert error["data"]["inReplyTo"] == refused_page and error["data"]["code"] == "not_accepting_pages"
+
+        # logging out on process zero closes bob's sockets on both processes
+        status, _ = await server.api(0).call("POST", "/api/auth/logout", token=bob_session["accessToken"])
+        assert status in (200, 204)
+        for socket in (bob, again):
+            code, _ = await socket.closed(timeout=15)
+            assert code == 4003
+
+
+def test_workers_share_one_port_and_a_killed_one_comes_back(tmp_path, postgres_url, bus):
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VIBEMUSE_")}
+    env.update({"VIBEMUSE_DATABASE_URL": postgres_url, "VIBEMUSE_BUS_URL": bus["bus_url"],
+                "VIBEMUSE_BUS_CHANNEL": bus["bus_channel"], "VIBEMUSE_FEDERATION": "false"})
+    log_path = tmp_path / "workers.log"
+    command = [VIBEMUSE, "serve", "--workers", "2", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+               "--server-name", NAME, "--migrate"]
+    with log_path.open("wb") as log:
+        parent = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        workers = _wait_for(lambda: _worker_pids(log_path, 2), "two workers started", log_path)
+        _wait_for(lambda: _answers(port), "the port answers", log_path)
+        os.kill(workers[0], signal.SIGKILL)
+        _wait_for(lambda: len(_worker_pids(log_path, 3) or []) == 3, "the killed worker started again", log_path)
+        assert _answers(port)
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        code = parent.wait(timeout=30)
+    assert code == 0
+    assert all(not _alive(pid) for pid in _worker_pids(log_path, 3))  # the workers ended with the parent
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"VIBEMUSE_WORKERS": "2"}, "several processes need a bus"),
+    ({"VIBEMUSE_BUS_URL": REDIS_URL}, "not SQLite"),
+])
+def test_settings_that_cannot_work_are_refused(tmp_path, settings, message):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VIBEMUSE_")}
+    result = subprocess.run([VIBEMUSE, "serve", "--data-dir", str(tmp_path), "--port", str(free_port())],
+                            env={**env, **settings}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def _worker_pids(log_path, count: int) -> list[int] | None:
+    pids = [int(line.rsplit("pid ", 1)[1].rstrip(")\n")) for line in log_path.read_text(errors="replace").splitlines()
+            if "started (pid" in line]
+    return pids if len(pids) >= count else None
+
+
+def _answers(port: int) -> bool:
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/versions", timeout=5) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_for(condition, what: str, log_path, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}\n{log_path.read_text(errors='replace')[-3000:]}")
