@@ -206,3 +206,54 @@ def _wait_for(condition, what: str, log_path, timeout: float = 60.0):
             return result
         time.sleep(0.1)
     raise AssertionError(f"not within {timeout} s: {what}\n{log_path.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.mark.gen_test(timeout=240)
+async def test_presence_rosters_who_and_pages_cover_every_process(tmp_path, postgres_url, bus, spec):
+    async with Processes(tmp_path, postgres_url, bus, spec) as server:
+        ann_session, ann = await server.player(0, "ann")
+        _, bob = await server.player(1, "bob")  # bob arrives after ann, through the other process
+        assert "@ann:scale.test" in [m["userId"] for m in bob.roster["data"]["members"]]
+        who = await acked_frame(bob, "who")
+        assert {"@ann:scale.test", "@bob:scale.test"} <= {u["userId"] for u in who["data"]["users"]}
+
+        # a page to a player connected to the other process is delivered now, not held
+        ack = await acked(ann, "page", {"to": ["bob"], "text": "psst"})
+        assert ack["data"].get("offline", []) == []
+        assert [body for _, body in await texts(bob, 1)] == ["psst"]
+
+        # carol's socket is on process one; she joins a channel over HTTP on process zero and hears it
+        carol_session, carol = await server.player(1, "carol")
+        status, _ = await server.api(0).call("POST", "/api/communication/channels", {"name": "Public"},
+                                             token=ann_session["accessToken"])
+        status, _ = await server.api(0).call("POST", "/api/communication/channels", {"name": "Public"},
+                                             token=carol_session["accessToken"])
+        assert status == 200
+        await acked(ann, "channel", {"channelId": "public", "text": "carol, you there?"})
+        assert [body for _, body in await texts(carol, 1, "channel_message")] == ["carol, you there?"]
+        # kicked on process zero: her sockets on process one hear the kick, then nothing more
+        await acked(ann, "channel_moderate", {"channelId": "public", "action": "kick", "user": "carol"})
+        while (await carol.receive_type("channel_notice", timeout=15))["data"]["event"]["content"].get(
+                "membership") != "kick":
+            pass
+        await acked(ann, "channel", {"channelId": "public", "text": "gone?"})
+        assert [f for f in await carol.quiet(0.5) if f["type"] == "channel_message"] == []
+
+        # process one killed: its players go offline for process zero within the silence limit
+        server.processes[1].kill()
+        deadline = asyncio.get_running_loop().time() + 40
+        while True:
+            who = await acked_frame(ann, "who")
+            if "@bob:scale.test" not in {u["userId"] for u in who["data"]["users"]}:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "bob still listed after process one died"
+            await asyncio.sleep(1)
+        offline = [f for f in ann.received if f["type"] == "presence" and f["data"]["userId"] == "@bob:scale.test"
+                   and f["data"]["status"] == "offline"]
+        assert offline  # ann, in bob's room, was told
+
+
+async def acked_frame(socket: WsClient, frame_type: str) -> dict:
+    """Send a query frame and return its answer (a frame of the same type)."""
+    await socket.send_frame(frame_type, {})
+    return await socket.receive_type(frame_type, timeout=15)

@@ -57,7 +57,8 @@ from vibemuse.protocol.errors import CloseCode
 from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.bus import InProcessBus
-from vibemuse.realtime.redis_bus import BLOCK, CONTACTED, OUTBOX, TOKEN_REVOKED, RedisBus, new_instance_name
+from vibemuse.processes import Processes
+from vibemuse.realtime.redis_bus import OUTBOX, RedisBus, new_instance_name
 from vibemuse.realtime.stream import Append, StreamOrder
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.realtime.heartbeat import Heartbeat
@@ -254,7 +255,7 @@ class VibeMuseServer:
     http_server: tornado.httpserver.HTTPServer | None = None
     telnet: TelnetListener | None = None
     _sender_started: asyncio.Task[None] | None = None
-    bus: RedisBus | None = None  # one of several processes of the server (``bus_url``)
+    processes: Processes | None = None  # one of several processes of the server (``bus_url``)
     leader: Leader | None = None  # the sender's lease, with a bus
 
     @classmethod
@@ -275,7 +276,8 @@ class VibeMuseServer:
         await asyncio.to_thread(ensure_schema, engine, auto_migrate=config.auto_migrate)
         storage = Storage(engine, threads=config.database_threads)
         registry = ConnectionRegistry()
-        rooms = RoomService(storage, server_name=config.server_name, clock=clock, online_users=registry.online_user_ids)
+        rooms = RoomService(storage, server_name=config.server_name, clock=clock,
+                            online_users=lambda: context.presence.online_user_ids())  # every process's
         default_room = await rooms.ensure_default_room(config.default_room_name, config.default_room_description)
         guard = make_guard(config, clock)
         accounts = AccountService(
@@ -290,11 +292,8 @@ class VibeMuseServer:
             on_token_revoked=lambda token_hash: _close_sockets_of_token(registry, token_hash),
         )
         bus: InProcessBus | RedisBus = InProcessBus()
-        if config.bus_url:  # one of several processes of this server (README, "Scale-out")
+        if config.bus_url:  # one of several processes of this server (README, "Scale-out"; processes.py)
             bus = RedisBus(config.bus_url, config.resolved_bus_channel, instance=new_instance_name(), clock=clock)
-            accounts.on_token_revoked = lambda token_hash: bus.signal(TOKEN_REVOKED, {"tokenHash": token_hash})
-            bus.on_signal(TOKEN_REVOKED, lambda data: _close_sockets_of_token(registry, str(data["tokenHash"])))
-            bus.on_resync = lambda: registry.close_all(CloseCode.RESUME, "resume")
         subscriptions = Subscriptions(registry)
         bus.attach(subscriptions.deliver)
         broadcaster = Broadcaster(bus, server_name=config.server_name, clock=clock, frame_ids=IdSource("f"))
@@ -340,11 +339,8 @@ class VibeMuseServer:
         on_stored = [views.stored, context.sync.tails.stored]
         stream, wake = None, sender.wake
         if isinstance(bus, RedisBus):  # one process sends (the lease holder); the others wake it
-            bus.on_signal(OUTBOX, lambda data: sender.wake(data["destinations"]))
-            bus.on_signal(CONTACTED, lambda data: asyncio.ensure_future(sender.contacted(data["server"])))
             wake = lambda destinations: bus.signal(OUTBOX, {"destinations": list(destinations)})  # noqa: E731
-            context.contacted = lambda server: bus.signal(CONTACTED, {"server": server})
-        if isinstance(bus, RedisBus):  # every process's appends reach these in stream order, through the bus
+            # and every process's appends reach these in stream order, through the bus
             order = StreamOrder(await storage.latest_position(), deliver=subscriptions.deliver, on_appended=on_stored)
             bus.attach_stream(order, lambda after, upto: _appends_between(storage, after, upto))
             on_stored, stream = [], bus.appended
@@ -373,11 +369,6 @@ class VibeMuseServer:
             clock=clock,
             federation=config.federation,
         )
-        if isinstance(bus, RedisBus):
-            pages = context.pages
-            pages.block_changed = lambda blocker, blocked, on: bus.signal(
-                BLOCK, {"blocker": blocker, "blocked": blocked, "on": on})
-            bus.on_signal(BLOCK, lambda data: pages.apply_block(data["blocker"], data["blocked"], bool(data["on"])))
         seams = federation or federation_seams(context)
         remote_channels = RemoteChannels(
             storage, client=FederationClient(transport, seams) if config.federation else None, events=events,
@@ -389,9 +380,10 @@ class VibeMuseServer:
             context.keyring.server_keys_response(config.server_name, clock() + 3_600_000), config.server_name,
             clock())
         context.remote_channels = remote_channels
-        context.federation.inbox = PageInbox(RemotePages(
+        remote_pages = RemotePages(
             storage, registry=registry, broadcaster=broadcaster, events=events, blocks=context.pages.blocks,
-            server_name=config.server_name, clock=clock), remote_channels)
+            server_name=config.server_name, clock=clock)
+        context.federation.inbox = PageInbox(remote_pages, remote_channels)
         context.channels = ChannelService(
             storage,
             subscriptions=subscriptions,
@@ -424,11 +416,12 @@ class VibeMuseServer:
         server = cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker,
                      sender=sender, transport=transport)
         if isinstance(bus, RedisBus):
-            server.bus = bus
+            server.processes = Processes(bus, context, sender, remote_pages)
             peers = list(config.federation_peers)
             server.leader = Leader(Lease(engine, "federation_sender"),
                                    start=lambda: sender.start(announce_to=peers), stop=sender.pause)
             await bus.start()
+            server.processes.start()
         return server
 
     def listen(self, port: int | None = None, address: str | None = None) -> int:
@@ -501,5 +494,7 @@ class VibeMuseServer:
         if self.http_server is not None:
             await self.http_server.close_all_connections()
         self.transport.close()
+        if self.processes is not None:  # the others hear that this one's users are gone from it
+            await self.processes.stop()
         await asyncio.to_thread(self.context.storage.close)
         log.info("shut down: %d sockets closed", closing)

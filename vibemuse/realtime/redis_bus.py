@@ -57,6 +57,13 @@ TOKEN_REVOKED = "token_revoked"  # {"tokenHash"}: close the sockets of a revoked
 OUTBOX = "outbox"  # {"destinations"}: events were queued for these servers (the sending process wakes)
 CONTACTED = "contacted"  # {"server"}: that server sent us a request, so it is up
 BLOCK = "block"  # {"blocker", "blocked", "on"}: a block set or lifted (each process keeps the list in memory)
+TUNE = "tune"  # {"channel", "user" (None: every listener), "on"}: who hears a channel (at its event's position)
+PLACE = "place"  # {"user", "room"}: a user moved (their sockets on every process hear the new room)
+SEEN = "seen"  # {"sighting"} or {"gone": user id}: a user's presence on the sending process (``Directory``)
+ALIVE = "alive"  # {}: the sending process is alive (every few seconds)
+HELLO = "hello"  # {}: a process started: the others answer with ``HELD``
+HELD = "held"  # {"to", "sightings"}: everyone online on the sending process, for a newcomer
+BYE = "bye"  # {}: the sending process is stopping: its users are offline there
 
 GapReader = Callable[[int, int], Awaitable[list[Append]]]  # (after, up to) -> the appends, from the database
 
@@ -123,10 +130,17 @@ class RedisBus:
         body = json.dumps(list(append.events), separators=(",", ":")).encode("utf-8")
         self._send({"k": "a", "i": self.instance, "a": append.after, "p": list(append.positions)}, body)
 
-    def signal(self, kind: str, data: dict[str, Any]) -> None:
-        """Tell every process of the server, this one included."""
-        self._on_signal(kind, data)
-        self._send({"k": "s", "i": self.instance, "s": kind}, json.dumps(data).encode("utf-8"))
+    def signal(self, kind: str, data: dict[str, Any], position: int | None = None) -> None:
+        """Tell every process of the server, this one included; with the ``position`` of the event
+        that caused it, each acts on it at that place in the stream (``StreamOrder.act``)."""
+        self._at(position, kind, data)
+        self._send({"k": "s", "i": self.instance, "s": kind, "p": position}, json.dumps(data).encode("utf-8"))
+
+    def _at(self, position: int | None, kind: str, data: dict[str, Any]) -> None:
+        if position is not None and self._order is not None:
+            self._order.act(position, lambda: self._on_signal(kind, data))
+        else:
+            self._on_signal(kind, data)
 
     def _send(self, header: dict[str, Any], body: bytes) -> None:
         if len(self._queue) >= MAX_QUEUED:
@@ -144,7 +158,11 @@ class RedisBus:
                        asyncio.create_task(self._gap_watch())]
         await subscribed
 
-    async def stop(self) -> None:
+    async def stop(self, flush_seconds: float = 2.0) -> None:
+        """Send what is queued (for up to ``flush_seconds``), then disconnect."""
+        deadline = asyncio.get_running_loop().time() + flush_seconds
+        while self._queue and self.connected and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -243,7 +261,7 @@ class RedisBus:
         elif kind == "a" and self._order is not None:
             self._order.appended(Append(header["a"], tuple(header["p"]), tuple(json.loads(body))), self._clock())
         elif kind == "s":
-            self._on_signal(header["s"], json.loads(body))
+            self._at(header.get("p"), header["s"], json.loads(body))
 
     def _hand_on(self, delivery: Delivery) -> None:
         if self._order is not None:

@@ -59,7 +59,8 @@ class StreamOrder:
         self._deliver = deliver
         self.on_appended = on_appended if on_appended is not None else []
         self._waiting: dict[int, Append] = {}  # appends that arrived early, by the position they follow
-        self._held: list[tuple[int, int, Delivery]] = []  # frames above ``released``: (position, arrival, frame)
+        # frames (and actions) above ``released``: (position, arrival, frame or action)
+        self._held: list[tuple[int, int, Delivery | Callable[[], None]]] = []
         self._arrivals = itertools.count()
         self._stalled_since: int | None = None  # when an early append first waited (the caller's clock)
 
@@ -87,6 +88,14 @@ class StreamOrder:
             self._deliver(delivery)
         else:
             heapq.heappush(self._held, (delivery.position, next(self._arrivals), delivery))
+
+    def act(self, position: int | None, action: Callable[[], None]) -> None:
+        """Do something to this process's sockets (tune one out of a channel, move one) at its place in
+        the stream: after the frames of ``position`` that came before it, before any later ones."""
+        if position is None or position <= self.released:
+            action()
+        else:
+            heapq.heappush(self._held, (position, next(self._arrivals), action))
 
     # -- gaps ----------------------------------------------------------------------------------
 
@@ -124,4 +133,8 @@ class StreamOrder:
     def _release_frames(self) -> None:
         held = self._held
         while held and held[0][0] <= self.released:
-            self._deliver(heapq.heappop(held)[2])
+            item = heapq.heappop(held)[2]
+            if isinstance(item, Delivery):
+                self._deliver(item)
+            else:
+                item()

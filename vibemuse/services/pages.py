@@ -78,6 +78,8 @@ class PageService:
     ):
         self._storage = storage
         self._registry = registry
+        # whether a user has a socket (on any process of this server: app.py sets it so with several)
+        self.online: Callable[[str], bool] = registry.is_online
         self._broadcaster = broadcaster
         self._events = events
         self.blocks = blocks
@@ -105,7 +107,7 @@ class PageService:
         local = [user.user_id for user in recipients if not isinstance(user, RemoteUser)]
         remote = [user.user_id for user in recipients if isinstance(user, RemoteUser)]
         servers = list(dict.fromkeys(user.server for user in recipients if isinstance(user, RemoteUser)))
-        offline = [user_id for user_id in local if not self._registry.is_online(user_id)]
+        offline = [user_id for user_id in local if not self.online(user_id)]
         receipt, positions = await self._events.store(
             [event], request, pending=[(0, user_id) for user_id in offline],
             ops=[op_enqueue(event, servers, self._clock())] if servers else [],
@@ -232,7 +234,7 @@ class PageService:
         if server != self._server_name:  # a page from another server: the receipt goes back there
             await self._events.store([event], None, ops=[op_enqueue(event, [server], self._clock())])
             return
-        online = self._registry.is_online(sender)
+        online = self.online(sender)
         _, positions = await self._events.store([event], None, pending=[] if online else [(0, sender)])
         if online:
             self._broadcaster.to_user(sender, self._events.frame("page_receipt", event, positions[0]))

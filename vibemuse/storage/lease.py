@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 

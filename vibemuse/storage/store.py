@@ -20,7 +20,6 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vibemuse.storage import chain_txns, channel_txns, history_txns, message_txns, sync_txns, visibility_txns
-from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns
 from vibemuse.storage.batching import ReadBatcher
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord, ServerBanRecord
 from vibemuse.storage.engine import WRITE
