@@ -54,6 +54,7 @@ class Processes:
         bus.on_signal(TOKEN_REVOKED, lambda data: registry.close_token(
             str(data["tokenHash"]), CloseCode.LOGGED_OUT, "logged out"))
         bus.on_resync = lambda: registry.close_all(CloseCode.RESUME, "resume")
+        bus.on_lost = self._lost
 
         pages = context.pages
         pages.block_changed = lambda blocker, blocked, on: bus.signal(
@@ -154,6 +155,29 @@ class Processes:
         user_id = str(data["user"])
         if not self._mine(data) and self._context.registry.count_for(user_id) > 0:
             self._context.presence.subscriptions.place(user_id, str(data["room"]))
+
+    def _lost(self, events: list[dict[str, Any]]) -> None:
+        """Events whose frames never came (their process died between its commit and its
+        publish): every socket here that should have had one resumes (4010) and gets it then."""
+        registry, subscriptions = self._context.registry, self._context.presence.subscriptions
+        users: set[str] = set()
+        for event in events:
+            scoped = False
+            if event.get("room_id"):
+                users.update(subscriptions.users_in(event["room_id"]))
+                scoped = True
+            if event.get("channel_id"):
+                users.update(subscriptions.listeners(event["channel_id"]))
+                scoped = True
+            if event.get("recipients"):
+                users.update(event["recipients"])
+                users.add(event["sender"])  # their own other sockets show what they sent
+                scoped = True
+            if not scoped:  # announcements, and edits and deletions of them: everyone
+                users.update(registry.online_user_ids())
+        for user_id in users:
+            for connection in list(registry.sockets_of(user_id)):
+                connection.close(CloseCode.RESUME, "resume")
 
     def _offline(self, sightings: list[Sighting]) -> None:
         """Tell this process's sockets in their rooms that users of a stopped process went offline

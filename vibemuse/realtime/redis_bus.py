@@ -18,7 +18,8 @@ after the frames that carry its events (they are sent in the same step of
 the event loop, the append at the end of it), so a process that takes an
 append has its frames already, held, and releases them in stream order. What comes from the others
 goes through the ``StreamOrder``, which delivers frames in stream order
-and fills a missing append from the database (``fill_gaps``).
+and fills a missing append from the database (``_gap_watch``); the frames of such an append never come, so the
+sockets that should have had them are told to resume (``on_lost``).
 
 One connection publishes, in order (Redis keeps the order of one
 connection's commands); a second one subscribes. If Redis cannot be reached,
@@ -88,6 +89,8 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._read_gap: GapReader | None = None
         self.on_resync: Callable[[], None] = lambda: None  # the subscription broke: close sockets to resume
+        # events read from the database because their frames never came: their sockets must resume
+        self.on_lost: Callable[[list[dict[str, Any]]], None] = lambda events: None
         self.connected = False  # whether both connections are up (for /ready)
         self.on_signal(RESYNC, self._resync)
 
@@ -242,6 +245,7 @@ class RedisBus:
                 continue
             log.warning("bus: positions %d-%d never came through the bus; read from the database", after + 1, upto)
             order.fill(found, self._clock())
+            self.on_lost([event for append in found for event in append.events])
 
     # -- receiving -------------------------------------------------------------------------------------
 
