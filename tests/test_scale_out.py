@@ -49,6 +49,17 @@ class Processes:
         return session, await WsClient.logged_in(self.processes[index].ws_url, self.spec, session["accessToken"])
 
 
+async def resumed(server: Processes, index: int, session: dict, since: int) -> tuple[WsClient, list[str]]:
+    """A socket resuming from ``since`` on a process, and the bodies of the messages it replayed."""
+    socket = await WsClient.open(server.processes[index].ws_url + f"?since={since}", server.spec,
+                                 token=session["accessToken"])
+    replayed = []
+    while (frame := await socket.receive(timeout=15))["type"] != "resumed":
+        if frame["type"] == "message":
+            replayed.append(frame["data"]["event"]["content"]["body"])
+    return socket, replayed
+
+
 async def texts(socket: WsClient, count: int, frame_type: str = "message") -> list[tuple[int, str]]:
     """(position, body) of the next ``count`` frames of ``frame_type``."""
     found = []
@@ -100,15 +111,7 @@ async def test_channels_logout_and_resume_reach_across_processes(tmp_path, postg
         # bob resumes on process zero from before what ann said on it
         since = last_position(bob)
         await acked(ann, "say", {"text": "while bob moves"})
-        again = await WsClient.open(server.processes[0].ws_url + f"?since={since}", spec,
-                                    token=bob_session["accessToken"])
-        replayed = []
-        while True:
-            frame = await again.receive(timeout=15)
-            if frame["type"] == "resumed":
-                break
-            if frame["type"] == "message":
-                replayed.append(frame["data"]["event"]["content"]["body"])
+        again, replayed = await resumed(server, 0, bob_session, since)
         assert "while bob moves" in replayed
 
         # a block set on process one holds on process zero at once

@@ -12,7 +12,7 @@ import pytest
 
 from tests.federation.test_two_servers import free_port
 from tests.support.client import WsClient, acked
-from tests.test_scale_out import Processes, texts
+from tests.test_scale_out import Processes, resumed, texts
 from tests.test_resume import last_position
 from vibemuse.protocol import content as compose
 from vibemuse.protocol.events import build_event
@@ -95,15 +95,7 @@ async def test_redis_killed_and_back_sockets_resume_and_nothing_is_lost(tmp_path
         # bob's process lost its subscription: it may have missed frames, so bob's socket is told to resume
         code, _ = await bob.closed(timeout=60)
         assert code == 4010
-        again = await WsClient.open(server.processes[1].ws_url + f"?since={since}", spec,
-                                    token=bob_session["accessToken"])
-        replayed = []
-        while True:
-            frame = await again.receive(timeout=15)
-            if frame["type"] == "resumed":
-                break
-            if frame["type"] == "message":
-                replayed.append(frame["data"]["event"]["content"]["body"])
+        again, replayed = await resumed(server, 1, bob_session, since)
         assert replayed == ["while redis is away"]  # what he missed, once
         assert (await ann.closed(timeout=60))[0] == 4010  # so did ann's (her process lost it too)
         ann = await WsClient.logged_in(server.processes[0].ws_url, spec, ann_session["accessToken"])
@@ -202,14 +194,6 @@ async def test_an_append_lost_on_the_bus_is_read_from_the_database_and_its_socke
         # both processes find the gap in the chain, read it from the database, and the sockets of
         # the room are told to resume
         assert (await bob.closed(timeout=30))[0] == 4010
-        again = await WsClient.open(server.processes[1].ws_url + f"?since={since}", spec,
-                                    token=bob_session["accessToken"])
-        replayed = []
-        while True:
-            frame = await again.receive(timeout=15)
-            if frame["type"] == "resumed":
-                break
-            if frame["type"] == "message":
-                replayed.append(frame["data"]["event"]["content"]["body"])
+        again, replayed = await resumed(server, 1, bob_session, since)
         assert replayed == ["lost on the way", "after the gap"]
         assert [f for f in await again.quiet(0.7) if f["type"] == "message"] == []  # and not again, live
