@@ -8,6 +8,7 @@ settings it refuses."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import time
 import pytest
 
 from tests.conftest import REDIS_URL
+from vibemuse.config import DEFAULT_RATE_LIMITS
 from tests.federation.test_two_servers import free_port
 from tests.support.client import Api, WsClient, acked
 from tests.support.processes import VIBEMUSE, ServerProcess
@@ -27,10 +29,12 @@ NAME = "scale.test"
 class Processes:
     """``count`` processes of one server (one name, data folder, database and bus)."""
 
-    def __init__(self, tmp_path, database_url: str, bus: dict[str, str], spec, count: int = 2):
+    def __init__(self, tmp_path, database_url: str, bus: dict[str, str], spec, count: int = 2,
+                 settings: dict[str, str] | None = None):
         self.spec = spec
         self.processes = [ServerProcess(NAME, tmp_path / "data", free_port(), database_url=database_url, peers={},
-                                        settings={**bus, "federation": "false"}) for _ in range(count)]
+                                        settings={**bus, "federation": "false", **(settings or {})})
+                          for _ in range(count)]
 
     async def __aenter__(self) -> "Processes":
         for process in self.processes:  # one at a time: the first makes the schema and the key
@@ -244,3 +248,45 @@ async def acked_frame(socket: WsClient, frame_type: str) -> dict:
     """Send a query frame and return its answer (a frame of the same type)."""
     await socket.send_frame(frame_type, {})
     return await socket.receive_type(frame_type, timeout=15)
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_a_user_has_one_allowance_and_one_mute_whatever_process_they_reach(tmp_path, postgres_url, bus, spec):
+    limits = {action: [1e9, 1e9] for action in DEFAULT_RATE_LIMITS}
+    limits["speech"] = [4, 0.01]  # four says, then one a hundred seconds
+    settings = {"rate_limits": json.dumps(limits), "spam_repeat_count": "2"}
+    async with Processes(tmp_path, postgres_url, bus, spec, settings=settings) as server:
+        session, here = await server.player(0, "ann")
+        there = await WsClient.logged_in(server.processes[1].ws_url, spec, session["accessToken"])
+        for n in range(4):
+            await acked(here, "say", {"text": f"line {n}"})
+        await asyncio.sleep(0.3)  # the tokens taken on process zero reach process one
+        message_id = await there.send_frame("say", {"text": "one more, elsewhere"})
+        error = await there.receive_type("error", timeout=15)
+        assert (error["data"]["inReplyTo"], error["data"]["code"]) == (message_id, "rate_limited")
+
+    async with Processes(tmp_path / "second", postgres_url, {**bus, "bus_channel": bus["bus_channel"] + ".2"},
+                         spec, settings={"spam_repeat_count": "2"}) as server:
+        session, here = await server.player(0, "bob")
+        there = await WsClient.logged_in(server.processes[1].ws_url, spec, session["accessToken"])
+        refusal = None
+        for _ in range(6):  # the same line again and again: a warning, then a mute
+            await here.send_frame("say", {"text": "buy gold"})
+            answer = await _answer(here)
+            if answer["type"] == "error" and answer["data"]["code"] == "muted":
+                refusal = answer
+                break
+        assert refusal is not None  # muted on process zero
+        await asyncio.sleep(0.3)
+        await there.send_frame("say", {"text": "something else entirely"})
+        answer = await _answer(there)
+        assert answer["type"] == "error" and answer["data"]["code"] == "muted"  # and on process one
+
+
+async def _answer(socket: WsClient) -> dict:
+    """The next ack or error."""
+    while True:
+        frame = await socket.receive(timeout=15)
+        assert frame is not None
+        if frame["type"] in ("ack", "error"):
+            return frame

@@ -12,6 +12,9 @@
   says it is alive every ``ALIVE_SECONDS``, greets newcomers with all it
   holds, and forgets a process silent for ``SILENT_AFTER_SECONDS``, telling
   its own sockets in the rooms concerned that those users went offline;
+- rate limits and spam mutes hold for a user whatever process their sockets
+  (or HTTP requests) reach: tokens taken are told to the others every few
+  milliseconds, a mute at once;
 - the federation sender (one process, under a lease) is woken by the
   others when they queue events for another server, and told when another
   server contacted one of them.
@@ -20,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from vibemuse.protocol.errors import CloseCode
@@ -27,7 +31,7 @@ from vibemuse.realtime.bus import Delivery, room_topic
 from vibemuse.realtime.directory import Directory, Sighting
 from vibemuse.realtime.presence import OFFLINE, Presence
 from vibemuse.realtime.redis_bus import (
-    ALIVE, BLOCK, BYE, CONTACTED, HELD, HELLO, OUTBOX, PLACE, SEEN, TOKEN_REVOKED, TUNE, RedisBus,
+    ALIVE, BLOCK, BYE, CONTACTED, HELD, HELLO, MUTE, OUTBOX, PLACE, SEEN, TOKEN_REVOKED, TOOK, TUNE, RedisBus,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from vibemuse.services.remote_pages import RemotePages
 
 ALIVE_SECONDS = 5.0
+DEBIT_EVERY_SECONDS = 0.02  # tokens taken are told to the others at most this late
 SILENT_AFTER_SECONDS = 15.0  # three missed "alive"s: the process is gone
 
 
@@ -75,6 +80,13 @@ class Processes:
                                (BYE, self._bye)):
             bus.on_signal(kind, listener)
 
+        limiter, spam = context.guard.limiter, context.guard.spam
+        limiter.on_take = self._took
+        bus.on_signal(TOOK, self._debit)
+        spam.on_mute = lambda user_id, until: bus.signal(MUTE, {"from": bus.instance, "user": user_id, "until": until})
+        bus.on_signal(MUTE, lambda data: None if self._mine(data) else spam.apply_mute(data["user"], data["until"]))
+        self._debits: Counter[tuple[str, str]] = Counter()
+
         bus.on_signal(OUTBOX, lambda data: sender.wake(data["destinations"]))
         bus.on_signal(CONTACTED, lambda data: asyncio.ensure_future(sender.contacted(data["server"])))
         context.contacted = lambda server: bus.signal(CONTACTED, {"server": server})
@@ -105,6 +117,24 @@ class Processes:
     def _forget_silent(self) -> None:
         """Processes gone without a word (kill -9): their users are offline, their rooms told."""
         self._offline(self.directory.expire(self._context.clock()))
+
+    # -- rate limits ----------------------------------------------------------------------------------
+
+    def _took(self, action: str, key: str) -> None:
+        """A token taken here: told to the others with those of the next few milliseconds."""
+        if not self._debits:
+            asyncio.get_running_loop().call_later(DEBIT_EVERY_SECONDS, self._send_debits)
+        self._debits[(action, key)] += 1
+
+    def _send_debits(self) -> None:
+        debits, self._debits = self._debits, Counter()
+        self.bus.signal(TOOK, {"from": self.bus.instance,
+                               "debits": [[action, key, count] for (action, key), count in debits.items()]})
+
+    def _debit(self, data: dict[str, Any]) -> None:
+        if not self._mine(data):
+            for action, key, count in data["debits"]:
+                self._context.guard.limiter.debit(str(action), str(key), int(count))
 
     # -- presence -------------------------------------------------------------------------------------
 

@@ -65,6 +65,8 @@ ALIVE = "alive"  # {}: the sending process is alive (every few seconds)
 HELLO = "hello"  # {}: a process started: the others answer with ``HELD``
 HELD = "held"  # {"to", "sightings"}: everyone online on the sending process, for a newcomer
 BYE = "bye"  # {}: the sending process is stopping: its users are offline there
+TOOK = "took"  # {"debits": [[action, key, count]]}: rate-limit tokens taken on the sending process
+MUTE = "mute"  # {"user", "until"}: a spam mute (0: lifted) decided on the sending process
 
 GapReader = Callable[[int, int], Awaitable[list[Append]]]  # (after, up to) -> the appends, from the database
 
