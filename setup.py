@@ -33,6 +33,7 @@ setup(
         "alembic>=1.13",
         "jsonschema>=4.18",
         "prometheus_client>=0.20,<1",  # GET /metrics (vibemuse/metrics.py)
+        "redis[hiredis]>=5,<9",  # the bus between the processes of one server (bus_url)
     ],
     extras_require={
         "test": [

@@ -27,6 +27,9 @@ PG_URL = os.environ.get("VIBEMUSE_TEST_DATABASE_URL", DEFAULT_PG_URL)
 REQUIRE_PG = os.environ.get("VIBEMUSE_REQUIRE_POSTGRES") == "1"
 FAST_HASHER = PasswordHasher(log_n=12)  # real scrypt, cheaper cost: tests make many accounts
 
+REDIS_URL = os.environ.get("VIBEMUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_REDIS = os.environ.get("VIBEMUSE_REQUIRE_REDIS") == "1"
+
 _pg_reachable: bool | None = None
 
 
@@ -56,6 +59,27 @@ def database_url(request, tmp_path):
         pytest.skip(message)
     with postgres_schema() as url:
         yield url
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL schema (for what runs on PostgreSQL only: several processes of one server)."""
+    if not _postgres_reachable():
+        (pytest.fail if REQUIRE_PG else pytest.skip)(f"PostgreSQL not reachable at {PG_URL}")
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def bus():
+    """The Redis the processes of a server share, and a pub/sub channel of this test's own."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        (pytest.fail if REQUIRE_REDIS else pytest.skip)(f"Redis not reachable at {REDIS_URL}: {error}")
+    return {"bus_url": REDIS_URL, "bus_channel": "vmtest:" + secrets.token_hex(6)}
 
 
 @contextlib.contextmanager

@@ -56,7 +56,7 @@ def stored_stream(database_url):
     ensure_schema(engine, auto_migrate=False)
     stream = _stream(seed=7)
     with engine.begin() as connection:
-        _, positions = append_events_txn(connection, stream, None, None, 0)
+        positions = append_events_txn(connection, stream, None, None, 0).positions
     for event, position in zip(stream, positions):
         event["unsigned"] = {"stream_position": position}
     yield engine, stream

@@ -62,6 +62,9 @@ from vibemuse.protocol.errors import CloseCode
 from vibemuse.realtime.blocks import BlockList
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.bus import InProcessBus
+from vibemuse.processes import Processes
+from vibemuse.realtime.redis_bus import OUTBOX, RedisBus, new_instance_name
+from vibemuse.realtime.stream import Append, StreamOrder
 from vibemuse.realtime.connections import ConnectionRegistry
 from vibemuse.realtime.heartbeat import Heartbeat
 from vibemuse.realtime.ids import IdSource
@@ -92,6 +95,7 @@ from vibemuse.protocol.federation_auth import sign_request
 from vibemuse.specfiles import load_schema_set
 from vibemuse.telnet.listener import TelnetListener
 from vibemuse.storage import Storage, create_database_engine, ensure_schema
+from vibemuse.storage.lease import Lease, Leader
 from vibemuse.storage.outbox import OutboxStore
 from vibemuse.storage.federation_inbound import FederationInboundStore
 
@@ -203,6 +207,12 @@ def _close_sockets_of_token(registry: ConnectionRegistry, token_hash: str) -> No
     registry.close_token(token_hash, CloseCode.LOGGED_OUT, "logged out")
 
 
+async def _appends_between(storage: Storage, after: int, upto: int) -> list[Append]:
+    """A gap of the bus, from the database: the events after ``after`` up to ``upto``, as one append."""
+    found = await storage.events_between(after, upto)
+    return [Append(after, tuple(position for position, _ in found), tuple(event for _, event in found))]
+
+
 def federation_seams(context: ServerContext) -> FederationSeams:
     """What the sender needs: where a destination is (discovery; unknown: retried later) and the
     signature of each request, made with this server's current key at the moment of sending."""
@@ -259,6 +269,8 @@ class VibeMuseServer:
     http_server: tornado.httpserver.HTTPServer | None = None
     telnet: TelnetListener | None = None
     _sender_started: asyncio.Task[None] | None = None
+    processes: Processes | None = None  # one of several processes of the server (``bus_url``)
+    leader: Leader | None = None  # the sender's lease, with a bus
 
     @classmethod
     async def create(
@@ -279,7 +291,8 @@ class VibeMuseServer:
         metrics = ServerMetrics(multiprocess_dir(config.metrics_dir))
         storage = Storage(engine, threads=config.database_threads, observe=metrics.database_time)
         registry = ConnectionRegistry()
-        rooms = RoomService(storage, server_name=config.server_name, clock=clock, online_users=registry.online_user_ids)
+        rooms = RoomService(storage, server_name=config.server_name, clock=clock,
+                            online_users=lambda: context.presence.online_user_ids())  # every process's
         default_room = await rooms.ensure_default_room(config.default_room_name, config.default_room_description)
         guard = make_guard(config, clock)
         accounts = AccountService(
@@ -293,7 +306,9 @@ class VibeMuseServer:
             clock=clock,
             on_token_revoked=lambda token_hash: _close_sockets_of_token(registry, token_hash),
         )
-        bus = InProcessBus()
+        bus: InProcessBus | RedisBus = InProcessBus()
+        if config.bus_url:  # one of several processes of this server (README, "Scale-out"; processes.py)
+            bus = RedisBus(config.bus_url, config.resolved_bus_channel, instance=new_instance_name(), clock=clock)
         subscriptions = Subscriptions(registry, on_delivered=metrics.delivered)
         bus.attach(subscriptions.deliver)
         broadcaster = Broadcaster(bus, server_name=config.server_name, clock=clock, frame_ids=IdSource("f"))
@@ -337,9 +352,17 @@ class VibeMuseServer:
         context.outbox, context.federation_sender = sender.outbox, sender
         views = RoomViews(storage, recent=config.recent_messages_on_join,
                           budget_bytes=config.outbound_queue_bytes // 2, clock=clock)
+        on_stored = [views.stored, context.sync.tails.stored]
+        stream, wake = None, sender.wake
+        if isinstance(bus, RedisBus):  # one process sends (the lease holder); the others wake it
+            wake = lambda destinations: bus.signal(OUTBOX, {"destinations": list(destinations)})  # noqa: E731
+            # and every process's appends reach these in stream order, through the bus
+            order = StreamOrder(await storage.latest_position(), deliver=subscriptions.deliver, on_appended=on_stored)
+            bus.attach_stream(order, lambda after, upto: _appends_between(storage, after, upto))
+            on_stored, stream = [], bus.appended
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,
-            clock=clock, on_stored=[views.stored, context.sync.tails.stored], on_enqueued=sender.wake,
+            clock=clock, on_stored=on_stored, on_enqueued=wake, stream=stream,
         )
         context.chat = RoomChat(
             storage,
@@ -367,15 +390,16 @@ class VibeMuseServer:
             storage, client=FederationClient(transport, seams) if config.federation else None, events=events,
             registry=registry, broadcaster=broadcaster, subscriptions=subscriptions, blocks=context.pages.blocks,
             server_name=config.server_name, clock=clock, check_stamped=context.federation.check_stamped,
-            wake=sender.wake, queue_seconds=config.federation_channel_queue_seconds)
+            wake=wake, queue_seconds=config.federation_channel_queue_seconds)
         sender.on_answered, sender.too_old = remote_channels.answered, remote_channels.too_old
         context.federation.own_keys = lambda: parse_server_keys_response(
             context.keyring.server_keys_response(config.server_name, clock() + 3_600_000), config.server_name,
             clock())
         context.remote_channels = remote_channels
-        context.federation.inbox = PageInbox(RemotePages(
+        remote_pages = RemotePages(
             storage, registry=registry, broadcaster=broadcaster, events=events, blocks=context.pages.blocks,
-            server_name=config.server_name, clock=clock), remote_channels)
+            server_name=config.server_name, clock=clock)
+        context.federation.inbox = PageInbox(remote_pages, remote_channels)
         context.channels = ChannelService(
             storage,
             subscriptions=subscriptions,
@@ -413,6 +437,13 @@ class VibeMuseServer:
         server = cls(context=context, application=make_application(context), heartbeat=heartbeat, ticker=ticker,
                      sender=sender, transport=transport)
         metrics.sample = server.sample_metrics
+        if isinstance(bus, RedisBus):
+            server.processes = Processes(bus, context, sender, remote_pages)
+            peers = list(config.federation_peers)
+            server.leader = Leader(Lease(engine, "federation_sender"),
+                                   start=lambda: sender.start(announce_to=peers), stop=sender.pause)
+            await bus.start()
+            server.processes.start()
         return server
 
     def sample_metrics(self) -> None:
@@ -432,7 +463,7 @@ class VibeMuseServer:
             open_sockets=lambda: self.context.registry.held_sockets,
         )
         sockets = tornado.netutil.bind_sockets(config.port if port is None else port, address or config.host,
-                                               backlog=LISTEN_BACKLOG)
+                                               backlog=LISTEN_BACKLOG, reuse_port=config.workers > 1)
         self.http_server.add_sockets(sockets)
         bound = sockets[0].getsockname()[1]
         if bound != config.port and not config.public_base_url:  # port 0: announce the port it got
@@ -447,7 +478,8 @@ class VibeMuseServer:
         config = self.context.config
         self.telnet = TelnetListener(self.context, connections=self._connections)
         sockets = tornado.netutil.bind_sockets(config.telnet_port if port is None else port,
-                                               address or config.host, backlog=LISTEN_BACKLOG)
+                                               address or config.host, backlog=LISTEN_BACKLOG,
+                                               reuse_port=config.workers > 1)
         self.telnet.add_sockets(sockets)
         return sockets[0].getsockname()[1]
 
@@ -459,7 +491,9 @@ class VibeMuseServer:
         """Timers that run while the server serves (tests serving the app themselves call this)."""
         self.heartbeat.start()
         self.ticker.start()
-        if self.context.config.federation:  # off: nothing is sent (what is queued waits)
+        if self.context.config.federation and self.leader is not None:  # the lease holder sends
+            self.leader.run()
+        elif self.context.config.federation:  # off: nothing is sent (what is queued waits)
             peers = list(self.context.config.federation_peers)
             self._sender_started = asyncio.get_running_loop().create_task(self.sender.start(announce_to=peers))
 
@@ -479,6 +513,8 @@ class VibeMuseServer:
         self.ticker.stop()
         if self._sender_started is not None:
             await asyncio.gather(self._sender_started, return_exceptions=True)
+        if self.leader is not None:
+            await self.leader.close()
         await self.sender.stop()
         registry = self.context.registry
         closing = registry.close_all(CloseCode.GOING_AWAY, "server shutting down")
@@ -488,6 +524,8 @@ class VibeMuseServer:
         if self.http_server is not None:
             await self.http_server.close_all_connections()
         self.transport.close()
+        if self.processes is not None:  # the others hear that this one's users are gone from it
+            await self.processes.stop()
         await asyncio.to_thread(self.context.storage.close)
         self.context.metrics.process_ended()
         log.info("shut down: %d sockets closed", closing)

@@ -16,7 +16,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from vibemuse import SOFTWARE_NAME, __version__
 from vibemuse.config import Config, ConfigError, load_config, write_initial_config
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="upgrade an out-of-date database schema instead of refusing to start")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="run N processes sharing the port (needs bus_url and PostgreSQL; default: 1)")
+    serve.add_argument("--bus-url", metavar="URL", help="the Redis the processes of this server share (redis://...)")
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema to this version's")
     _common_options(migrate)
@@ -192,7 +195,28 @@ def _serve(args: argparse.Namespace, config: Config, config_path: Path) -> int:
         await server.shutdown()
         return 0
 
+    if config.workers > 1:
+        return _serve_workers(config, lambda: asyncio.run(run()))
     return asyncio.run(run())
+
+
+def _serve_workers(config: Config, run: Callable[[], int]) -> int:
+    """Several processes (``vibemuse/workers.py``): what they must not each do at once is done first."""
+    from vibemuse.federation.server_keys import load_or_create_signing_keys
+    from vibemuse.storage import SchemaOutOfDate, create_database_engine, ensure_schema
+    from vibemuse.workers import supervise
+
+    load_or_create_signing_keys(str(config.resolved_signing_key_path))  # one key, made once
+    engine = create_database_engine(config.resolved_database_url, pool_size=1)
+    try:
+        ensure_schema(engine, auto_migrate=config.auto_migrate)  # migrated once, not by N racing workers
+    except SchemaOutOfDate as error:
+        print(f"vibemuse: {error}", file=sys.stderr)
+        return 3
+    finally:
+        engine.dispose()  # nothing open crosses the fork
+    log.info("starting %d worker processes on port %d", config.workers, config.port)
+    return supervise(config.workers, lambda index: run())
 
 
 def _migrate(args: argparse.Namespace, config: Config, config_path: Path) -> int:

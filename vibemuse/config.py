@@ -124,6 +124,15 @@ class Config:
     # how long a member's message (or leave, moderation) waits for an unreachable channel home before
     # it is dropped and the player told (spec/v1/federation.md 10.3)
     federation_channel_queue_seconds: int = 600
+    # Several processes as one server (README, "Scale-out"): the Redis they share frames through
+    # (redis://...; empty: one process, everything in it), its pub/sub channel (empty: vibemuse:<server_name>)
+    bus_url: str = ""
+    bus_channel: str = ""
+    workers: int = 1  # processes `vibemuse serve` starts on this machine, sharing the port
+
+    @property
+    def resolved_bus_channel(self) -> str:
+        return self.bus_channel or f"vibemuse:{self.server_name}"
 
     @property
     def resolved_public_base_url(self) -> str:
@@ -269,6 +278,10 @@ class ConfigSchema(Schema):
     federation_deny = fields.Method(deserialize="_server_names")
     federation_request_window_seconds = fields.Integer(validate=validate.Range(10, 3600))
     federation_channel_queue_seconds = fields.Integer(validate=validate.Range(1, 7 * 86400))
+    bus_url = fields.String(validate=validate.Regexp(r"^(|rediss?://.+|unix://.+)$",
+                                                     error="must be a redis://, rediss:// or unix:// URL"))
+    bus_channel = fields.String(validate=validate.Length(max=200))
+    workers = fields.Integer(validate=validate.Range(1, 256))
 
     def _metrics_token(self, value: Any) -> str:
         """Empty, or a secret of 16 to 512 printable ASCII characters (it travels in a header)."""
@@ -293,6 +306,13 @@ class ConfigSchema(Schema):
         config = Config(**values)
         if config.heartbeat_timeout_seconds <= config.heartbeat_interval_seconds:
             raise ValidationError("must be longer than heartbeat_interval_seconds", "heartbeat_timeout_seconds")
+        if config.workers > 1 and not config.bus_url:
+            raise ValidationError("several processes need a bus: set bus_url (redis://...) too", "workers")
+        if config.bus_url and not config.resolved_database_url.startswith("postgresql"):
+            raise ValidationError("several processes share one PostgreSQL database, not SQLite: set database_url "
+                                  "to postgresql://...", "bus_url")
+        if config.workers > 1 and config.port == 0:
+            raise ValidationError("several processes share one port: give it (not 0)", "workers")
         if bool(config.tls_certificate) != bool(config.tls_key):
             raise ValidationError("tls_certificate and tls_key go together", "tls_key")
         if not config.public_base_url and config.port != 0:

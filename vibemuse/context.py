@@ -8,7 +8,7 @@ never through module globals, so several servers can run in one process
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from vibemuse.clock import Clock
 from vibemuse.config import Config
@@ -64,6 +64,8 @@ class ServerContext:
     remote_channels: "RemoteChannels | None" = None  # channels shared with other servers
     metrics: ServerMetrics = field(default_factory=ServerMetrics)  # what GET /metrics shows
     operators: "Operators | None" = None  # what admins do to users (GET /api/admin/sessions ...)
+    # another server contacted us (with several processes: told to the one that sends, over the bus)
+    contacted: Callable[[str], None] | None = None
 
     @property
     def server_name(self) -> str:

@@ -58,6 +58,12 @@ async def test_a_restarted_server_sends_what_it_had_queued(config, io_loop):
         await peer.stop()
 
 
+def _failures_stored(server, count: int):
+    async def stored() -> bool:
+        return (await server.sender.outbox.state(BETA)).failures == count
+    return stored
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_admins_see_each_destinations_queue_others_are_refused(world, server, clock):
     admin = await world.player("Root", role="admin")
@@ -65,6 +71,7 @@ async def test_admins_see_each_destinations_queue_others_are_refused(world, serv
     player = await world.player("Alice")
     await queue_pages(server, range(2))
     await until(lambda: server.sender.queues[BETA].failures == 1, "no address for beta: a failure")
+    await until(_failures_stored(server, 1), "and the failure is stored (what the endpoint reads)")
     clock.advance(0.5)  # less than the first backoff (1-2 s): no second attempt, however slow the machine
     status, listing = await world.api.call("GET", "/api/admin/federation", token=admin.token,
                                            schema="federation-queues")

@@ -370,6 +370,11 @@ class FederationSender:
             return False
 
     async def stop(self) -> None:
+        await self.pause()
+        self._http.close()
+
+    async def pause(self) -> None:
+        """Stop sending (another process of this server sends now); ``start`` sends again."""
         self._running = False
         tasks = [queue.task for queue in self.queues.values() if queue.task is not None] + list(self._hellos)
         for task in tasks:
@@ -377,7 +382,6 @@ class FederationSender:
         await asyncio.gather(*tasks, return_exceptions=True)
         for queue in self.queues.values():
             queue.task = None
-        self._http.close()
 
     def queue(self, destination: str) -> DestinationQueue:
         queue = self.queues.get(destination)

@@ -61,7 +61,9 @@ class SendTransactionHandler(FederationHandler):
         receiver = self.context.federation
         sig, body = await receiver.authenticate(
             self.request.headers.get("Authorization"), "PUT", self.request.uri or "", self.request.body)
-        if self.context.federation_sender is not None:  # it answers us: send what waits for it now
+        if self.context.contacted is not None:  # the process that sends may be another one
+            self.context.contacted(sig.origin)
+        elif self.context.federation_sender is not None:  # it answers us: send what waits for it now
             await self.context.federation_sender.contacted(sig.origin)
         if not is_valid_txn_id(txn_id):
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "txnId must be 1-64 characters of [A-Za-z0-9._~-].")

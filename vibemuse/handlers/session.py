@@ -67,6 +67,7 @@ async def _replay(socket: "ClientSocketHandler", location: str, since: int, star
         socket.send_prepared(frame)
     data = {"since": since, "upto": replay.upto, "count": len(replay.events)}
     socket.send_session_frame(broadcaster.frame("resumed", data, to_user=socket.user_id))
+    socket.replayed_through(replay.upto)
     return {event["unsigned"]["stream_position"] for event in replay.events}
 
 

@@ -62,11 +62,14 @@ def outbound_bound(config: Config) -> int:
 
 class _SocketState:
     __slots__ = ("principal", "version", "connection_id", "last_seen", "auth_deadline",
-                 "overflowed", "since", "held", "address", "backlog")
+                 "overflowed", "since", "held", "address", "backlog", "replayed_upto")
 
     def __init__(self) -> None:
         self.address: str | None = None
         self.backlog: Backlog | None = None  # made the first time the kernel does not take a frame
+        # The newest position a resume replay covered: a live frame at or below it comes late (it
+        # was queued on the bus while Redis was away) and the replay carried what it carries.
+        self.replayed_upto = 0
 
 
 def _state(name: str) -> property:
@@ -363,11 +366,17 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         self._write(encode_text_frame(text.encode("utf-8")))
 
     def send_encoded(self, frame: bytes, position: int | None = None) -> None:
-        """A delivery from the bus: held while the session starts, else written."""
+        """A delivery from the bus: held while the session starts, else written (unless it comes
+        after a replay that covered its position already)."""
         if self._held is not None:
             self._held.append((position, frame))
             return
+        if position is not None and position <= self._s.replayed_upto:
+            return
         self._write(frame)
+
+    def replayed_through(self, position: int) -> None:
+        self._s.replayed_upto = position
 
     def _write(self, frame: bytes) -> None:
         """Send one pre-encoded WebSocket frame; never blocks, never awaits.

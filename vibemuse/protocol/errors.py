@@ -237,6 +237,7 @@ class CloseCode(enum.IntEnum):
     SPAM = 4009
     KICKED = 4010
     BANNED = 4011
+    RESUME = 4012
 
 
 CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
@@ -260,6 +261,8 @@ CLOSE_CODE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.SPAM: "The user kept sending messages while muted for spam.",
     CloseCode.KICKED: "An admin disconnected the user (the close reason may say why); they may reconnect.",
     CloseCode.BANNED: "An admin banned the account: its tokens are revoked and it cannot log in again.",
+    CloseCode.RESUME: "The server may have missed live frames for this socket (its processes lost touch for a "
+                      "moment); nothing stored was lost: reconnect at once and resume with since.",
 }
 
 

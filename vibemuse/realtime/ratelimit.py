@@ -7,7 +7,10 @@ user or address) and shared by all of a user's sockets, so opening more
 sockets buys no more messages. Full buckets are forgotten (a full bucket is
 the same as no bucket), which keeps memory bounded by the number of users
 active in the last ``burst / per_second`` seconds; a hard cap on the number
-of buckets protects against a flood of distinct keys.
+of buckets protects against a flood of distinct keys. With several
+processes, each tells the others of the tokens it took (``on_take``,
+``debit``: gathered over a few milliseconds, ``processes.py``), so a user
+whose sockets are spread over processes has one allowance, not one each.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class RateLimiter:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._max_buckets = max_buckets
         self._monotonic = monotonic
+        # Several processes: told of every token taken here, so that the others take it too (``debit``)
+        self.on_take: Callable[[str, str], None] | None = None
 
     def take(self, action: str, key: str) -> int:
         """Take a token; 0 if allowed, else the milliseconds until one is back."""
@@ -51,8 +56,23 @@ class RateLimiter:
         bucket.stamp = now
         if bucket.tokens >= 1:
             bucket.tokens -= 1
+            if self.on_take is not None:
+                self.on_take(action, key)
             return 0
         return max(1, math.ceil((1 - bucket.tokens) / rate.per_second * 1000))
+
+    def debit(self, action: str, key: str, count: int) -> None:
+        """``count`` tokens of this bucket were taken on another process of the server. The
+        bucket may go below empty (down to minus its burst): the refill pays that back first."""
+        rate = self._rates.get(action)
+        if rate is None:
+            return
+        now = self._monotonic()
+        bucket = self._buckets.get((action, key))
+        if bucket is None:
+            bucket = self._buckets[(action, key)] = _Bucket(rate.burst, now)
+        tokens = min(rate.burst, bucket.tokens + (now - bucket.stamp) * rate.per_second)
+        bucket.tokens, bucket.stamp = max(-rate.burst, tokens - count), now
 
     def give_back(self, action: str, key: str) -> None:
         """Return a token taken for something that turned out not to count (a right password)."""

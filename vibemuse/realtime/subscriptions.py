@@ -26,6 +26,9 @@ class Subscriptions:
         self._room_users: dict[str, set[str]] = {}  # room -> online users there
         self._channel_users: dict[str, set[str]] = {}  # channel -> online members
         self._user_channels: dict[str, set[str]] = {}  # online user -> their channels
+        # Several processes: a change of who hears a channel is told to every process
+        # (``tune``, ``drop_channel``), each applying it to its own sockets; set by app.py.
+        self.share: Callable[[str, str | None, bool, int | None], None] | None = None
 
     # -- locations of online users ---------------------------------------
 
@@ -70,6 +73,25 @@ class Subscriptions:
         if channels is not None:
             channels.discard(channel_id)
         self._off_channel(user_id, channel_id)
+
+    def tune(self, user_id: str | None, channel_id: str, on: bool, position: int | None = None) -> None:
+        """Tune the user's sockets (None: every listener's) in or out of a channel, wherever they
+        are; with several processes at ``position``, the place in the stream of the event that
+        made it so (its own notice still reaches them, nothing later does)."""
+        if self.share is not None:
+            self.share(channel_id, user_id, on, position)  # it comes back here too (``apply``)
+        else:
+            self.apply(channel_id, user_id, on)
+
+    def apply(self, channel_id: str, user_id: str | None, on: bool) -> None:
+        """A change of who hears a channel, for the sockets of this process (``user_id`` None: all)."""
+        if user_id is None:
+            for listener in self.listeners(channel_id):
+                self.tune_out(listener, channel_id)
+        elif not on:
+            self.tune_out(user_id, channel_id)
+        elif self._registry.count_for(user_id) > 0:
+            self.tune_in(user_id, channel_id)
 
     def channels_of(self, user_id: str) -> set[str]:
         return set(self._user_channels.get(user_id, ()))

@@ -163,7 +163,7 @@ class ChannelService:
         receipt, positions = await self._apply(principal, "join_channel", message_id, [create, joined], [
             ops.op_create_channel(channel), ops.op_add_member(owner),
             ops.op_set_joined_position(channel.channel_id, principal.user_id, joined["event_id"])])
-        self._tune_in(principal.user_id, channel.channel_id)
+        self._tune_in(principal.user_id, channel.channel_id, positions[-1] if positions else None)
         self._announce(channel, [create, joined], positions)
         return channel, True, receipt
 
@@ -199,7 +199,7 @@ class ChannelService:
         receipt, positions = await self._apply(principal, "join_channel", message_id, [event], [
             settings, ops.op_set_joined_position(channel.channel_id, principal.user_id, event["event_id"])])
         if positions:
-            self._tune_in(principal.user_id, channel.channel_id)
+            self._tune_in(principal.user_id, channel.channel_id, positions[-1])
             self._announce(channel, [event], positions)
         return receipt
 
@@ -218,14 +218,13 @@ class ChannelService:
                                                [ops.op_remove_member(channel.channel_id, principal.user_id)])
         if positions:
             self._announce(channel, [event], positions, also=[principal.user_id])
-            self._subscriptions.tune_out(principal.user_id, channel.channel_id)
+            self._subscriptions.tune(principal.user_id, channel.channel_id, False, positions[-1])
         return receipt
 
-    def _tune_in(self, user_id: str, channel_id: str) -> None:
-        """Hear the channel now — only a user with an open socket (a join over HTTP with
-        none open takes effect when they connect)."""
-        if self._registry.is_online(user_id):
-            self._subscriptions.tune_in(user_id, channel_id)
+    def _tune_in(self, user_id: str, channel_id: str, position: int | None) -> None:
+        """Hear the channel from the join at ``position`` on — on the user's open sockets, on
+        every process (a join over HTTP with none open takes effect when they connect)."""
+        self._subscriptions.tune(user_id, channel_id, True, position)
 
     def tune_in_user(self, user_id: str, memberships: list[tuple[MemberRecord, ChannelRecord]]) -> None:
         """A user's socket opened: they hear all their channels (``memberships``) again."""
@@ -293,7 +292,7 @@ class ChannelService:
         if positions:
             self._announce(channel, [event], positions, also=[target.user_id])
             if action in ("kick", "ban"):
-                self._subscriptions.tune_out(target.user_id, channel.channel_id)
+                self._subscriptions.tune(target.user_id, channel.channel_id, False, positions[-1])
         return receipt
 
     async def _moderate_server(self, principal: Principal, message_id: str, channel: ChannelRecord,

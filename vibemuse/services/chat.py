@@ -137,7 +137,7 @@ class RoomChat:
         if not positions:
             return receipt
         self._presence.stopped_typing(user_id, here)
-        self._presence.subscriptions.place(user_id, there)
+        self._presence.place(user_id, there, positions[1])
         user = {"id": user_id, "username": name, "role": principal.user.role}
         left = self._event_frame("user_left", departure, positions[0], room_id=here, user=user)
         self._broadcaster.to_room(here, left)

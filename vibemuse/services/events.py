@@ -22,6 +22,7 @@ from vibemuse.protocol.events import MAX_EVENT_BYTES, EventTooLarge, build_event
 from vibemuse.protocol.frames import ServerFrame
 from vibemuse.protocol.signing import SigningKey
 from vibemuse.realtime.broadcast import Broadcaster
+from vibemuse.realtime.stream import Append
 from vibemuse.storage import Receipt, Relocation, Storage, TransactionKey
 
 
@@ -36,8 +37,12 @@ class EventWriter:
         clock: Clock,
         on_stored: Sequence[Callable[[list[dict[str, Any]], list[int]], None]] = (),
         on_enqueued: Callable[[tuple[str, ...]], None] | None = None,
+        stream: Callable[[Append], None] | None = None,
     ):
         self._storage = storage
+        # with several processes: told of every append, which reaches ``on_stored`` in stream order
+        # through the bus (``realtime/redis_bus.py``) instead of directly
+        self._stream = stream
         # told of stored events (and their positions) before they are fanned out: room views, tails
         self._on_stored = list(on_stored)
         # told, after the commit, which servers got events queued by ``outbox_txns.op_enqueue``
@@ -83,11 +88,13 @@ class EventWriter:
         pending: Sequence[tuple[int, str]] = (),
         ops: Sequence[Callable[..., None]] = (),
     ) -> tuple[Receipt, list[int]]:
-        receipt, positions = await self._storage.append_events(
+        receipt, positions, after = await self._storage.append_events(
             events, transaction=request, now_ms=self._clock(), relocation=relocation, pending=list(pending),
             ops=list(ops),
         )
         if positions:
+            if self._stream is not None:
+                self._stream(Append(after, tuple(positions), tuple(events)))
             for listener in self._on_stored:
                 listener(events, positions)
             destinations = tuple(name for op in ops for name in getattr(op, "destinations", ()))

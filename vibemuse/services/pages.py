@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from vibemuse.clock import Clock
 from vibemuse.protocol import content as compose
@@ -78,9 +78,13 @@ class PageService:
     ):
         self._storage = storage
         self._registry = registry
+        # whether a user has a socket (on any process of this server: app.py sets it so with several)
+        self.online: Callable[[str], bool] = registry.is_online
         self._broadcaster = broadcaster
         self._events = events
         self.blocks = blocks
+        # a block set or lifted: applied here, or (several processes) told to every process
+        self.block_changed: Callable[[str, str, bool], None] = self.apply_block
         self._server_name = server_name
         self._max_text_length = max_text_length
         self.max_recipients = max_recipients
@@ -103,15 +107,15 @@ class PageService:
         local = [user.user_id for user in recipients if not isinstance(user, RemoteUser)]
         remote = [user.user_id for user in recipients if isinstance(user, RemoteUser)]
         servers = list(dict.fromkeys(user.server for user in recipients if isinstance(user, RemoteUser)))
-        offline = [user_id for user_id in local if not self._registry.is_online(user_id)]
+        offline = [user_id for user_id in local if not self.online(user_id)]
         receipt, positions = await self._events.store(
             [event], request, pending=[(0, user_id) for user_id in offline],
             ops=[op_enqueue(event, servers, self._clock())] if servers else [],
         )
         if not positions:  # a retry: the first ack again
             return PageResult(receipt, [])
-        await self._storage.set_last_paged(principal.user_id, tuple(ids))
         self._broadcaster.to_users([principal.user_id, *local], self._events.frame("message", event, positions[0]))
+        await self._storage.set_last_paged(principal.user_id, tuple(ids))
         return PageResult(receipt, offline, remote)
 
     async def _recipients(self, principal: Principal, names: list[str] | None) -> list[UserRecord | RemoteUser]:
@@ -230,7 +234,7 @@ class PageService:
         if server != self._server_name:  # a page from another server: the receipt goes back there
             await self._events.store([event], None, ops=[op_enqueue(event, [server], self._clock())])
             return
-        online = self._registry.is_online(sender)
+        online = self.online(sender)
         _, positions = await self._events.store([event], None, pending=[] if online else [(0, sender)])
         if online:
             self._broadcaster.to_user(sender, self._events.frame("page_receipt", event, positions[0]))
@@ -248,8 +252,12 @@ class PageService:
         if target.user_id == principal.user_id:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "You cannot block yourself.")
         await self._storage.set_block(principal.user_id, target.user_id, blocked, self._clock())
-        if blocked:
-            self.blocks.add(principal.user_id, target.user_id)
-        else:
-            self.blocks.remove(principal.user_id, target.user_id)
+        self.block_changed(principal.user_id, target.user_id, blocked)
         return target
+
+    def apply_block(self, blocker: str, blocked: str, on: bool) -> None:
+        """Keep the in-memory list as storage now says (here, or told by another process)."""
+        if on:
+            self.blocks.add(blocker, blocked)
+        else:
+            self.blocks.remove(blocker, blocked)

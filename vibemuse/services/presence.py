@@ -11,6 +11,12 @@ at once). So, as large Discord guilds and Slack workspaces do, a room with
 more online users than ``room_limit`` gets no presence frames about others:
 a change there goes to the user's own sockets only, and the roster and WHO
 tell who is there. Small rooms keep the MUSH feel of "Alice has connected".
+
+Several processes (``bus_url``). Each process tracks its own sockets; every
+change of one of its users' presence or room is told to the others
+(``share``: a ``Sighting``, or None when their last socket here closed), who
+keep it in their ``Directory``. Rosters, WHO, room counts and
+``online_anywhere`` (pages: delivered now or held) then cover every process.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from __future__ import annotations
 import heapq
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from vibemuse.clock import Clock
 from vibemuse.protocol.frames import encode_frame
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.realtime.broadcast import Broadcaster
 from vibemuse.realtime.connections import ConnectionRegistry
+from vibemuse.realtime.directory import Directory, Sighting
 from vibemuse.realtime.presence import OFFLINE, Presence, PresenceTracker
 from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.realtime.typing_state import TypingState
@@ -81,6 +88,9 @@ class PresenceService:
         self.room_limit = room_limit
         self._crowds: dict[str, _Crowd] = {}  # crowded rooms' member snapshots
         self._arrivals: dict[str, Presence] = {}  # arrivals not announced yet (sockets starting)
+        self.directory: Directory | None = None  # who is online on the other processes (several processes)
+        self.share: Callable[[str, Sighting | None], None] | None = None  # tell them of a user of ours
+        self.share_move: Callable[[str, str, int | None], None] | None = None  # and of a move of one
 
     # -- sockets ------------------------------------------------------------
 
@@ -99,7 +109,16 @@ class PresenceService:
         arrival = self.tracker.connected(user.user_id, user.username)
         if arrival is not None:
             self._arrivals[user.user_id] = arrival
+        self._share(user.user_id)
         return room_id
+
+    def place(self, user_id: str, room_id: str, position: int | None = None) -> None:
+        """The user moved (by the event at ``position``): their sockets hear the new room — here at
+        once, on the other processes at that place in the stream."""
+        self.subscriptions.place(user_id, room_id)
+        if self.share_move is not None:
+            self.share_move(user_id, room_id, position)
+        self._share(user_id)
 
     def went_live(self, user_id: str) -> None:
         """A socket of the user has started its session: announce the arrival it brought, if
@@ -119,6 +138,7 @@ class PresenceService:
             self._announce(Presence(last.user_id, last.username, last.connected_since_ms,
                                     last.last_input_ms, OFFLINE))
         self.subscriptions.forget(user_id)
+        self._share(user_id)
 
     # -- input, away, idle ---------------------------------------------------
 
@@ -144,11 +164,13 @@ class PresenceService:
         if presence is None:
             return
         self._arrivals.pop(presence.user_id, None)  # this newer status says it
+        if presence.status != OFFLINE:
+            self._share(presence.user_id)
         room_id = self.subscriptions.location_of(presence.user_id)
         frame = self._broadcaster.frame("presence", presence.to_wire(self._clock()), from_user=presence.user_id)
         if room_id is None:
             return
-        if self.subscriptions.count_in(room_id) > self.room_limit:
+        if self.count_in(room_id) > self.room_limit:
             self._broadcaster.to_user(presence.user_id, frame)  # a crowded room: roster and WHO tell
         else:
             self._broadcaster.to_room(room_id, frame)
@@ -160,7 +182,7 @@ class PresenceService:
         how many there are. In a crowded room the list is a snapshot shared by the rosters of
         up to a second (spec 14.8), with ``user_id`` always in it, and comes encoded."""
         now = self._clock()
-        if self.subscriptions.count_in(room_id) <= self.room_limit:
+        if self.count_in(room_id) <= self.room_limit:
             top, found = self._rank(room_id, limit)
             return RosterMembers(len(found), listed=[p.to_wire(now) for p in top])
         crowd = self._crowds.get(room_id)
@@ -175,14 +197,57 @@ class PresenceService:
     def _rank(self, room_id: str, limit: int) -> tuple[list[Presence], list[Presence]]:
         """The ``limit`` most recently active in the room, and everyone there."""
         found = [p for p in map(self.tracker.get, self.subscriptions.users_in(room_id)) if p is not None]
+        if self.directory is not None:  # and those who stand there through other processes
+            found += self._elsewhere(self.directory.users_in(room_id))
         return heapq.nsmallest(limit, found, key=lambda p: (-p.last_input_ms, p.user_id)), found
 
     def who(self, limit: int = WHO_MAX) -> tuple[list[dict[str, Any]], int]:
         """Connected users, longest-connected first (as MUSH WHO lists them), at most ``limit``;
         and how many there are in all."""
         now = self._clock()
-        everyone = sorted(self.tracker, key=lambda p: (p.connected_since_ms, p.user_id))
+        present = list(self.tracker)
+        if self.directory is not None:
+            present += self._elsewhere(self.directory.user_ids())
+        everyone = sorted(present, key=lambda p: (p.connected_since_ms, p.user_id))
         return [p.to_wire(now) for p in everyone[:limit]], len(everyone)
+
+    # -- the whole server (several processes) ----------------------------------------------------
+
+    def count_in(self, room_id: str) -> int:
+        """How many online users stand in the room, on every process."""
+        here = self.subscriptions.count_in(room_id)
+        if self.directory is None:
+            return here
+        return here + len([u for u in self.directory.users_in(room_id) if self.tracker.get(u) is None])
+
+    def online_anywhere(self, user_id: str) -> bool:
+        """Whether the user has a socket on this process or another."""
+        return self.registry.is_online(user_id) or (self.directory is not None and self.directory.is_online(user_id))
+
+    def online_user_ids(self) -> set[str]:
+        ids = set(self.registry.online_user_ids())
+        return ids | self.directory.user_ids() if self.directory is not None else ids
+
+    def _elsewhere(self, user_ids: Iterable[str]) -> list[Presence]:
+        """The presences of users online on other processes only (those here count once, from here)."""
+        assert self.directory is not None
+        found = []
+        for user_id in user_ids:
+            if self.tracker.get(user_id) is None:
+                sighting = self.directory.sighting(user_id)
+                if sighting is not None:
+                    found.append(sighting.presence)
+        return found
+
+    def _share(self, user_id: str) -> None:
+        if self.share is None:
+            return
+        presence = self.tracker.get(user_id)
+        self.share(user_id, None if presence is None else Sighting(presence, self.subscriptions.location_of(user_id)))
+
+    def sighting_of_all(self) -> list[Sighting]:
+        """Every user of this process, as the others should know them (an answer to a hello)."""
+        return [Sighting(p, self.subscriptions.location_of(p.user_id)) for p in self.tracker]
 
     # -- typing --------------------------------------------------------------
 

@@ -154,7 +154,7 @@ class RemoteChannels:
         async with self._lock(channel_id):
             positions, stored = await self._adopt(channel_id, answer, principal.user_id, alias, title,
                                                   event["event_id"])
-        self._tune_in(principal.user_id, channel_id)
+        self._subscriptions.tune(principal.user_id, channel_id, True, max(positions, default=None))
         joined_at = None
         for item, position in zip(stored, positions):
             if item["event_id"] == event["event_id"]:
@@ -333,7 +333,7 @@ class RemoteChannels:
             state.extend(_state_of(channel, event, self._clock()))
         _, positions = await self._events.store(stored, None, ops=state)
         for event, position in zip(stored, positions):
-            self._effects(event)
+            self._effects(event, position)
             self._deliver(event, position, also=_targets(event))
         return results, stored
 
@@ -370,20 +370,14 @@ class RemoteChannels:
 
     # -- what an event does here ------------------------------------------------------------------
 
-    def _tune_in(self, user_id: str, channel_id: str) -> None:
-        if self._registry.is_online(user_id):
-            self._subscriptions.tune_in(user_id, channel_id)
-
-    def _effects(self, event: dict[str, Any]) -> None:
-        """Tune a player of this server in or out as the membership event says."""
+    def _effects(self, event: dict[str, Any], position: int) -> None:
+        """Tune a player of this server in as their relayed join says."""
         content = event.get("content", {})
         if event["type"] != MEMBER or not isinstance(content.get("target"), str):
             return
         target = content["target"]
-        if server_of(target) != self._server_name:
-            return
-        if content.get("membership") == "join":
-            self._tune_in(target, event["channel_id"])
+        if server_of(target) == self._server_name and content.get("membership") == "join":
+            self._subscriptions.tune(target, event["channel_id"], True, position)
 
     def _deliver(self, event: dict[str, Any], position: int, also: list[str] = ()) -> None:  # type: ignore[assignment]
         channel_id = event["channel_id"]
@@ -400,10 +394,9 @@ class RemoteChannels:
         if event["type"] == MEMBER and content.get("membership") in ("leave", "kick", "ban"):
             target = content.get("target")
             if content.get("target_server") == self._server_name:  # all of this server's players are out
-                for user_id in list(self._subscriptions.listeners(channel_id)):
-                    self._subscriptions.tune_out(user_id, channel_id)
+                self._subscriptions.tune(None, channel_id, False, position)
             elif isinstance(target, str) and server_of(target) == self._server_name:
-                self._subscriptions.tune_out(target, channel_id)
+                self._subscriptions.tune(target, channel_id, False, position)
 
     # == on the home: remote members of channels homed here ========================================
 

@@ -59,6 +59,8 @@ class RemotePages:
                  events: EventWriter, blocks: BlockList, server_name: str, clock: Clock):
         self._storage = storage
         self._registry = registry
+        # whether a user has a socket (on any process of this server: app.py sets it so with several)
+        self.online: Callable[[str], bool] = registry.is_online
         self._broadcaster = broadcaster
         self._events = events
         self._blocks = blocks
@@ -110,7 +112,7 @@ class RemotePages:
             refusal = await judge.refusal(page["sender"], user_id)
             if refusal is not None:
                 content = receipt_content(page["event_id"], user_id, "refused", *refusal)
-            elif self._registry.is_online(user_id):
+            elif self.online(user_id):
                 online.append(user_id)
                 content = receipt_content(page["event_id"], user_id, "delivered")
             else:
@@ -134,7 +136,7 @@ class RemotePages:
                 or receipt["sender"] not in page.get("recipients", []) or content.get("recipient") != receipt["sender"]):
             return PduRefusal("bad_event", "The receipt is not about a page of ours to its sender.")
         sender = page["sender"]
-        online = self._registry.is_online(sender)
+        online = self.online(sender)
         batch.add(receipt, offline=[] if online else [sender], online=[sender] if online else [],
                   frame_type="page_receipt")
         return None

@@ -64,6 +64,8 @@ class SpamGuard:
         self._clock = clock
         self._users: dict[str, Offender] = {}
         self._max_tracked = max_tracked
+        # Several processes: a mute (or its lift) here holds on the others (``apply_mute``)
+        self.on_mute: Callable[[str, int], None] | None = None
 
     def check(self, user_id: str, text: str, message_id: str | None = None) -> Verdict:
         """Note one message; raise ``muted`` if the user may not speak now. A retry of a
@@ -119,6 +121,8 @@ class SpamGuard:
         duration = self.rules.mute_base_ms * 2 ** offender.mutes
         offender.mutes += 1
         offender.muted_until_ms = now + duration
+        if self.on_mute is not None:
+            self.on_mute(offender.user_id, offender.muted_until_ms)
         log.warning("spam: muting %s for %d s (%s, mute #%d)", offender.user_id, duration // 1000, reason,
                     offender.mutes)
         raise self._muted(offender, now)
@@ -139,8 +143,17 @@ class SpamGuard:
             return False
         offender.muted_until_ms = 0
         offender.attempts_while_muted = 0
+        if self.on_mute is not None:
+            self.on_mute(user_id, 0)
         log.info("spam: mute of %s lifted", user_id)
         return True
+
+    def apply_mute(self, user_id: str, until_ms: int) -> None:
+        """A mute (``until_ms``; 0: lifted) decided on another process of the server."""
+        offender = self._offender(user_id)
+        offender.muted_until_ms = until_ms
+        if until_ms == 0:
+            offender.attempts_while_muted = 0
 
     def offenders(self) -> list[Offender]:
         return sorted((o for o in self._users.values() if o.strikes), key=lambda o: (-o.strikes, o.user_id))

@@ -6,14 +6,26 @@ and inserts nothing), inserts the events in order (each gets the next
 ``stream_position``), records the receipt, and applies a relocation, all in
 one transaction — so a character never moves without its arrival being
 recorded, and an ack is never given for something that was not stored.
+
+Positions commit in the order they are handed out, also when several
+processes write to one PostgreSQL database: every transaction that appends
+events first takes one transaction-scoped advisory lock (``EVENTS_LOCK`` and
+the schema),
+held until it commits or rolls back, so no position can become visible
+while a smaller one is still uncommitted (the trap of several writers:
+position 11 committed before 10, and a reader that saw 11 never sees 10).
+On SQLite the one writer thread does the same. Each append also says which
+position preceded it (``Appended.after``: the newest position committed
+before it), so those who learn of appends out of order — other processes,
+through the bus — can put them back in order (``realtime/stream.py``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from vibemuse.protocol.canonical_json import encode_canonical_json
 from vibemuse.protocol.visibility import about
@@ -26,6 +38,18 @@ pending_deliveries = PendingDelivery.__table__
 client_transactions = ClientTransaction.__table__
 rooms = Room.__table__
 users = User.__table__
+
+# The advisory lock of the event stream: this number and the schema's (one stream per schema).
+EVENTS_LOCK = 0x766D_7374  # "vmst"
+
+
+class Appended(NamedTuple):
+    """What an append did: the receipt, the new events' positions, and the newest position
+    committed before them (0: none), which is where they follow in the stream."""
+
+    receipt: Receipt
+    positions: list[int]
+    after: int
 
 
 def get_receipt_txn(connection: Connection, key: TransactionKey) -> Receipt | None:
@@ -47,7 +71,7 @@ def append_events_txn(
     now_ms: int,
     pending: Sequence[tuple[int, str]] = (),
     ops: Sequence[Callable[[Connection], None]] = (),
-) -> tuple[Receipt, list[int]]:
+) -> Appended:
     """Store ``new_events`` (signed, without ``unsigned``); the receipt names the last one.
 
     ``pending`` lists (index into ``new_events``, user id) for recipients who
@@ -56,7 +80,11 @@ def append_events_txn(
     if transaction is not None:
         earlier = get_receipt_txn(connection, transaction)
         if earlier is not None:
-            return earlier, []
+            return Appended(earlier, [], 0)
+    if new_events and connection.dialect.name == "postgresql":
+        # First, before any row lock: one appender at a time, until it commits.
+        connection.execute(select(func.pg_advisory_xact_lock(EVENTS_LOCK, func.hashtext(func.current_schema()))))
+    after = latest_position_txn(connection) if new_events else 0
     for op in ops:  # the state changes the events record (channel membership, bans, ...)
         if not getattr(op, "after_events", False):
             op(connection)
@@ -84,7 +112,20 @@ def append_events_txn(
         )
     if relocation is not None:
         _relocate(connection, relocation)
-    return receipt, positions
+    return Appended(receipt, positions, after)
+
+
+def events_between_txn(connection: Connection, after: int, upto: int) -> list[tuple[int, dict[str, Any]]]:
+    """The events at positions after ``after`` up to ``upto``, in order, as stored (no ``unsigned``)."""
+    query = (select(events.c.stream_position, events.c.event_json)
+             .where(events.c.stream_position > after, events.c.stream_position <= upto)
+             .order_by(events.c.stream_position))
+    return [(row.stream_position, json.loads(row.event_json)) for row in connection.execute(query)]
+
+
+def latest_position_txn(connection: Connection) -> int:
+    """The newest stream position stored (0: none)."""
+    return connection.execute(select(func.max(events.c.stream_position))).scalar() or 0
 
 
 def _insert_events(connection: Connection, new_events: Sequence[dict[str, Any]]) -> list[int]:

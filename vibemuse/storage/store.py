@@ -21,12 +21,13 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vibemuse.storage import chain_txns, channel_txns, history_txns, message_txns, sync_txns, visibility_txns
-from vibemuse.storage import channel_txns, history_txns, message_txns, sync_txns
 from vibemuse.storage.batching import ReadBatcher
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord, ServerBanRecord
 from vibemuse.storage.engine import WRITE
 from vibemuse.storage.event_txns import (
+    Appended,
     append_events_txn,
+    events_between_txn,
     claim_pending_txn,
     get_receipt_txn,
     recent_room_events_txn,
@@ -203,8 +204,9 @@ class Storage:
         relocation: Relocation | None = None,
         pending: list[tuple[int, str]] = (),  # type: ignore[assignment]
         ops: list[ChannelOp] = (),  # type: ignore[assignment]
-    ) -> tuple[Receipt, list[int]]:
-        """Durably store signed events (and a move); returns the receipt and the new positions.
+    ) -> Appended:
+        """Durably store signed events (and a move); returns the receipt, the new positions and
+        the position they follow (``event_txns.Appended``).
 
         If ``transaction`` was seen before, nothing is stored and the first
         receipt comes back marked ``duplicate``. Any other uniqueness clash (an
@@ -217,7 +219,7 @@ class Storage:
             if transaction is not None:
                 receipt = await self.get_receipt(transaction)
                 if receipt is not None:
-                    return receipt, []
+                    return Appended(receipt, [], 0)
             raise Conflict("event") from None
 
     async def get_receipt(self, transaction: TransactionKey) -> Receipt | None:
@@ -292,6 +294,10 @@ class Storage:
     async def tail(self, since: int, limit: int) -> sync_txns.Tail:
         """Every event after ``since``, at most ``limit``, with the newest and oldest positions."""
         return await self._read(sync_txns.tail_txn, since, limit)
+
+    async def events_between(self, after: int, upto: int) -> list[tuple[int, dict[str, Any]]]:
+        """(position, event) of the events after ``after`` up to ``upto``, in order (a gap in the bus)."""
+        return await self._read(events_between_txn, after, upto)
 
     async def latest_position(self) -> int:
         """The newest stream position stored (0 before the first event)."""

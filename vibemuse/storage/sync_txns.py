@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, func, or_, select
 
 from vibemuse.storage.channel_txns import ChannelRecord, MemberRecord, memberships_of_many_txn
-from vibemuse.storage.event_txns import event_recipients, events, with_pending_txn, with_position
+from vibemuse.storage.event_txns import (
+    event_recipients, events, latest_position_txn, with_pending_txn, with_position,
+)
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,6 @@ def tail_txn(connection: Connection, since: int, limit: int) -> Tail:
         events.c.stream_position > since).order_by(events.c.stream_position).limit(limit)
     found = [with_position(row.event_json, row.stream_position) for row in connection.execute(query)]
     return Tail(since, latest, oldest, found, len(found) < limit)
-
-
-def latest_position_txn(connection: Connection) -> int:
-    return connection.execute(select(func.max(events.c.stream_position))).scalar() or 0
 
 
 def oldest_position_txn(connection: Connection) -> int:

@@ -331,8 +331,7 @@ class TelnetConnection:
 
     def _status(self) -> dict[str, str]:
         """What MSSP tells listing crawlers."""
-        registry = self.context.registry
-        return {"NAME": self.context.server_name, "PLAYERS": str(sum(1 for _ in registry.online_user_ids())),
+        return {"NAME": self.context.server_name, "PLAYERS": str(len(self.context.presence.online_user_ids())),
                 "UPTIME": str(self.started_s), "CODEBASE": f"{screen.SOFTWARE} {__version__}",
                 "FAMILY": "TinyMUD", "ANSI": "1", "UTF-8": "1", "PORT": str(self.stream.socket.getsockname()[1])}
 
