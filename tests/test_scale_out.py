@@ -146,8 +146,9 @@ def test_workers_share_one_port_and_a_killed_one_comes_back(tmp_path, postgres_u
         workers = _wait_for(lambda: _worker_pids(log_path, 2), "two workers started", log_path)
         _wait_for(lambda: _answers(port), "the port answers", log_path)
         os.kill(workers[0], signal.SIGKILL)
+        _wait_for(lambda: _answers(port), "the other worker serves on", log_path)  # the killed one's queue resets
         _wait_for(lambda: len(_worker_pids(log_path, 3) or []) == 3, "the killed worker started again", log_path)
-        assert _answers(port)
+        _wait_for(lambda: _answers(port), "the port answers", log_path)
     finally:
         parent.send_signal(signal.SIGTERM)
         code = parent.wait(timeout=30)
