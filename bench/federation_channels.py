@@ -495,14 +495,16 @@ def main() -> None:
                      "speakers <= members / 3")
     raise_fd_limit()
     results = []
-    if args.part in ("hops", "both"):
-        results.append(two_hops(args))
-    if args.part in ("catchup", "both"):
-        results.append(catch_up(args))
-    for result in results:
-        result.update(load=[round(x, 2) for x in os.getloadavg()], tree=source_tree(),
-                      utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
-        print(json.dumps(result, indent=2), flush=True)
+    for part, run in (("hops", two_hops), ("catchup", catch_up)):
+        if args.part in (part, "both"):
+            started = (time.strftime("%H:%M:%S", time.gmtime()), round(os.getloadavg()[0], 2))
+            result = run(args)
+            result.update(utc=f"{time.strftime('%Y-%m-%d', time.gmtime())} {started[0]}-"
+                              f"{time.strftime('%H:%M:%S', time.gmtime())}",
+                          load=f"{started[1]} at the start, {round(os.getloadavg()[0], 2)} at the end",
+                          tree=source_tree())
+            print(json.dumps(result, indent=2), flush=True)
+            results.append(result)
     print("OK" if all(ok(result) for result in results) else "FAILED: see the figures above")
     sys.exit(0 if all(ok(result) for result in results) else 1)
 
