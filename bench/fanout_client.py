@@ -464,7 +464,47 @@ def worker_main(conn: Any, spec: dict[str, Any]) -> None:
     asyncio.run(Worker(conn, spec).run())
 
 
+def spawn_workers(specs: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """One client process per spec (``worker_main``); their processes and the driver's pipe ends."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs, pipes = [], []
+    for spec in specs:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=worker_main, args=(child, spec), daemon=True)
+        proc.start()
+        child.close()
+        procs.append(proc)
+        pipes.append(parent)
+    return procs, pipes
+
+
+def ask_workers(pipes: list[Any], command: tuple[Any, ...], until: float) -> list[Any]:
+    """Send ``command`` to every worker, then their answers; TimeoutError if one is late (``until``: time.time())."""
+    for pipe in pipes:
+        pipe.send(command)
+    answers = []
+    for pipe in pipes:
+        left = until - time.time()
+        if left <= 0 or not pipe.poll(left):
+            raise TimeoutError(f"no answer to {command[0]!r} in time")
+        answers.append(pipe.recv())
+    return answers
+
+
 # ---------------------------------------------------------------------------
 # The driver.
 # ---------------------------------------------------------------------------
 
+
+def close_workers(procs: list[Any], pipes: list[Any], until: float) -> None:
+    """Have the workers close their sockets and end; kill those that do not."""
+    try:
+        ask_workers(pipes, ("close",), until)
+    except (TimeoutError, OSError, EOFError):
+        pass
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()

@@ -8,7 +8,6 @@ import argparse
 import array
 import json
 import math
-import multiprocessing as mp
 import os
 import shutil
 import signal
@@ -22,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fanout_client import worker_main
+from fanout_client import ask_workers, close_workers, spawn_workers
 from fanout_common import (
     HERE, PASSWORD, ROOT, VENV_BIN, cpu_seconds, free_port, lifted_limits, percentile, rss_kib)
 
@@ -301,7 +300,6 @@ class Run:
 
     def start_clients(self, listeners: list[str | None], speakers: list[str | None],
                       after: list[Any] | None = None) -> None:
-        ctx = mp.get_context("spawn")
         k = self.args.workers
         shares = []
         for index in range(k):
@@ -315,37 +313,19 @@ class Run:
             shares.append(spec)
         if self.speakers:
             shares.append(self.spec("speak", speakers))
-        for spec in shares:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(child, spec), daemon=True)
-            proc.start()
-            child.close()
-            self.procs.append(proc)
-            self.pipes.append(parent)
+        self.procs, self.pipes = spawn_workers(shares)
 
     def ask(self, pipes: list[Any], *command: Any, timeout: float = 600) -> list[Any]:
-        for pipe in pipes:
-            pipe.send(command)
-        answers = []
-        for pipe in pipes:
-            left = min(timeout, self.deadline - time.time())
-            if left <= 0 or not pipe.poll(left):
-                raise TimeoutError(f"{self.target}: no answer to {command[0]!r} in time")
-            answers.append(pipe.recv())
-        return answers
+        try:
+            return ask_workers(pipes, command, min(time.time() + timeout, self.deadline))
+        except TimeoutError as late:
+            raise TimeoutError(f"{self.target}: {late}") from None
 
     def client_cpu(self) -> float:
         return sum(cpu_seconds(proc.pid) for proc in self.procs if proc.is_alive())
 
     def stop_clients(self) -> None:
-        try:
-            self.ask(self.pipes, "close", timeout=10)
-        except (TimeoutError, OSError, EOFError):
-            pass
-        for proc in self.procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
+        close_workers(self.procs, self.pipes, time.time() + 10)
 
     # -- the run ----------------------------------------------------------------
 

@@ -12,8 +12,12 @@ import pytest
 from tests.conftest import count_rows
 from tests.support.client import acked
 from tests.test_channels import create, three_on_a_channel
+from vibemuse.protocol import content as compose
 from vibemuse.protocol.channel_chain import GENESIS, chain_of, verify_stamp
+from vibemuse.protocol.events import build_event
+from vibemuse.storage import Storage, create_database_engine, ensure_schema
 from vibemuse.storage import channel_txns as ops
+from vibemuse.storage.chain_txns import op_keep_replica, op_keep_stamps, op_sequence
 from vibemuse.storage.channel_txns import MemberRecord
 
 
@@ -81,3 +85,39 @@ async def test_events_are_queued_with_their_stamps_for_the_servers_of_remote_mem
     assert relayed["content"]["body"] == "to everyone"
     assert verify_stamp(stamp, relayed, home_keys(server)) == chain_of(stamp)
     assert stamp["seq"] == 3 and stamp["home"] == "test.localhost"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_events_stored_together_take_consecutive_places_and_a_copy_keeps_them_in_one_write(
+        world, server, other_database_url):
+    alice = await world.player("Alice")
+    channel_id = await create(world, alice)
+    context, now = server.context, server.context.clock()
+    events = [build_event(event_type="vm.channel.message", sender=alice.user_id, origin="test.localhost",
+                          origin_server_ts=now + number, signing_key=context.keyring.current, channel_id=channel_id,
+                          content=compose.channel_message("Public", "Alice", f"batch {number}", 4000))
+              for number in range(60)]
+    await context.storage.append_events(events, transaction=None, now_ms=now, ops=[
+        op_sequence(channel_id, "test.localhost", context.keyring.current, events, now)])
+    stamped = await order_of(server, channel_id)
+    assert [s.stamp["seq"] for s in stamped] == list(range(1, 63))  # create, join, then the 60 in their order
+    assert [s.event["event_id"] for s in stamped[2:]] == [event["event_id"] for event in events]
+    for before, after in zip(stamped, stamped[1:]):
+        assert after.stamp["prev"] == chain_of(before.stamp)
+    head = await context.storage.channel_head(channel_id)
+    assert head == (62, chain_of(stamped[-1].stamp))
+
+    engine = create_database_engine(other_database_url)
+    copy = Storage(engine, threads=1)  # another server's copy of the channel
+    try:
+        ensure_schema(engine, auto_migrate=False)
+        held = await context.storage.get_channel(channel_id)
+        await copy.append_events([], transaction=None, now_ms=now, ops=[op_keep_replica(held, [], "beta.test")])
+        await copy.append_events([s.event for s in stamped], transaction=None, now_ms=now,
+                                 ops=[op_keep_stamps(channel_id, [s.stamp for s in stamped])])
+        kept = await copy.stamped_after(channel_id, 0, 1000)
+        assert [(s.event, s.stamp) for s in kept] == [(s.event, s.stamp) for s in stamped]
+        assert await copy.channel_head(channel_id) == head
+    finally:
+        copy.close()
+        engine.dispose()

@@ -424,3 +424,35 @@ async def test_a_player_lists_the_public_channels_of_another_server(tmp_path, da
         # the federation request itself: signed, or refused
         status, body = await alpha.api.call("GET", "/federation/v1/channels")
         assert status == 401
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_player_talks_on_without_waiting_for_each_answer_of_the_home(tmp_path, database_url):
+    federation = Federation(tmp_path, database_url, (ALPHA, BETA))
+    try:
+        alpha, beta = await federation.start(ALPHA), await federation.start(BETA)
+        ann, bob = await alpha.player("ann"), await beta.player("bob")
+        channel_id = await create(alpha, ann)
+        await acked(bob.ws, "join_channel", {"channelId": channel_id})
+        await federation.stop(ALPHA)  # every answer of the home now takes the 2 s wait
+        sent = [await bob.ws.send_frame("channel", {"channelId": channel_id, "text": f"line {n}"}) for n in range(3)]
+        ping = await bob.ws.send_frame("ping", {})
+        # the three were handled (queued for the home) while the first one's answer still waited
+        await until(lambda: count_rows(beta.server, "federation_outbox") == 3, "all three queued")
+        early = bob.ws._pending + await bob.ws.quiet(0.1)
+        assert [f for f in early if f["type"] in ("ack", "pong")] == []  # no answer yet: the first still waits
+        answers = []
+        while len(answers) < 4:
+            frame = await bob.ws.receive(timeout=15)
+            if frame["type"] in ("ack", "pong"):
+                answers.append((frame["type"], frame["data"]["inReplyTo"]))
+        assert answers == [("ack", sent[0]), ("ack", sent[1]), ("ack", sent[2]), ("pong", ping)]  # in order
+        alpha = await federation.start(ALPHA)  # back: the three reach the channel, in order
+        await until(lambda: _bodies_on(alpha, channel_id, ["line 0", "line 1", "line 2"]), "in the home's order")
+    finally:
+        await federation.close()
+
+
+async def _bodies_on(world, channel_id, expected):
+    stored = await world.server.context.storage.stamped_after(channel_id, 0, 100)
+    return [item.event["content"].get("body") for item in stored if item.event["type"] == "vm.channel.message"] == expected

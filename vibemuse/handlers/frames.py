@@ -17,6 +17,7 @@ from vibemuse.protocol.frames import ClientFrame
 from vibemuse.protocol.markup import sanitize_text
 from vibemuse.protocol.rendering import join_names
 from vibemuse.services.chat import Speech
+from vibemuse.services.remote_channels import Answering
 from vibemuse.storage import Receipt
 
 if TYPE_CHECKING:
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
 FrameHandler = Callable[["ClientSocketHandler", ClientFrame], Awaitable[None]]
 
 
-def ack(socket: "ClientSocketHandler", frame: ClientFrame, receipt: Receipt, **extra: object) -> None:
+def ack(socket: "ClientSocketHandler", frame: ClientFrame, receipt: Receipt | Answering, **extra: object) -> None:
+    if isinstance(receipt, Answering):  # the home's answer comes later: the socket goes on meanwhile
+        socket.answer_later(frame, receipt.answer, lambda done: ack(socket, frame, done, **extra))
+        return
     data: dict = {"inReplyTo": frame.message_id, "duplicate": receipt.duplicate, **extra}
     if receipt.event_id is not None:
         data["eventId"] = receipt.event_id

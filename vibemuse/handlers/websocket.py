@@ -16,9 +16,10 @@ they change nothing.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import tornado.escape
 import tornado.httputil
@@ -43,10 +44,15 @@ from vibemuse.protocol.frames import ClientFrame, ServerFrame, parse_client_fram
 from vibemuse.protocol.numbers import MAX_STREAM_POSITION, parse_whole_number
 from vibemuse.protocol.origins import origin_allowed, origin_of_request
 from vibemuse.protocol.versions import ProtocolVersion, negotiate
+from vibemuse.realtime.answers import AnswerOrder, Slot
 from vibemuse.realtime.wire import encode_text_frame
 from vibemuse.services.accounts import Principal
+from vibemuse.services.remote_channels import ANSWER_LATER
+from vibemuse.storage import Receipt
 
 log = logging.getLogger(__name__)
+
+ANSWERING: contextvars.ContextVar[Slot[ServerFrame] | None] = contextvars.ContextVar("answering", default=None)
 
 
 # Frames that do not count as the user's input for idle time: a browser's
@@ -112,6 +118,8 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         # Deliveries held (with their stream positions) while the session starts
         # (roster, replay, waiting pages); None once live.
         self._held: list[tuple[int | None, bytes]] | None = None
+        self._answers: AnswerOrder[ServerFrame] = AnswerOrder(self._send_answer)  # answers in frame order
+        self._later: set[Slot[ServerFrame]] = set()  # frames whose answer waits for another server
 
     # Connection interface of the registry.
     @property
@@ -286,6 +294,9 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
         started = time.perf_counter()
         frame = None
         metrics = self.context.metrics
+        slot = self._answers.open()  # this frame's place among the answers (spec 5.4)
+        answering = ANSWERING.set(slot)
+        later = ANSWER_LATER.set(True)
         try:
             frame = parse_client_frame(message, self.context.schemas)
             metrics.frame_received(frame.type)
@@ -300,6 +311,39 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
             if error.in_reply_to is None and frame is not None:
                 error.in_reply_to = frame.message_id
             self.send_error_frame(error)
+        finally:
+            ANSWER_LATER.reset(later)
+            ANSWERING.reset(answering)
+            if slot not in self._later:
+                self._answers.close(slot)
+
+    def answer_later(self, frame: ClientFrame, answer: "asyncio.Future[Receipt]",
+                     then: Callable[[Receipt], None]) -> None:
+        """The frame's answer waits for another server (a channel's home, federation.md 10.3):
+        the next frames are handled meanwhile, their answers kept behind this one's (spec 5.4)."""
+        slot = ANSWERING.get()
+        assert slot is not None
+        self._later.add(slot)
+
+        def done(finished: "asyncio.Future[Receipt]") -> None:
+            token = ANSWERING.set(slot)
+            try:
+                error = finished.exception() if not finished.cancelled() else None
+                if isinstance(error, ProtocolError):
+                    error.in_reply_to = frame.message_id
+                    self.send_error_frame(error)
+                elif error is not None or finished.cancelled():
+                    log.error("the answer to %s of %s failed: %r", frame.message_id, self.user_id, error)
+                    self.send_error_frame(ProtocolError(ErrorCode.INTERNAL_ERROR, "The request failed; retry it.",
+                                                        in_reply_to=frame.message_id))
+                else:
+                    then(finished.result())
+            finally:
+                ANSWERING.reset(token)
+                self._later.discard(slot)
+                self._answers.close(slot)
+
+        answer.add_done_callback(done)
 
     async def _authenticate(self, frame: ClientFrame) -> None:
         if frame.type != "auth":
@@ -347,9 +391,16 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     # -- frames out -----------------------------------------------------
 
     def send_frame(self, frame: ServerFrame) -> None:
-        """An answer to one of this socket's frames (ack, pong, error, ...). While the session
-        starts it waits with the held live frames, behind them: the client's own event comes
-        before its ack (spec 5.3, 14.7)."""
+        """An answer to one of this socket's frames (ack, pong, error, ...), after the answers of
+        the frames before it (``AnswerOrder``). While the session starts it waits with the held
+        live frames, behind them: the client's own event comes before its ack (spec 5.3, 14.7)."""
+        slot = ANSWERING.get()
+        if slot is not None and self._answers.waiting:
+            self._answers.answer(slot, frame)
+        else:
+            self._send_answer(frame)
+
+    def _send_answer(self, frame: ServerFrame) -> None:
         self.context.metrics.frames_queued(frame.type)
         self.send_encoded(self.context.broadcaster.encode(frame))
 

@@ -44,7 +44,7 @@ from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
 from vibemuse.services.pages import PageService
 from vibemuse.services import channel_rules as rules
-from vibemuse.services.remote_channels import RemoteChannels
+from vibemuse.services.remote_channels import Answering, RemoteChannels
 from vibemuse.storage import Receipt, Storage, TransactionKey, UserRecord
 from vibemuse.storage import chain_txns
 from vibemuse.storage import channel_txns as ops
@@ -203,7 +203,8 @@ class ChannelService:
             self._announce(channel, [event], positions)
         return receipt
 
-    async def leave(self, principal: Principal, message_id: str, ref: str | None, alias: str | None = None) -> Receipt:
+    async def leave(self, principal: Principal, message_id: str, ref: str | None,
+                    alias: str | None = None) -> Receipt | Answering:
         channel = await (self.by_alias(principal, alias) if alias else self.find(principal, ref or ""))
         request = TransactionKey(principal.user_id, "leave_channel", message_id)
         if await self._storage.get_membership(channel.channel_id, principal.user_id) is None:
@@ -236,7 +237,7 @@ class ChannelService:
     async def speak(
         self, principal: Principal, message_id: str, text: str, *, ref: str | None = None,
         alias: str | None = None, style: str = "say",
-    ) -> Receipt:
+    ) -> Receipt | Answering:
         channel = await (self.by_alias(principal, alias) if alias else self.find(principal, ref or ""))
         member = await self._require_member(principal, channel)
         if member.muted_until is not None and member.muted_until > self._clock():
@@ -267,7 +268,7 @@ class ChannelService:
     async def moderate(
         self, principal: Principal, message_id: str, ref: str, action: str, target_ref: str | None, *,
         server: str | None = None, reason: str | None = None, duration_seconds: int | None = None,
-    ) -> Receipt:
+    ) -> Receipt | Answering:
         """Act on a member (``target_ref``) or on every player of another ``server`` (16.5)."""
         channel = await self.find(principal, ref)
         elsewhere = self._remote is not None and self._remote.is_remote(channel.channel_id)
@@ -297,7 +298,7 @@ class ChannelService:
 
     async def _moderate_server(self, principal: Principal, message_id: str, channel: ChannelRecord,
                                actor: MemberRecord | None, admin: bool, elsewhere: bool, action: str, server: str,
-                               reason: str | None) -> Receipt:
+                               reason: str | None) -> Receipt | Answering:
         """Kick, ban or unban every player of ``server`` (federation.md 10.6)."""
         home = parse_channel_id(channel.channel_id).server_name  # type: ignore[union-attr]
         members = await self._storage.channel_members(channel.channel_id)
@@ -342,7 +343,8 @@ class ChannelService:
         role = "moderator" if action == "promote" else "member"
         return [ops.op_update_member(channel_id, target.user_id, role=role)], extra
 
-    async def update(self, principal: Principal, message_id: str, ref: str, changes: dict[str, Any]) -> Receipt:
+    async def update(self, principal: Principal, message_id: str, ref: str,
+                     changes: dict[str, Any]) -> Receipt | Answering:
         channel = await self.find(principal, ref)
         elsewhere = self._remote is not None and self._remote.is_remote(channel.channel_id)
         actor = await self._storage.get_membership(channel.channel_id, principal.user_id)

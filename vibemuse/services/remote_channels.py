@@ -42,8 +42,10 @@ Everything of one channel on this server happens under one lock
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
@@ -76,6 +78,19 @@ JOIN_HISTORY_BYTES = 512 * 1024
 BACKFILL_PAGE = 100
 FOREVER = 2**62
 SETTING_FIELDS = ("topic", "description", "visibility", "history_visibility")
+
+# Set by the WebSocket handler while it handles a frame: the answer to a member's event for a
+# channel homed elsewhere may come after the frames that follow it (protocol.md 5.4).
+ANSWER_LATER: contextvars.ContextVar[bool] = contextvars.ContextVar("answer_later", default=False)
+
+
+@dataclass(frozen=True)
+class Answering:
+    """A member's event queued for its channel's home, whose answer (the receipt, or the home's
+    refusal as ProtocolError) ``answer`` will give."""
+
+    answer: "asyncio.Future[Receipt]"
+
 
 Checker = Callable[[dict[str, Any], dict[str, Any]], Any]  # (event, stamp) -> awaitable PduRefusal | None
 
@@ -162,8 +177,12 @@ class RemoteChannels:
                 self._deliver(item, position, also=[principal.user_id])
         return Receipt(event["event_id"], joined_at)
 
-    async def submit(self, principal: Principal, message_id: str, kind: str, event: dict[str, Any]) -> Receipt:
-        """Send a member's event (a message, a leave) to the channel's home; the ack waits for its answer."""
+    async def submit(self, principal: Principal, message_id: str, kind: str, event: dict[str, Any]
+                     ) -> Receipt | Answering:
+        """Send a member's event (a message, a leave) to the channel's home; the ack waits for its
+        answer — or, where the caller can answer later (``ANSWER_LATER``: a WebSocket frame), the
+        event is queued now and ``Answering`` carries the wait, so the socket's next frames need
+        not wait for this one's round trip to the home."""
         home = home_of(event["channel_id"])
         request = TransactionKey(principal.user_id, kind, message_id)
         receipt = await self._storage.queue_for_home(event, home, request, self._clock())
@@ -172,12 +191,19 @@ class RemoteChannels:
         waiter = self._waiters[event["event_id"]] = asyncio.get_running_loop().create_future()
         if self._wake is not None:
             self._wake((home,))
+        answer = self._answer(receipt, waiter, event["event_id"], home)
+        if ANSWER_LATER.get():
+            return Answering(asyncio.ensure_future(answer))
+        return await answer
+
+    async def _answer(self, receipt: Receipt, waiter: asyncio.Future[str | None], event_id: str,
+                      home: str) -> Receipt:
         try:
             refusal = await asyncio.wait_for(asyncio.shield(waiter), SUBMIT_WAIT_SECONDS)
         except asyncio.TimeoutError:
             return receipt  # queued: it reaches the channel, in order, when the home answers
         finally:
-            self._waiters.pop(event["event_id"], None)
+            self._waiters.pop(event_id, None)
         if refusal is not None:
             code, _, message = refusal.partition(" ")
             raise ProtocolError(_known(code), message or f"{home} refused it ({code}).")

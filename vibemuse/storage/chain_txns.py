@@ -67,17 +67,14 @@ def op_sequence(channel_id: str, home: str, signing_key: SigningKey, new_events:
             select(channels.c.last_seq, channels.c.chain_head)
             .where(channels.c.channel_id == channel_id).with_for_update()).one()
         seq, head = row.last_seq, row.chain_head
-        stamps = []
+        stamps, chains = [], []
         for event in new_events:
             seq += 1
             stamp = make_stamp(channel_id, seq, event["event_id"], head if seq > 1 else GENESIS, home, signing_key)
             head = chain_of(stamp)
             stamps.append(stamp)
-            connection.execute(insert(chain).values(
-                channel_id=channel_id, seq=seq, event_id=event["event_id"], chain=head,
-                stamp_json=encode_canonical_json(stamp).decode("utf-8")))
-        connection.execute(update(channels).where(channels.c.channel_id == channel_id)
-                           .values(last_seq=seq, chain_head=head))
+            chains.append(head)
+        _insert_stamps(connection, channel_id, stamps, chains)
         member_ids = connection.execute(select(members.c.user_id).where(members.c.channel_id == channel_id)).scalars()
         named = [event["sender"] for event in new_events] + [
             event["content"]["target"] for event in new_events if isinstance(event["content"].get("target"), str)]
@@ -102,17 +99,22 @@ def op_keep_stamps(channel_id: str, stamps: Sequence[dict[str, Any]]) -> Callabl
     (already checked to follow the channel's head, in order) and move the head."""
 
     def apply(connection: Connection) -> None:
-        head = None
-        for stamp in stamps:
-            head = chain_of(stamp)
-            connection.execute(insert(chain).values(
-                channel_id=channel_id, seq=stamp["seq"], event_id=stamp["event_id"], chain=head,
-                stamp_json=encode_canonical_json(stamp).decode("utf-8")))
-        if head is not None:
-            connection.execute(update(channels).where(channels.c.channel_id == channel_id)
-                               .values(last_seq=stamps[-1]["seq"], chain_head=head))
+        _insert_stamps(connection, channel_id, stamps, [chain_of(stamp) for stamp in stamps])
 
     return apply
+
+
+def _insert_stamps(connection: Connection, channel_id: str, stamps: Sequence[dict[str, Any]],
+                   chains: Sequence[str]) -> None:
+    """Keep ``stamps`` (consecutive, in order; ``chains`` theirs) in one statement, and move the
+    channel's head to the last."""
+    if not stamps:
+        return
+    rows = [{"channel_id": channel_id, "seq": stamp["seq"], "event_id": stamp["event_id"], "chain": link,
+             "stamp_json": encode_canonical_json(stamp).decode("utf-8")} for stamp, link in zip(stamps, chains)]
+    connection.execute(insert(chain), rows)
+    connection.execute(update(channels).where(channels.c.channel_id == channel_id)
+                       .values(last_seq=rows[-1]["seq"], chain_head=rows[-1]["chain"]))
 
 
 def head_txn(connection: Connection, channel_id: str) -> tuple[int, str] | None:
