@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REDIS_URL
 from vibemuse.config import DEFAULT_RATE_LIMITS
 from tests.federation.test_two_servers import free_port
-from tests.support.client import Api, WsClient, acked
+from tests.support.client import Api, WsClient, acked, refused_handshake
 from tests.support.processes import VIBEMUSE, ServerProcess
 from tests.test_resume import last_position
 
@@ -149,6 +149,12 @@ def test_workers_share_one_port_and_a_killed_one_comes_back(tmp_path, postgres_u
         _wait_for(lambda: _answers(port), "the other worker serves on", log_path)  # the killed one's queue resets
         _wait_for(lambda: len(_worker_pids(log_path, 3) or []) == 3, "the killed worker started again", log_path)
         _wait_for(lambda: _answers(port), "the port answers", log_path)
+        _wait_for(lambda: log_path.read_text(errors="replace").count("serving scale.test") >= 3, "it serves again",
+                  log_path)
+        parent.send_signal(signal.SIGHUP)  # rotated keys: passed to the workers, nobody stops
+        _wait_for(lambda: log_path.read_text(errors="replace").count("signing key now") >= 2, "both reloaded",
+                  log_path)
+        assert parent.poll() is None and _answers(port)
     finally:
         parent.send_signal(signal.SIGTERM)
         code = parent.wait(timeout=30)
@@ -291,3 +297,21 @@ async def _answer(socket: WsClient) -> dict:
         assert frame is not None
         if frame["type"] in ("ack", "error"):
             return frame
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_the_per_user_socket_cap_counts_every_process_and_ready_checks_the_bus(
+        tmp_path, postgres_url, bus, spec):
+    async with Processes(tmp_path, postgres_url, bus, spec, settings={"max_connections_per_user": "2"}) as server:
+        session, first = await server.player(0, "ann")
+        second = await WsClient.logged_in(server.processes[1].ws_url, spec, session["accessToken"])
+        await asyncio.sleep(0.3)  # process zero hears of the socket on process one
+        status, body = await refused_handshake(server.processes[0].ws_url, spec, token=session["accessToken"])
+        assert (status, body["error"]["code"]) == (429, "too_many_connections")  # two already, one on each
+        second.close()
+        await asyncio.sleep(0.3)  # one fewer on process one: there is room again on process zero
+        fourth = await WsClient.logged_in(server.processes[0].ws_url, spec, session["accessToken"])
+        assert fourth.welcome["type"] == "welcome"
+
+        status, ready = await server.api(1).call("GET", "/ready", schema="health")
+        assert status == 200 and ready["checks"] == {"database": "ok", "bus": "ok"}

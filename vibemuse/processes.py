@@ -90,6 +90,7 @@ class Processes:
         bus.on_signal(OUTBOX, lambda data: sender.wake(data["destinations"]))
         bus.on_signal(CONTACTED, lambda data: asyncio.ensure_future(sender.contacted(data["server"])))
         context.contacted = lambda server: bus.signal(CONTACTED, {"server": server})
+        context.bus_connected = lambda: bus.connected
 
     def wake_sender(self, destinations: tuple[str, ...] | list[str]) -> None:
         """Events were queued for other servers: wake the process that sends (maybe this one)."""
