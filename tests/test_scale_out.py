@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import REDIS_URL
 from vibemuse.config import DEFAULT_RATE_LIMITS
+from vibemuse.storage import Storage, create_database_engine
 from tests.federation.test_two_servers import free_port
 from tests.support.client import Api, WsClient, acked, refused_handshake
 from tests.support.processes import VIBEMUSE, ServerProcess
@@ -315,3 +316,28 @@ async def test_the_per_user_socket_cap_counts_every_process_and_ready_checks_the
 
         status, ready = await server.api(1).call("GET", "/ready", schema="health")
         assert status == 200 and ready["checks"] == {"database": "ok", "bus": "ok"}
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_an_admins_kick_and_role_change_reach_every_process(tmp_path, postgres_url, bus, spec):
+    async with Processes(tmp_path, postgres_url, bus, spec) as server:
+        root_session, _ = await server.player(0, "root")
+        storage = Storage(create_database_engine(postgres_url, pool_size=1), threads=1)
+        try:
+            await storage.set_role(root_session["user"]["id"], "admin")
+        finally:
+            storage.close()
+        mira_session, mira = await server.player(1, "mira")  # her socket is on process one
+        refusal = await mira.send_frame("wall", {"text": "hear ye"})
+        assert (await mira.receive_type("error", timeout=15))["data"]["inReplyTo"] == refusal  # a player may not
+        path = "/api/admin/users/%40mira%3Ascale.test"
+        status, _ = await server.api(0).call("PUT", path + "/role", {"role": "admin"},
+                                             token=root_session["accessToken"])
+        assert status == 200
+        await asyncio.sleep(0.3)
+        await acked(mira, "wall", {"text": "hear ye"})  # her socket on process one acts as an admin now
+        status, kicked = await server.api(0).call("POST", path + "/kick", {"reason": "cool off"},
+                                                  token=root_session["accessToken"])
+        assert status == 200
+        code, reason = await mira.closed(timeout=15)
+        assert (code, reason) == (4010, "cool off")
