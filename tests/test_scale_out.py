@@ -18,8 +18,9 @@ import pytest
 
 from tests.conftest import REDIS_URL
 from vibemuse.config import DEFAULT_RATE_LIMITS
+from vibemuse.storage import Storage, create_database_engine
 from tests.federation.test_two_servers import free_port
-from tests.support.client import Api, WsClient, acked
+from tests.support.client import Api, WsClient, acked, refused_handshake
 from tests.support.processes import VIBEMUSE, ServerProcess
 from tests.test_resume import last_position
 
@@ -149,6 +150,12 @@ def test_workers_share_one_port_and_a_killed_one_comes_back(tmp_path, postgres_u
         _wait_for(lambda: _answers(port), "the other worker serves on", log_path)  # the killed one's queue resets
         _wait_for(lambda: len(_worker_pids(log_path, 3) or []) == 3, "the killed worker started again", log_path)
         _wait_for(lambda: _answers(port), "the port answers", log_path)
+        _wait_for(lambda: log_path.read_text(errors="replace").count("serving scale.test") >= 3, "it serves again",
+                  log_path)
+        parent.send_signal(signal.SIGHUP)  # rotated keys: passed to the workers, nobody stops
+        _wait_for(lambda: log_path.read_text(errors="replace").count("signing key now") >= 2, "both reloaded",
+                  log_path)
+        assert parent.poll() is None and _answers(port)
     finally:
         parent.send_signal(signal.SIGTERM)
         code = parent.wait(timeout=30)
@@ -291,3 +298,46 @@ async def _answer(socket: WsClient) -> dict:
         assert frame is not None
         if frame["type"] in ("ack", "error"):
             return frame
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_the_per_user_socket_cap_counts_every_process_and_ready_checks_the_bus(
+        tmp_path, postgres_url, bus, spec):
+    async with Processes(tmp_path, postgres_url, bus, spec, settings={"max_connections_per_user": "2"}) as server:
+        session, first = await server.player(0, "ann")
+        second = await WsClient.logged_in(server.processes[1].ws_url, spec, session["accessToken"])
+        await asyncio.sleep(0.3)  # process zero hears of the socket on process one
+        status, body = await refused_handshake(server.processes[0].ws_url, spec, token=session["accessToken"])
+        assert (status, body["error"]["code"]) == (429, "too_many_connections")  # two already, one on each
+        second.close()
+        await asyncio.sleep(0.3)  # one fewer on process one: there is room again on process zero
+        fourth = await WsClient.logged_in(server.processes[0].ws_url, spec, session["accessToken"])
+        assert fourth.welcome["type"] == "welcome"
+
+        status, ready = await server.api(1).call("GET", "/ready", schema="health")
+        assert status == 200 and ready["checks"] == {"database": "ok", "bus": "ok"}
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_an_admins_kick_and_role_change_reach_every_process(tmp_path, postgres_url, bus, spec):
+    async with Processes(tmp_path, postgres_url, bus, spec) as server:
+        root_session, _ = await server.player(0, "root")
+        storage = Storage(create_database_engine(postgres_url, pool_size=1), threads=1)
+        try:
+            await storage.set_role(root_session["user"]["id"], "admin")
+        finally:
+            storage.close()
+        mira_session, mira = await server.player(1, "mira")  # her socket is on process one
+        refusal = await mira.send_frame("wall", {"text": "hear ye"})
+        assert (await mira.receive_type("error", timeout=15))["data"]["inReplyTo"] == refusal  # a player may not
+        path = "/api/admin/users/%40mira%3Ascale.test"
+        status, _ = await server.api(0).call("PUT", path + "/role", {"role": "admin"},
+                                             token=root_session["accessToken"])
+        assert status == 200
+        await asyncio.sleep(0.3)
+        await acked(mira, "wall", {"text": "hear ye"})  # her socket on process one acts as an admin now
+        status, kicked = await server.api(0).call("POST", path + "/kick", {"reason": "cool off"},
+                                                  token=root_session["accessToken"])
+        assert status == 200
+        code, reason = await mira.closed(timeout=15)
+        assert (code, reason) == (4010, "cool off")

@@ -66,6 +66,7 @@ class ServerContext:
     operators: "Operators | None" = None  # what admins do to users (GET /api/admin/sessions ...)
     # another server contacted us (with several processes: told to the one that sends, over the bus)
     contacted: Callable[[str], None] | None = None
+    bus_connected: Callable[[], bool] | None = None  # several processes: whether their bus is up (GET /ready)
 
     @property
     def server_name(self) -> str:

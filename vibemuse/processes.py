@@ -15,6 +15,8 @@
 - rate limits and spam mutes hold for a user whatever process their sockets
   (or HTTP requests) reach: tokens taken are told to the others every few
   milliseconds, a mute at once;
+- an admin's kick, ban or role change reaches the user's sessions on every
+  process;
 - the federation sender (one process, under a lease) is woken by the
   others when they queue events for another server, and told when another
   server contacted one of them.
@@ -30,6 +32,7 @@ from vibemuse.protocol.errors import CloseCode
 from vibemuse.realtime.bus import Delivery, room_topic
 from vibemuse.realtime.directory import Directory, Sighting
 from vibemuse.realtime.presence import OFFLINE, Presence
+from vibemuse.services.operators import ROLE_CHANGED, SESSIONS_CLOSED
 from vibemuse.realtime.redis_bus import (
     ALIVE, BLOCK, BYE, CONTACTED, HELD, HELLO, MUTE, OUTBOX, PLACE, SEEN, TOKEN_REVOKED, TOOK, TUNE, RedisBus,
 )
@@ -90,6 +93,15 @@ class Processes:
         bus.on_signal(OUTBOX, lambda data: sender.wake(data["destinations"]))
         bus.on_signal(CONTACTED, lambda data: asyncio.ensure_future(sender.contacted(data["server"])))
         context.contacted = lambda server: bus.signal(CONTACTED, {"server": server})
+        context.bus_connected = lambda: bus.connected
+
+        operators = context.operators
+        if operators is not None:  # an admin's kick, ban or role change holds on every process
+            operators.share = bus.signal
+            operators.sessions_of = presence.sockets_anywhere
+            bus.on_signal(SESSIONS_CLOSED, lambda data: operators.close_sessions(
+                str(data["user"]), int(data["code"]), str(data["reason"])))
+            bus.on_signal(ROLE_CHANGED, lambda data: operators.apply_role(str(data["user"]), str(data["role"])))
 
     def wake_sender(self, destinations: tuple[str, ...] | list[str]) -> None:
         """Events were queued for other servers: wake the process that sends (maybe this one)."""

@@ -9,7 +9,8 @@ database. The parent only watches: a worker that dies (``kill -9``, a
 crash) is started again after a second, its clients reconnect to the
 others meanwhile; SIGTERM or SIGINT to the parent is passed to every worker,
 which closes its sockets with 1001 and ends, and the parent ends with them
-(a worker sent SIGTERM on its own just ends).
+(a worker sent SIGTERM on its own just ends); SIGHUP is passed on too (each
+worker reloads the signing keys).
 A worker that stops because it cannot run at all (a configuration or schema
 error: exit codes 2 and 3) stops the others too, rather than failing again
 and again.
@@ -45,6 +46,7 @@ def supervise(count: int, run_worker: Callable[[int], int]) -> int:
         if pid == 0:  # the worker
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the server listens for it: a key reload
             code = 1
             try:
                 code = run_worker(index)
@@ -65,8 +67,16 @@ def supervise(count: int, run_worker: Callable[[int], int]) -> int:
             except ProcessLookupError:
                 pass
 
+    def reload(signum: int, _frame: object) -> None:  # SIGHUP: every worker picks up rotated keys
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     for index in range(count):
         spawn(index)
     while children:

@@ -37,13 +37,21 @@ class HealthHandler(ApiHandler):
 
 class ReadyHandler(ApiHandler):
     async def get(self) -> None:
+        failing = []
         try:
             await asyncio.wait_for(self.context.storage.ping(), READY_TIMEOUT_SECONDS)
         except Exception as error:  # noqa: BLE001 - whatever the driver raises, the answer is 503
             log.warning("not ready: the database does not answer (%s)", type(error).__name__)
-            raise ProtocolError(ErrorCode.NOT_READY, "The database does not answer; try another server.",
-                                details={"failing": ["database"]}) from None
-        self.send_json({"status": "ok", "checks": {"database": "ok"}})
+            failing.append("database")
+        bus_connected = self.context.bus_connected
+        if bus_connected is not None and not bus_connected():  # several processes: their bus (Redis)
+            log.warning("not ready: the bus is not connected")
+            failing.append("bus")
+        if failing:
+            raise ProtocolError(ErrorCode.NOT_READY, f"The {' and the '.join(failing)} do not answer; "
+                                "try another server.", details={"failing": failing})
+        checks = {"database": "ok", **({"bus": "ok"} if bus_connected is not None else {})}
+        self.send_json({"status": "ok", "checks": checks})
 
 
 class MetricsHandler(ApiHandler):

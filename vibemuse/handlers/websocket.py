@@ -238,7 +238,7 @@ class ClientSocketHandler(tornado.websocket.WebSocketHandler):
     def _check_connection_limit(self) -> None:
         assert self.principal is not None
         limit = self.context.config.max_connections_per_user
-        if self.context.registry.count_for(self.principal.user_id) >= limit:
+        if self.context.presence.sockets_anywhere(self.principal.user_id) >= limit:
             raise ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, f"At most {limit} sockets per user.")
 
     def _activate(self) -> None:

@@ -306,7 +306,7 @@ ERROR_DETAILS: dict[ErrorCode, tuple[DetailsShape, ...]] = {
         DetailsShape("on the whole server, for spam (section 18.2)",
                      '{"scope": "server", "untilMs": when the mute ends, "remainingMs": milliseconds left}'),
     ),
-    ErrorCode.NOT_READY: (DetailsShape("", '{"failing": [what does not answer: "database"]}'),),
+    ErrorCode.NOT_READY: (DetailsShape("", '{"failing": [what does not answer: "database", "bus"]}'),),
     ErrorCode.ACCOUNT_BANNED: (DetailsShape("", '{"reason": the ban\'s reason, "" if none was given}'),),
     ErrorCode.RATE_LIMITED: (
         DetailsShape("", '{"retryAfterMs": milliseconds until a request of this kind may succeed, '

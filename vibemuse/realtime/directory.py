@@ -31,17 +31,19 @@ class Sighting:
 
     presence: Presence
     room_id: str | None
+    sockets: int = 1  # how many sockets (and telnet sessions) the user has on that process
 
     def to_wire(self) -> dict[str, Any]:
         p = self.presence
         return {"userId": p.user_id, "username": p.username, "since": p.connected_since_ms,
-                "input": p.last_input_ms, "status": p.status, "away": p.away_message, "room": self.room_id}
+                "input": p.last_input_ms, "status": p.status, "away": p.away_message, "room": self.room_id,
+                "sockets": self.sockets}
 
     @staticmethod
     def from_wire(data: dict[str, Any]) -> "Sighting":
         presence = Presence(str(data["userId"]), str(data["username"]), int(data["since"]), int(data["input"]),
                             str(data["status"]), data.get("away"))
-        return Sighting(presence, data.get("room"))
+        return Sighting(presence, data.get("room"), int(data.get("sockets", 1)))
 
 
 @dataclass
@@ -114,6 +116,10 @@ class Directory:
         """The most recently active sighting of the user on another process."""
         found = [peer.users[user_id] for peer in self._peers.values() if user_id in peer.users]
         return max(found, key=lambda s: s.presence.last_input_ms) if found else None
+
+    def sockets_of(self, user_id: str) -> int:
+        """The user's sockets on the other processes, together."""
+        return sum(peer.users[user_id].sockets for peer in self._peers.values() if user_id in peer.users)
 
     def users_in(self, room_id: str) -> set[str]:
         users: set[str] = set()

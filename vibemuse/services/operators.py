@@ -22,6 +22,9 @@ from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.services.accounts import ROLES, Principal
 from vibemuse.storage import Storage, UserRecord
 
+SESSIONS_CLOSED = "sessions_closed"  # the bus signal: {"user", "code", "reason"} (several processes)
+ROLE_CHANGED = "role_changed"  # the bus signal: {"user", "role"}
+
 CLOSE_REASON_BYTES = 120  # a WebSocket close reason is at most 123 bytes
 
 
@@ -47,6 +50,10 @@ class Operators:
         self._subscriptions = subscriptions
         self._resolve = resolve
         self._clock = clock
+        # Several processes: what an admin does to a user's sessions is told to every process
+        # (``close_sessions``, ``apply_role`` run on each), and counted over all of them
+        self.share: Callable[[str, dict[str, Any]], None] | None = None
+        self.sessions_of: Callable[[str], int] = registry.count_for
 
     def online(self) -> list[OnlineUser]:
         """Everyone with an open session, by user id, with their sockets."""
@@ -73,12 +80,20 @@ class Operators:
         user = await self._resolve(name)
         self._not_self(actor, user, "change your own role")
         user = await self._storage.set_role(user.user_id, role)
-        connections = self._registry.connections_of(user.user_id)
-        for connection in connections:
+        count = self.sessions_of(user.user_id)
+        if self.share is not None:
+            self.share(ROLE_CHANGED, {"user": user.user_id, "role": role})
+        else:
+            self.apply_role(user.user_id, role)
+        return user, count
+
+    def apply_role(self, user_id: str, role: str) -> None:
+        """The user's sessions here act with their new role from their next frame."""
+        for connection in self._registry.connections_of(user_id):
             principal: Any = getattr(connection, "principal", None)
             if principal is not None:
+                user = dataclasses.replace(principal.user, role=role)
                 connection.principal = dataclasses.replace(principal, user=user)  # type: ignore[attr-defined]
-        return user, len(connections)
 
     async def ban(self, actor: Principal, name: str, reason: str) -> BanOutcome:
         user = await self._resolve(name)
@@ -92,11 +107,18 @@ class Operators:
         return BanOutcome(user, 0)
 
     def _close_all(self, user_id: str, code: CloseCode, reason: str) -> int:
-        connections = self._registry.connections_of(user_id)
+        count = self.sessions_of(user_id)
+        if self.share is not None:
+            self.share(SESSIONS_CLOSED, {"user": user_id, "code": int(code), "reason": reason})
+        else:
+            self.close_sessions(user_id, int(code), reason)
+        return count
+
+    def close_sessions(self, user_id: str, code: int, reason: str) -> None:
+        """Close the user's sessions on this process."""
         shown = reason.encode("utf-8")[:CLOSE_REASON_BYTES].decode("utf-8", "ignore")
-        for connection in connections:
+        for connection in self._registry.connections_of(user_id):
             connection.close(code, shown)
-        return len(connections)
 
     @staticmethod
     def _not_self(actor: Principal, user: UserRecord, what: str) -> None:

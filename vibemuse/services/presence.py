@@ -128,6 +128,7 @@ class PresenceService:
 
     def socket_closed(self, user_id: str) -> None:
         if self.registry.count_for(user_id) > 0:
+            self._share(user_id)  # one socket fewer here (the others count them against the cap)
             return
         self._arrivals.pop(user_id, None)
         room_id = self.subscriptions.location_of(user_id)
@@ -224,6 +225,11 @@ class PresenceService:
         """Whether the user has a socket on this process or another."""
         return self.registry.is_online(user_id) or (self.directory is not None and self.directory.is_online(user_id))
 
+    def sockets_anywhere(self, user_id: str) -> int:
+        """The user's sockets on every process of the server (the per-user cap counts them all)."""
+        here = self.registry.count_for(user_id)
+        return here + self.directory.sockets_of(user_id) if self.directory is not None else here
+
     def online_user_ids(self) -> set[str]:
         ids = set(self.registry.online_user_ids())
         return ids | self.directory.user_ids() if self.directory is not None else ids
@@ -243,11 +249,13 @@ class PresenceService:
         if self.share is None:
             return
         presence = self.tracker.get(user_id)
-        self.share(user_id, None if presence is None else Sighting(presence, self.subscriptions.location_of(user_id)))
+        self.share(user_id, None if presence is None else Sighting(
+            presence, self.subscriptions.location_of(user_id), self.registry.count_for(user_id)))
 
     def sighting_of_all(self) -> list[Sighting]:
         """Every user of this process, as the others should know them (an answer to a hello)."""
-        return [Sighting(p, self.subscriptions.location_of(p.user_id)) for p in self.tracker]
+        return [Sighting(p, self.subscriptions.location_of(p.user_id), self.registry.count_for(p.user_id))
+                for p in self.tracker]
 
     # -- typing --------------------------------------------------------------
 

@@ -262,7 +262,7 @@ class TelnetConnection:
         principal = Principal(user=session.user, token_hash=hash_token(session.access_token),
                               expires_ts=session.expires_ts)
         limit = self.context.config.max_connections_per_user
-        if self.context.registry.count_for(principal.user_id) >= limit:
+        if self.context.presence.sockets_anywhere(principal.user_id) >= limit:
             await self.context.accounts.logout(principal)
             raise ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, f"At most {limit} connections per user.")
         if self._closing:
