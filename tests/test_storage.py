@@ -198,3 +198,19 @@ def test_models_match_the_migrations(engine):
 
     differences = [d for d in differences if not engine_specific(d)]
     assert differences == []
+
+
+def test_processes_starting_at_once_agree_on_one_default_room(engine, database_url):
+    ensure_schema(engine, auto_migrate=False)
+    storages = [Storage(create_database_engine(database_url, pool_size=2), threads=2) for _ in range(4)]
+
+    async def start_all():
+        return await asyncio.gather(*(s.ensure_default_room(f"!{'ABCD'[n] * 16}:test", "Town Square", "", n)
+                                      for n, s in enumerate(storages)))
+
+    try:
+        rooms = run(start_all())
+    finally:
+        for s in storages:
+            s.close()
+    assert len({room.room_id for room in rooms}) == 1  # one room, whoever made it

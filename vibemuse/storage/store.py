@@ -132,8 +132,12 @@ class Storage:
         return await self._read(_get_state_txn, key)
 
     async def ensure_default_room(self, room_id: str, name: str, description: str, now_ms: int) -> RoomRecord:
-        """The room new characters start in: made on the first start, the same ever after."""
-        return await self._write(_ensure_default_room_txn, room_id, name, description, now_ms)
+        """The room new characters start in: made on the first start, the same ever after (also
+        when several processes of one server start at once: the one that lost the race reads it)."""
+        try:
+            return await self._write(_ensure_default_room_txn, room_id, name, description, now_ms)
+        except (Conflict, IntegrityError):
+            return await self._write(_ensure_default_room_txn, room_id, name, description, now_ms)
 
     # -- rooms ----------------------------------------------------------
 
