@@ -20,6 +20,15 @@ from vibemuse.protocol.signing import generate_signing_key
 from vibemuse.storage import Storage, create_database_engine
 
 
+async def talking(server: Processes) -> tuple[tuple[dict, WsClient], tuple[dict, WsClient], int]:
+    """Ann on process zero, Bob on process one, one line between them; and where Bob stands."""
+    ann_session, ann = await server.player(0, "ann")
+    bob_session, bob = await server.player(1, "bob")
+    await acked(ann, "say", {"text": "before"})
+    assert [body for _, body in await texts(bob, 1)] == ["before"]
+    return (ann_session, ann), (bob_session, bob), last_position(bob)
+
+
 class OwnRedis:
     """A redis-server on a free loopback port, for one test."""
 
@@ -82,11 +91,7 @@ async def test_a_retry_on_another_process_gets_the_first_ack(tmp_path, postgres_
 async def test_redis_killed_and_back_sockets_resume_and_nothing_is_lost(tmp_path, postgres_url, own_redis, spec):
     bus = {"bus_url": own_redis.url, "bus_channel": "vmtest:own"}
     async with Processes(tmp_path, postgres_url, bus, spec) as server:
-        ann_session, ann = await server.player(0, "ann")
-        bob_session, bob = await server.player(1, "bob")
-        await acked(ann, "say", {"text": "before"})
-        assert [body for _, body in await texts(bob, 1)] == ["before"]
-        since = last_position(bob)
+        (ann_session, ann), (bob_session, bob), since = await talking(server)
 
         own_redis.kill()
         await acked(ann, "say", {"text": "while redis is away"})  # stored and acked: the database is up
@@ -174,11 +179,7 @@ async def test_a_process_killed_under_load_loses_nothing_acked_and_doubles_nothi
 async def test_an_append_lost_on_the_bus_is_read_from_the_database_and_its_sockets_resume(
         tmp_path, postgres_url, bus, spec):
     async with Processes(tmp_path, postgres_url, bus, spec) as server:
-        ann_session, ann = await server.player(0, "ann")
-        bob_session, bob = await server.player(1, "bob")
-        await acked(ann, "say", {"text": "before"})
-        assert [body for _, body in await texts(bob, 1)] == ["before"]
-        since = last_position(bob)
+        (ann_session, ann), (bob_session, bob), since = await talking(server)
         room = bob.roster["roomId"]
         # a say stored by a process that died between its commit and its publish: no frame ever comes
         storage = Storage(create_database_engine(postgres_url, pool_size=1), threads=1)
