@@ -217,10 +217,11 @@ class Client:
             if self.backoff.max_attempts is not None and attempt >= self.backoff.max_attempts:
                 self._end(ConnectionClosed(None, f"gave up after {attempt} attempts to reconnect"))
                 return None
-            try:
-                await asyncio.wait_for(self._closing.wait(), self.backoff.delay(attempt))
+            try:  # not wait_for: on Python 3.11 it can swallow the cancel of a closing client
+                async with asyncio.timeout(self.backoff.delay(attempt)):
+                    await self._closing.wait()
                 return None  # closed while waiting
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 if new_token:

@@ -21,14 +21,17 @@ import tornado.netutil
 import tornado.web
 
 
-async def until(condition: Callable[[], Any], what: str) -> None:
-    """Wait (polling) until ``condition()`` (a value or an awaitable) holds; the test's timeout bounds it."""
+async def until(condition: Callable[[], Any], what: str, seconds: float = 60.0) -> None:
+    """Wait (polling) until ``condition()`` (a value or an awaitable) holds; fail naming ``what`` after ``seconds``."""
+    deadline = asyncio.get_running_loop().time() + seconds
     while True:
         held = condition()
         if asyncio.iscoroutine(held):
             held = await held
         if held:
             return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still not true after {seconds:g} s: {what}")
         await asyncio.sleep(0.01)
 
 

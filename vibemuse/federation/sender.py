@@ -226,9 +226,10 @@ class DestinationQueue:
         clock = self._sender.clock
         while (wait_ms := self.next_attempt_ts - clock()) > 0:
             self._woken.clear()
-            try:
-                await asyncio.wait_for(self._woken.wait(), wait_ms / 1000)
-            except asyncio.TimeoutError:
+            try:  # not wait_for: on Python 3.11 it can swallow the cancel of a stopping sender
+                async with asyncio.timeout(wait_ms / 1000):
+                    await self._woken.wait()
+            except TimeoutError:
                 pass
 
     async def _attempt(self, transaction: Transaction) -> None:
