@@ -174,6 +174,17 @@ class Player:
                                isinstance(f.data.get("event"), dict) and f.data["event"].get("event_id") == event_id,
                                f"{frame_type or 'a frame'} carrying {event_id}", after=after, timeout=timeout)
 
+    async def index_of(self, frame: Frame) -> int:
+        """Where a frame (an answer the SDK resolved, say) stands among this player's frames."""
+        await self.wait(lambda f: f is frame or (f.type == frame.type and f.message_id == frame.message_id),
+                        f"the {frame.type} frame among those received")
+        return next(i for i, f in enumerate(self.frames) if f.type == frame.type and f.message_id == frame.message_id)
+
+    def carrying(self, event_id: str, mark: int = 0) -> list[Frame]:
+        """The frames from ``mark`` on that carry this event."""
+        return [f for f in self.frames[mark:] if isinstance(f.data.get("event"), dict)
+                and f.data["event"].get("event_id") == event_id]
+
     async def send(self, frame_type: str, data: Mapping[str, Any] | None = None, *,
                    message_id: str | None = None) -> Frame:
         data = dict(data or {})

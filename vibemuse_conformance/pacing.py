@@ -32,7 +32,7 @@ FRAME_ACTIONS = {
 }
 # 18.2: the frames that count as messages for the spam rules (even when refused).
 MESSAGE_FRAMES = frozenset({"say", "pose", "ooc", "emit", "wall", "channel", "page", "edit_message"})
-FLOOD_MESSAGES, FLOOD_WINDOW = 14, 10.0
+FLOOD_MESSAGES, FLOOD_WINDOW = 18, 10.5
 
 
 def command_action(line: str) -> str:
