@@ -296,6 +296,7 @@ class Harness:
         self._texts = itertools.count(1)
         self._accounts: dict[tuple[int, str], Account] = {}
         self._account_locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._refused: dict[tuple[int, str], VibeMuseError] = {}
         self.scope = SectionScope()
         self.key_servers = {server.name: server.base_url for server in servers}
 
@@ -400,12 +401,18 @@ class Harness:
         key = (0, "@" + role)
         lock = self._account_locks.setdefault(key, asyncio.Lock())
         async with lock:
+            if key in self._refused:  # wrong credentials are tried once, not in every section
+                raise self._refused[key]
             if key not in self._accounts:
                 await self.pacer.take(self.server.base_url, "address", "login_address")
                 api = self.api()
-                session = await self.http(api, "address", "POST", "/api/auth/login",
-                                          {"username": credentials[0], "password": credentials[1]},
-                                          authenticated=False)
+                try:
+                    session = await self.http(api, "address", "POST", "/api/auth/login",
+                                              {"username": credentials[0], "password": credentials[1]},
+                                              authenticated=False)
+                except VibeMuseError as refusal:
+                    self._refused[key] = refusal
+                    raise
                 account = Account(self.server, session["user"]["username"], credentials[1], session["user"]["id"],
                                   session["accessToken"], session["user"]["role"], session["location"])
                 wanted = ("admin",) if role == "admin" else ("builder", "admin")
