@@ -9,8 +9,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    # vibemuse_client is the client SDK: a package of its own that imports nothing of vibemuse.
-    packages=find_packages(include=["vibemuse", "vibemuse.*", "vibemuse_client"])
+    # vibemuse_client is the client SDK, vibemuse_conformance the conformance suite: packages of
+    # their own that import nothing of vibemuse.
+    packages=find_packages(include=["vibemuse", "vibemuse.*", "vibemuse_client", "vibemuse_conformance",
+                                    "vibemuse_conformance.*"])
     + ["vibemuse.spec", "vibemuse_client.published_spec"],
     # spec/ is the single source of truth for the wire format; the server
     # loads its schemas at start, and the SDK reads them too, so the files ship
@@ -48,5 +50,6 @@ setup(
         # make mutation: mutation testing of vibemuse/protocol (not part of make test)
         "mutation": ["mutmut>=3.3,<4"],
     },
-    entry_points={"console_scripts": ["vibemuse = vibemuse.cli:main"]},
+    entry_points={"console_scripts": ["vibemuse = vibemuse.cli:main",
+                                      "vibemuse-conformance = vibemuse_conformance.cli:main"]},
 )

@@ -1,0 +1,509 @@
+"""What the checks stand on: the servers under test, accounts, players on real sockets, raw sockets.
+
+Theory of operation. Everything goes through the SDK (``vibemuse_client``)
+with ``validate=True`` and ``verify=True``, so every frame and HTTP body the
+suite receives is checked against spec/'s schemas and every event of the
+stream against its origin's published keys; what fails lands in the SDK's
+``violations``, which the runner turns into a failed check of the section
+where it happened. The few things the SDK will not do on purpose (a bad
+subprotocol, malformed JSON, an oversized frame) go through ``RawSocket``,
+Tornado's WebSocket client, whose frames are checked the same way.
+
+A ``Player`` is one connected ``Client`` that keeps every frame it got, in
+order, so that a check can wait for a frame (``wait``), look at the order of
+what came (``frames_since``), and fence what a request caused with
+``barrier`` (a ``ping``: the server answers frames in order, so whatever an
+earlier frame of this socket caused for it came before the ``pong``).
+
+Accounts are made once per run (random names), shared by the sections, and
+each section leaves them as it found them (in the default room, no blocks,
+no haven). Registering is the scarcest thing a default server allows (5 per
+address, then one a minute), so the suite makes few.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import secrets
+import string
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from vibemuse_client import Client, Frame, HttpApi, Spec, Versions, VibeMuseError, load_spec
+from vibemuse_client.errors import ConnectionClosed, SchemaViolation
+from vibemuse_conformance.pacing import Pacer
+from vibemuse_conformance.runner import CheckFailed, Skip
+
+WAIT_SECONDS = 10.0
+SUBPROTOCOL = "vibemuse.v1"
+
+
+class Unreachable(Exception):
+    """A server given on the command line does not answer ``GET /api/versions``."""
+
+
+@dataclass
+class Server:
+    index: int
+    base_url: str
+    versions: Versions
+
+    @property
+    def name(self) -> str:
+        return str(self.versions.server["name"])
+
+    @property
+    def limits(self):
+        return self.versions.limits
+
+    def has(self, flag: str) -> bool:
+        return self.versions.has(flag)
+
+    @property
+    def ws_url(self) -> str:
+        scheme, rest = self.base_url.split("://", 1)
+        return {"http": "ws", "https": "wss"}[scheme] + "://" + rest + "/api/ws"
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.base_url, "name": self.name, "software": self.versions.server.get("software"),
+                "version": self.versions.server.get("version"), "features": sorted(self.versions.features.get("v1", ()))}
+
+
+@dataclass
+class Account:
+    server: Server
+    username: str
+    password: str
+    user_id: str
+    token: str
+    role: str = "player"
+    location: str = ""
+
+
+@dataclass
+class SectionScope:
+    """What one section opened: closed, and its violations collected, when it ends."""
+
+    players: list["Player"] = field(default_factory=list)
+    raws: list["RawSocket"] = field(default_factory=list)
+    apis: list[HttpApi] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+
+class Player:
+    def __init__(self, harness: "Harness", account: Account, client: Client):
+        self.harness, self.account, self.client = harness, account, client
+        self.frames: list[Frame] = []
+        self._arrived = asyncio.Condition()
+        self._reader: asyncio.Task[None] | None = None
+        self.ended: VibeMuseError | None = None
+
+    @property
+    def user_id(self) -> str:
+        return self.account.user_id
+
+    @property
+    def server(self) -> Server:
+        return self.account.server
+
+    async def start(self) -> "Player":
+        await self.harness.pacer.take(self.server.base_url, "address", "handshake_address")
+        await self.client.connect()
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                async for frame in self.client.frames():
+                    async with self._arrived:
+                        self.frames.append(frame)
+                        self._arrived.notify_all()
+                return
+            except (SchemaViolation, VibeMuseError) as error:
+                if isinstance(error, ConnectionClosed):
+                    self.ended = error
+                    async with self._arrived:
+                        self._arrived.notify_all()
+                    return
+                continue  # a violation in place of a frame: kept in client.violations; read on
+
+    def mark(self) -> int:
+        return len(self.frames)
+
+    def frames_since(self, mark: int, frame_type: str | None = None) -> list[Frame]:
+        return [f for f in self.frames[mark:] if frame_type is None or f.type == frame_type]
+
+    async def wait(self, predicate: Callable[[Frame], bool], what: str, *, after: int = 0,
+                   timeout: float = WAIT_SECONDS) -> Frame:
+        """The first frame from index ``after`` on for which ``predicate`` holds; a failed check if none
+        comes within ``timeout`` seconds."""
+
+        def found() -> Frame | None:
+            return next((f for f in self.frames[after:] if predicate(f)), None)
+
+        async def watch() -> Frame:
+            async with self._arrived:
+                while True:
+                    frame = found()
+                    if frame is not None:
+                        return frame
+                    if self.ended is not None:
+                        raise CheckFailed(what, f"the socket closed first ({self.ended.code})")
+                    await self._arrived.wait()
+
+        try:
+            return await asyncio.wait_for(watch(), timeout)
+        except asyncio.TimeoutError:
+            seen = [f.type for f in self.frames[after:]][-12:]
+            raise CheckFailed(f"{what} within {timeout:.0f} s", f"{self.account.username} got only {seen}") from None
+
+    async def wait_type(self, frame_type: str, what: str | None = None, *, after: int = 0,
+                        where: Callable[[Frame], bool] | None = None, timeout: float = WAIT_SECONDS) -> Frame:
+        return await self.wait(lambda f: f.type == frame_type and (where is None or where(f)),
+                               what or f"a {frame_type} frame", after=after, timeout=timeout)
+
+    async def wait_event(self, event_id: str, frame_type: str | None = None, *, after: int = 0,
+                         timeout: float = WAIT_SECONDS) -> Frame:
+        return await self.wait(lambda f: (frame_type is None or f.type == frame_type) and
+                               isinstance(f.data.get("event"), dict) and f.data["event"].get("event_id") == event_id,
+                               f"{frame_type or 'a frame'} carrying {event_id}", after=after, timeout=timeout)
+
+    async def index_of(self, frame: Frame) -> int:
+        """Where a frame (an answer the SDK resolved, say) stands among this player's frames."""
+        await self.wait(lambda f: f is frame or (f.type == frame.type and f.message_id == frame.message_id),
+                        f"the {frame.type} frame among those received")
+        return next(i for i, f in enumerate(self.frames) if f.type == frame.type and f.message_id == frame.message_id)
+
+    def carrying(self, event_id: str, mark: int = 0) -> list[Frame]:
+        """The frames from ``mark`` on that carry this event."""
+        return [f for f in self.frames[mark:] if isinstance(f.data.get("event"), dict)
+                and f.data["event"].get("event_id") == event_id]
+
+    async def send(self, frame_type: str, data: Mapping[str, Any] | None = None, *,
+                   message_id: str | None = None) -> Frame:
+        data = dict(data or {})
+        await self.harness.pacer.frame(self.server.base_url, self.user_id, frame_type, data)
+        answer = await self.client.send(frame_type, data, message_id=message_id, timeout=WAIT_SECONDS * 2)
+        if answer is None:
+            raise CheckFailed(f"an answer to {frame_type}", None)
+        return answer
+
+    async def ack(self, frame_type: str, data: Mapping[str, Any] | None = None, **options: Any) -> Frame:
+        answer = await self.send(frame_type, data, **options)
+        if answer.type != "ack":
+            raise CheckFailed(f"an ack to {frame_type}", f"a {answer.type} frame: {dict(answer.data)}")
+        return answer
+
+    async def refused(self, frame_type: str, data: Mapping[str, Any] | None, code: str, **options: Any) -> VibeMuseError:
+        """Send a frame that the spec says is refused with ``code``."""
+        try:
+            answer = await self.send(frame_type, data, **options)
+        except SchemaViolation:
+            raise
+        except VibeMuseError as error:
+            if error.code != code:
+                raise CheckFailed(f"{frame_type} refused with {code}", f"{error.code}: {error.message}") from None
+            return error
+        raise CheckFailed(f"{frame_type} refused with {code}", f"a {answer.type} frame: {dict(answer.data)}")
+
+    async def barrier(self) -> Frame:
+        """A ping and its pong: every frame this socket's earlier frames caused for it came before."""
+        return await self.send("ping", {})
+
+    async def http(self, method: str, path: str, body: Any = None, **options: Any) -> Any:
+        return await self.harness.http(self.client.http, self.user_id, method, path, body, **options)
+
+    async def http_refused(self, method: str, path: str, code: str, body: Any = None, **options: Any) -> VibeMuseError:
+        return await self.harness.http_refused(self.client.http, self.user_id, method, path, code, body, **options)
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+class RawSocket:
+    """A WebSocket without the SDK's manners: for what a well-behaved client never sends."""
+
+    def __init__(self, harness: "Harness", socket: Any):
+        self.harness, self.socket = harness, socket
+        self.frames: list[dict[str, Any]] = []
+
+    @property
+    def close_code(self) -> int | None:
+        return self.socket.close_code
+
+    @property
+    def selected_subprotocol(self) -> str | None:
+        return self.socket.selected_subprotocol
+
+    def send(self, frame: Mapping[str, Any] | str | bytes) -> None:
+        payload = frame if isinstance(frame, (str, bytes)) else json.dumps(frame)
+        self.socket.write_message(payload, binary=isinstance(payload, bytes))
+
+    async def read(self, timeout: float = WAIT_SECONDS) -> dict[str, Any] | None:
+        """The next frame (checked against its schema), or None once the socket closed."""
+        try:
+            message = await asyncio.wait_for(self.socket.read_message(), timeout)
+        except asyncio.TimeoutError:
+            raise CheckFailed(f"a frame within {timeout:.0f} s", "nothing") from None
+        if message is None:
+            return None
+        if isinstance(message, bytes):
+            raise CheckFailed("text messages only (protocol.md 1)", "a binary message")
+        try:
+            frame = json.loads(message)
+        except ValueError:
+            raise CheckFailed("JSON frames (protocol.md 1)", message[:200]) from None
+        self.harness.check_frame(frame)
+        self.frames.append(frame)
+        return frame
+
+    async def read_type(self, frame_type: str, timeout: float = WAIT_SECONDS) -> dict[str, Any]:
+        """Read on to the first frame of this type (frames before it are kept in ``frames``)."""
+        while True:
+            frame = await self.read(timeout)
+            if frame is None:
+                raise CheckFailed(f"a {frame_type} frame", f"the socket closed ({self.close_code})")
+            if frame.get("type") == frame_type:
+                return frame
+
+    async def closed(self, timeout: float = WAIT_SECONDS) -> int | None:
+        """Read until the server closes the socket; its close code."""
+        while await self.read(timeout) is not None:
+            pass
+        return self.close_code
+
+    def close(self) -> None:
+        self.socket.close(1000)
+
+
+class Harness:
+    def __init__(self, servers: list[Server], spec: Spec, *, admin: tuple[str, str] | None = None,
+                 builder: tuple[str, str] | None = None):
+        self.servers = servers
+        self.spec = spec
+        self.admin_credentials = admin
+        self.builder_credentials = builder
+        self.pacer = Pacer()
+        self.run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+        self._texts = itertools.count(1)
+        self._accounts: dict[tuple[int, str], Account] = {}
+        self._account_locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._refused: dict[tuple[int, str], VibeMuseError] = {}
+        self.scope = SectionScope()
+        self.key_servers = {server.name: server.base_url for server in servers}
+
+    # -- servers and texts ------------------------------------------------------------------
+
+    @property
+    def server(self) -> Server:
+        return self.servers[0]
+
+    def text(self, label: str = "text") -> str:
+        """A text no other request of this run uses (the spam rules count repeats, 18.2)."""
+        return f"{label} {self.run_id}-{next(self._texts)}"
+
+    @staticmethod
+    async def probe(base_url: str, index: int, spec: Spec) -> Server:
+        api = HttpApi(base_url, spec, validate=True, timeout=15)
+        try:
+            versions = await api.versions()
+        except (OSError, HTTPClientError, asyncio.TimeoutError) as error:
+            raise Unreachable(f"{base_url}: {error}") from None
+        except VibeMuseError as error:
+            raise Unreachable(f"{base_url}/api/versions: {error}") from None
+        return Server(index, base_url.rstrip("/"), versions)
+
+    def check_frame(self, frame: Any) -> None:
+        """A frame read outside the SDK: its schema, or a violation of the current section."""
+        try:
+            self.spec.check_server_frame(frame)
+        except VibeMuseError as violation:
+            self.scope.violations.append(str(violation))
+
+    def api(self, server: Server | None = None, token: str | None = None) -> HttpApi:
+        api = HttpApi((server or self.server).base_url, self.spec, token=token, validate=True)
+        self.scope.apis.append(api)
+        return api
+
+    # -- HTTP, paced ------------------------------------------------------------------------
+
+    async def http(self, api: HttpApi, owner: str, method: str, path: str, body: Any = None, *,
+                   retries: int = 3, **options: Any) -> Any:
+        if method != "GET" and options.get("authenticated", True) and api.token:
+            await self.pacer.take(api.base_url, owner, "http_write")
+        for attempt in itertools.count():
+            try:
+                return await api.request(method, path, body, **options)
+            except SchemaViolation:
+                raise
+            except VibeMuseError as error:
+                if error.code != "rate_limited" or attempt >= retries:
+                    raise
+                await asyncio.sleep(min(65.0, float(error.details.get("retryAfterMs", 1000)) / 1000 + 0.05))
+
+    async def http_refused(self, api: HttpApi, owner: str, method: str, path: str, code: str, body: Any = None,
+                           **options: Any) -> VibeMuseError:
+        try:
+            answer = await self.http(api, owner, method, path, body, **options)
+        except SchemaViolation:
+            raise
+        except VibeMuseError as error:
+            if error.code != code:
+                raise CheckFailed(f"{method} {path} refused with {code}",
+                                  f"HTTP {error.status} {error.code}: {error.message}") from None
+            return error
+        raise CheckFailed(f"{method} {path} refused with {code}", f"success: {describe_body(answer)}")
+
+    # -- accounts ------------------------------------------------------------------------------
+
+    def username(self, tag: str) -> str:
+        return f"Cf{self.run_id}{tag}"[:32]
+
+    @staticmethod
+    def password() -> str:
+        return "pw-" + secrets.token_urlsafe(18)
+
+    async def register(self, server: Server, username: str, password: str) -> dict[str, Any]:
+        """``POST /api/auth/register``, paced to the default 5 per address, then one a minute."""
+        await self.pacer.take(server.base_url, "address", "register_address")
+        api = self.api(server)
+        return await self.http(api, "address", "POST", "/api/auth/register",
+                               {"username": username, "password": password}, authenticated=False, retries=2)
+
+    async def account(self, tag: str, server: Server | None = None) -> Account:
+        """The run's account ``tag`` on ``server`` (made on first use)."""
+        server = server or self.server
+        key = (server.index, tag)
+        lock = self._account_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._accounts:
+                username, password = self.username(tag), self.password()
+                session = await self.register(server, username, password)
+                self._accounts[key] = Account(server, session["user"]["username"], password, session["user"]["id"],
+                                              session["accessToken"], session["user"]["role"], session["location"])
+            return self._accounts[key]
+
+    async def privileged(self, role: str) -> Account:
+        """The ``--admin`` (or ``--builder``) account of the first server, logged in once."""
+        credentials = self.admin_credentials if role == "admin" else self.builder_credentials
+        if credentials is None and role == "builder" and self.admin_credentials is not None:
+            role, credentials = "admin", self.admin_credentials  # an admin may do what a builder may
+        if credentials is None:
+            raise Skip(f"needs --{role}")
+        key = (0, "@" + role)
+        lock = self._account_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key in self._refused:  # wrong credentials are tried once, not in every section
+                raise self._refused[key]
+            if key not in self._accounts:
+                await self.pacer.take(self.server.base_url, "address", "login_address")
+                api = self.api()
+                try:
+                    session = await self.http(api, "address", "POST", "/api/auth/login",
+                                              {"username": credentials[0], "password": credentials[1]},
+                                              authenticated=False)
+                except VibeMuseError as refusal:
+                    self._refused[key] = refusal
+                    raise
+                account = Account(self.server, session["user"]["username"], credentials[1], session["user"]["id"],
+                                  session["accessToken"], session["user"]["role"], session["location"])
+                wanted = ("admin",) if role == "admin" else ("builder", "admin")
+                if account.role not in wanted:
+                    raise CheckFailed(f"the --{role} account to have the role {' or '.join(wanted)}", account.role)
+                self._accounts[key] = account
+            return self._accounts[key]
+
+    def client(self, account: Account, **options: Any) -> Client:
+        options.setdefault("validate", True)
+        options.setdefault("verify", True)
+        options.setdefault("key_servers", self.key_servers)
+        client = Client(account.server.base_url, account.token, username=account.username,
+                        password=account.password, spec_dir=str(self.spec.root), **options)
+        return client
+
+    async def player(self, account: Account, *, wait_roster: bool = True, **options: Any) -> Player:
+        """A new socket of ``account`` through the SDK, started (and, by default, past its roster)."""
+        player = Player(self, account, self.client(account, **options))
+        self.scope.players.append(player)
+        await player.start()
+        if wait_roster:
+            await player.wait_type("roster", "the roster after welcome (protocol.md 5.3)")
+        return player
+
+    async def players(self, *tags: str, server: Server | None = None) -> list[Player]:
+        return [await self.player(await self.account(tag, server)) for tag in tags]
+
+    async def raw(self, server: Server | None = None, *, token: str | None = None, query: str = "",
+                  subprotocols: list[str] | None = None, headers: Mapping[str, str] | None = None) -> RawSocket:
+        """A raw socket; a refused handshake raises ``HandshakeRefused``."""
+        server = server or self.server
+        await self.pacer.take(server.base_url, "address", "handshake_address")
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        request = HTTPRequest(server.ws_url + query, headers=all_headers, connect_timeout=15, request_timeout=15)
+        try:
+            socket = await websocket_connect(request, subprotocols=[SUBPROTOCOL] if subprotocols is None
+                                             else subprotocols, max_message_size=1 << 22)
+        except HTTPClientError as refusal:
+            if refusal.code == 599:
+                raise
+            raise HandshakeRefused(self, refusal) from None
+        raw = RawSocket(self, socket)
+        self.scope.raws.append(raw)
+        return raw
+
+    # -- sections ------------------------------------------------------------------------------
+
+    def open_scope(self) -> None:
+        self.scope = SectionScope()
+
+    async def close_scope(self) -> list[str]:
+        """Close what the section opened; the violations seen there."""
+        scope = self.scope
+        for player in scope.players:
+            await player.close()
+        for raw in scope.raws:
+            raw.close()
+        found = list(scope.violations)
+        for player in scope.players:
+            found += [f"{player.account.username}: {type(v).__name__} {v}" for v in player.client.violations]
+        return found
+
+
+class HandshakeRefused(Exception):
+    """The server answered the WebSocket handshake with an HTTP error (checked against http/error.json)."""
+
+    def __init__(self, harness: Harness, refusal: HTTPClientError):
+        self.status = refusal.code
+        self.headers = refusal.response.headers if refusal.response is not None else {}
+        body = refusal.response.body if refusal.response is not None else b""
+        try:
+            self.body = json.loads(body)
+        except ValueError:
+            self.body = None
+        try:
+            harness.spec.check("http/error.json", self.body)
+        except VibeMuseError as violation:
+            harness.scope.violations.append(f"handshake refusal {self.status}: {violation}")
+        error = self.body.get("error", {}) if isinstance(self.body, dict) else {}
+        self.code = error.get("code") if isinstance(error, dict) else None
+        self.details = error.get("details", {}) if isinstance(error, dict) else {}
+        super().__init__(f"HTTP {self.status} {self.code}")
+
+
+def describe_body(body: Any) -> str:
+    text = json.dumps(body)[:300] if body is not None else "no body"
+    return text
+
+
+def default_spec(spec_dir: str | None = None) -> Spec:
+    return load_spec(spec_dir)
