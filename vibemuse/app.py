@@ -413,7 +413,7 @@ class VibeMuseServer:
             clock=clock,
             remote=remote_channels,
         )
-        context.operators = Operators(storage, registry=registry, subscriptions=subscriptions,
+        context.operators = Operators(storage, registry=registry, sessions=presence.everyone_online,
                                       resolve=context.pages.resolve, clock=clock)
         context.history = HistoryService(storage, pages=context.pages, channels=context.channels)
         context.messages = MessageService(

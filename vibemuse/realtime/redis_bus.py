@@ -62,6 +62,7 @@ TUNE = "tune"  # {"channel", "user" (None: every listener), "on"}: who hears a c
 PLACE = "place"  # {"user", "room"}: a user moved (their sockets on every process hear the new room)
 SEEN = "seen"  # {"sighting"} or {"gone": user id}: a user's presence on the sending process (``Directory``)
 ALIVE = "alive"  # {}: the sending process is alive (every few seconds)
+INPUT = "input"  # {"input": {user id: last input ms}}: users of the sending process who did something lately
 HELLO = "hello"  # {}: a process started: the others answer with ``HELD``
 HELD = "held"  # {"to", "sightings"}: everyone online on the sending process, for a newcomer
 BYE = "bye"  # {}: the sending process is stopping: its users are offline there

@@ -177,6 +177,10 @@ class Storage:
     async def get_user(self, user_id: str) -> UserRecord | None:
         return await self._read(_get_user_txn, user_id)
 
+    async def users_by_ids(self, user_ids: list[str]) -> list[UserRecord]:
+        """The users of these ids that exist (in no particular order)."""
+        return await self._read(_users_by_ids_txn, user_ids)
+
     async def set_role(self, user_id: str, role: str) -> UserRecord:
         return await self._write(_set_role_txn, user_id, role)
 
@@ -460,6 +464,14 @@ def _create_user_txn(
 def _get_user_txn(connection: Connection, user_id: str) -> UserRecord | None:
     row = connection.execute(select(users).where(users.c.user_id == user_id)).first()
     return _user(row) if row else None
+
+
+def _users_by_ids_txn(connection: Connection, user_ids: list[str]) -> list[UserRecord]:
+    found: list[UserRecord] = []
+    for start in range(0, len(user_ids), 500):  # bounded IN lists
+        rows = connection.execute(select(users).where(users.c.user_id.in_(user_ids[start:start + 500])))
+        found.extend(_user(row) for row in rows)
+    return found
 
 
 def _set_role_txn(connection: Connection, user_id: str, role: str) -> UserRecord:
