@@ -317,15 +317,28 @@ async def test_the_per_user_socket_cap_counts_every_process_and_ready_checks_the
         assert status == 200 and ready["checks"] == {"database": "ok", "bus": "ok"}
 
 
+async def made_admin(database_url: str, user_id: str) -> None:
+    storage = Storage(create_database_engine(database_url, pool_size=1), threads=1)
+    try:
+        await storage.set_role(user_id, "admin")
+    finally:
+        storage.close()
+
+
+async def until(condition, what: str, timeout: float = 30.0):
+    """Ask ``condition`` (a coroutine function) again and again until it answers something true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := await condition()):
+        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.1)
+    return result
+
+
 @pytest.mark.gen_test(timeout=180)
 async def test_an_admins_kick_and_role_change_reach_every_process(tmp_path, postgres_url, bus, spec):
     async with Processes(tmp_path, postgres_url, bus, spec) as server:
         root_session, _ = await server.player(0, "root")
-        storage = Storage(create_database_engine(postgres_url, pool_size=1), threads=1)
-        try:
-            await storage.set_role(root_session["user"]["id"], "admin")
-        finally:
-            storage.close()
+        await made_admin(postgres_url, root_session["user"]["id"])
         mira_session, mira = await server.player(1, "mira")  # her socket is on process one
         refusal = await mira.send_frame("wall", {"text": "hear ye"})
         assert (await mira.receive_type("error", timeout=15))["data"]["inReplyTo"] == refusal  # a player may not
@@ -340,3 +353,49 @@ async def test_an_admins_kick_and_role_change_reach_every_process(tmp_path, post
         assert status == 200
         code, reason = await mira.closed(timeout=15)
         assert (code, reason) == (4010, "cool off")
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_admin_online_lists_the_users_of_every_process_with_their_idle_times(tmp_path, postgres_url, bus,
+                                                                                   spec):
+    from tests.test_operating_processes import admin
+
+    async with Processes(tmp_path, postgres_url, bus, spec) as server:
+        root_session, root = await server.player(0, "root")
+        await made_admin(postgres_url, root_session["user"]["id"])
+        _, mira = await server.player(1, "mira")  # her socket is on process one
+        mira_socket = mira.welcome["data"]["connectionId"]
+
+        async def listing(index: int) -> dict[str, dict]:
+            status, body = await server.api(index).call("GET", "/api/admin/sessions",
+                                                        token=root_session["accessToken"], schema="sessions")
+            assert status == 200 and body["total"] == len(body["users"])
+            return {user["id"]: user for user in body["users"]}
+
+        async def both_listed() -> dict[str, dict] | None:
+            users = await listing(0)
+            return users if {"@root:scale.test", "@mira:scale.test"} <= set(users) else None
+        here = await until(both_listed, "process zero lists mira, whose socket is on process one")
+        there = await listing(1)
+        mira_here, mira_there = here["@mira:scale.test"], there["@mira:scale.test"]
+        assert mira_here["sockets"] == mira_there["sockets"]  # the same socket, seen from both processes
+        [socket] = mira_here["sockets"]
+        assert (socket["connectionId"], socket["transport"], socket["address"]) == (mira_socket, "websocket",
+                                                                                   "127.0.0.1")
+        assert socket["process"] != here["@root:scale.test"]["sockets"][0]["process"]  # one process each
+        assert mira_here["location"] == mira.roster["roomId"] and mira_here["status"] == "online"
+
+        # her idle time, seen from process zero, follows her input on process one
+        async def idle_for_a_while() -> bool:
+            return (await listing(0))["@mira:scale.test"]["idleMs"] >= 3000
+        await until(idle_for_a_while, "mira idle for 3 s as process zero sees her")
+        await acked(mira, "say", {"text": "still here"})
+
+        async def back() -> bool:
+            return (await listing(0))["@mira:scale.test"]["idleMs"] < 3000
+        await until(back, "process zero learns of mira's input on process one", timeout=20)
+
+        online = await admin("--url", server.processes[0].base_url, "--token", root_session["accessToken"], "online")
+        assert online.returncode == 0, online.stderr
+        assert "2 online" in online.stdout
+        assert f"websocket {mira_socket} from 127.0.0.1 on {socket['process']}" in online.stdout

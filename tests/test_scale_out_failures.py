@@ -1,5 +1,6 @@
-"""Several processes of one server when things go wrong: a retry on another process, and a
-Redis of the test's own (so that stopping it disturbs nobody else) killed and started again."""
+"""Several processes of one server when things go wrong: a retry on another process, a Redis
+of the test's own (so that stopping it disturbs nobody else) killed and started again, and
+PostgreSQL cut off behind a proxy and restored."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import subprocess
 import time
 
 import pytest
+from sqlalchemy.engine import make_url
+from tornado.httpclient import AsyncHTTPClient
 
 from tests.federation.test_two_servers import free_port
-from tests.support.client import WsClient, acked
+from tests.support.client import PASSWORD, WsClient, acked, refused_handshake
+from tests.support.tcp_proxy import TcpProxy
 from tests.test_scale_out import Processes, resumed, texts
 from tests.test_resume import last_position
 from vibemuse.protocol import content as compose
@@ -198,3 +202,49 @@ async def test_an_append_lost_on_the_bus_is_read_from_the_database_and_its_socke
         again, replayed = await resumed(server, 1, bob_session, since)
         assert replayed == ["lost on the way", "after the gap"]
         assert [f for f in await again.quiet(0.7) if f["type"] == "message"] == []  # and not again, live
+
+
+@pytest.mark.gen_test(timeout=240)
+async def test_postgresql_away_requests_get_unavailable_and_the_server_recovers_by_itself(
+        tmp_path, postgres_url, bus, spec):
+    """PostgreSQL behind a proxy that the test cuts (the machine's own PostgreSQL is never touched):
+    HTTP, the handshake and a frame are refused with 503 ``unavailable`` meanwhile, open sockets stay
+    open, and once it is back the processes serve again with nothing acked lost or doubled."""
+    url = make_url(postgres_url)
+    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).restore()
+    through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    try:
+        async with Processes(tmp_path, through, bus, spec) as server:
+            (ann_session, ann), (bob_session, bob), since = await talking(server)
+            await acked(ann, "say", {"text": "acked before the cut"})
+
+            await proxy.cut()
+            status, body = await server.api(1).call("GET", "/api/rooms", token=bob_session["accessToken"])
+            assert (status, body["error"]["code"]) == (503, "unavailable")
+            assert body["error"]["details"] == {"failing": ["database"]}
+            answer = await AsyncHTTPClient().fetch(server.processes[0].base_url + "/api/rooms", raise_error=False,
+                                                   headers={"Authorization": "Bearer " + ann_session["accessToken"]})
+            assert answer.code == 503 and int(answer.headers["Retry-After"]) >= 1
+            status, body = await refused_handshake(server.processes[1].ws_url, spec, token=ann_session["accessToken"])
+            assert (status, body["error"]["code"]) == (503, "unavailable")  # a token cannot be checked
+            status, body = await server.api(0).call("POST", "/api/auth/login", {"username": "ann", "password": PASSWORD})
+            assert (status, body["error"]["code"]) == (503, "unavailable")  # not a wrong password
+            await ann.send_frame("say", {"text": "said while the database is away"}, messageId="away.1")
+            error = await ann.receive_type("error", timeout=30)
+            assert (error["data"]["inReplyTo"], error["data"]["code"]) == ("away.1", "unavailable")
+            status, body = await server.api(0).call("GET", "/ready")
+            assert (status, body["error"]["code"]) == (503, "not_ready")
+
+            await proxy.restore()
+            # the sockets stayed open; the client sends its refused frame again, with its messageId
+            await ann.send_frame("say", {"text": "said while the database is away"}, messageId="away.1")
+            ack = await ann.receive_type("ack", timeout=30)
+            assert ack["data"]["inReplyTo"] == "away.1" and ack["data"]["duplicate"] is False
+            assert [body for _, body in await texts(bob, 2)] == ["acked before the cut",
+                                                                 "said while the database is away"]
+            status, _ = await server.api(1).call("GET", "/api/rooms", token=bob_session["accessToken"])
+            assert status == 200
+            again, replayed = await resumed(server, 1, bob_session, since)  # a new socket, from before the cut
+            assert replayed == ["acked before the cut", "said while the database is away"]  # once each
+    finally:
+        await proxy.cut()

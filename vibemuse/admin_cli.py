@@ -16,6 +16,8 @@ import urllib.parse
 import urllib.request
 from typing import Any, Iterator
 
+from vibemuse.telnet.screen import idle_for
+
 TIMEOUT_SECONDS = 30
 
 USER = ("user", {"help": "a username of this server, or a user id (@name:server)"})
@@ -23,7 +25,7 @@ REASON = ("--reason", {"default": "", "help": "why, shown to the user (at most 2
 
 # name -> (help, [(argument, argparse options)])
 ACTIONS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
-    "online": ("list the users on the server now, with their sockets", []),
+    "online": ("list the users on the server now (on every process), with their sockets and idle times", []),
     "kick": ("close every session of a user (they may reconnect)", [USER, REASON]),
     "role": ("set a user's role (player, builder, admin), in force at once",
              [USER, ("role", {"choices": ["player", "builder", "admin"]})]),
@@ -111,8 +113,10 @@ def _room_id(client: AdminClient, room: str) -> str:
 def _online(answer: dict[str, Any]) -> Iterator[str]:
     yield f"{answer['total']} online"
     for user in answer["users"]:
-        sockets = ", ".join(f"{s['transport']} {s['connectionId']} from {s['address']}" for s in user["sockets"])
-        yield f"{user['id']}  {user['role']}  in {user['location']}  ({sockets})"
+        sockets = ", ".join(f"{s['transport']} {s['connectionId']} from {s['address']}"
+                            + (f" on {s['process']}" if "process" in s else "") for s in user["sockets"])
+        state = user.get("status", "online") + (f" {idle_for(user['idleMs'])}" if "idleMs" in user else "")
+        yield f"{user['id']}  {user['role']}  in {user['location']}  {state}  ({sockets})"
 
 
 def _kicked(answer: dict[str, Any]) -> Iterator[str]:

@@ -309,6 +309,7 @@ class VibeMuseServer:
         bus: InProcessBus | RedisBus = InProcessBus()
         if config.bus_url:  # one of several processes of this server (README, "Scale-out"; processes.py)
             bus = RedisBus(config.bus_url, config.resolved_bus_channel, instance=new_instance_name(), clock=clock)
+            bus.observe_lag = metrics.bus_received
         subscriptions = Subscriptions(registry, on_delivered=metrics.delivered)
         bus.attach(subscriptions.deliver)
         broadcaster = Broadcaster(bus, server_name=config.server_name, clock=clock, frame_ids=IdSource("f"))
@@ -413,7 +414,7 @@ class VibeMuseServer:
             clock=clock,
             remote=remote_channels,
         )
-        context.operators = Operators(storage, registry=registry, subscriptions=subscriptions,
+        context.operators = Operators(storage, registry=registry, sessions=presence.everyone_online,
                                       resolve=context.pages.resolve, clock=clock)
         context.history = HistoryService(storage, pages=context.pages, channels=context.channels)
         context.messages = MessageService(
@@ -452,7 +453,7 @@ class VibeMuseServer:
         telnet = len(self.telnet.open) if self.telnet is not None else 0
         queued = sum(connection.queued_bytes for connection in registry)
         self.context.metrics.set_live(websockets=max(0, registry.held_sockets - telnet), telnet=telnet,
-                                      users=sum(1 for _ in registry.online_user_ids()), queued_bytes=queued)
+                                      users=len(self.context.presence.online_user_ids()), queued_bytes=queued)
 
     def listen(self, port: int | None = None, address: str | None = None) -> int:
         """Start serving; returns the bound port (useful with port 0)."""

@@ -14,7 +14,8 @@ The hot paths pay one counter increment per frame or per delivery, never one
 per recipient: a fan-out adds its copy count once. Gauges of the moment
 (sockets, users online, queued bytes) are read from the live state when a
 scrape asks (and every second in multiprocess mode, where another process
-may be the one scraped). Federation queue figures come from the database at
+may be the one scraped). Users online is the whole server's figure on every
+process (a user on two processes counts once; see ``users_online``). Federation queue figures come from the database at
 the scrape, the same figures as ``GET /api/admin/federation``.
 """
 
@@ -37,6 +38,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 DATABASE_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+BUS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 FANOUT_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
@@ -94,9 +96,15 @@ class ServerMetrics:
         self.sockets_open = Gauge(
             "vibemuse_sockets_open", "Open client sockets, WebSocket from the handshake on, and telnet sessions.",
             ["transport"], registry=own, **live)
+        # Every process counts the whole server's users (its own and those the Directory tells of):
+        # a user on two processes counts once, and in multiprocess mode the live processes' maximum
+        # is the figure (they agree but for a moment's news).
         self.users_online = Gauge(
-            "vibemuse_users_online", "Users with at least one open session (per process, summed).",
-            registry=own, **live)
+            "vibemuse_users_online", "Users with at least one open session on any process of the server.",
+            registry=own, **({"multiprocess_mode": "livemax"} if self.multiprocess else {}))
+        self.bus_lag = Histogram(
+            "vibemuse_bus_lag_seconds", "From a bus record queued for Redis in one process to its receipt in "
+            "another, by kind (delivery, append, signal).", ["kind"], buckets=BUS_BUCKETS, registry=own)
         self.outbound_queue_bytes = Gauge(
             "vibemuse_outbound_queue_bytes", "Bytes waiting to be sent to clients that read slower than we write.",
             registry=own, **live)
@@ -109,6 +117,7 @@ class ServerMetrics:
         self._sent: dict[str, Counter] = {}
         self._latency: dict[str, Histogram] = {}
         self._refused: dict[str, Counter] = {}
+        self._lag: dict[str, Histogram] = {}
         self._database = {True: self.database_seconds.labels("write"), False: self.database_seconds.labels("read")}
 
     # -- what the hot paths call ---------------------------------------------
@@ -130,6 +139,10 @@ class ServerMetrics:
             self.frames_queued(frame_type, copies)
             self.fanout_copies.inc(copies)
         self.fanout_seconds.observe(seconds)
+
+    def bus_received(self, kind: str, seconds: float) -> None:
+        """A record from another process came through the bus, ``seconds`` after it was queued."""
+        (self._lag.get(kind) or _child(self._lag, self.bus_lag, kind)).observe(seconds)
 
     def refused(self, code: str) -> None:
         (self._refused.get(code) or _child(self._refused, self.refusals, code)).inc()

@@ -9,9 +9,11 @@
   where a user stands (moves) change on every process that holds a socket of
   theirs, at the place in the stream of the event that made it so;
 - presence: each process tells the others of its users (``Directory``),
-  says it is alive every ``ALIVE_SECONDS``, greets newcomers with all it
-  holds, and forgets a process silent for ``SILENT_AFTER_SECONDS``, telling
-  its own sockets in the rooms concerned that those users went offline;
+  and every ``INPUT_EVERY_SECONDS`` the last input of those who did something
+  (idle times elsewhere are that exact), says it is alive every
+  ``ALIVE_SECONDS``, greets newcomers with all it holds, and forgets a
+  process silent for ``SILENT_AFTER_SECONDS``, telling its own sockets in the
+  rooms concerned that those users went offline;
 - rate limits and spam mutes hold for a user whatever process their sockets
   (or HTTP requests) reach: tokens taken are told to the others every few
   milliseconds, a mute at once;
@@ -25,6 +27,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +37,8 @@ from vibemuse.realtime.directory import Directory, Sighting
 from vibemuse.realtime.presence import OFFLINE, Presence
 from vibemuse.services.operators import ROLE_CHANGED, SESSIONS_CLOSED
 from vibemuse.realtime.redis_bus import (
-    ALIVE, BLOCK, BYE, CONTACTED, HELD, HELLO, MUTE, OUTBOX, PLACE, SEEN, TOKEN_REVOKED, TOOK, TUNE, RedisBus,
+    ALIVE, BLOCK, BYE, CONTACTED, HELD, HELLO, INPUT, MUTE, OUTBOX, PLACE, SEEN, TOKEN_REVOKED, TOOK, TUNE,
+    RedisBus,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from vibemuse.services.remote_pages import RemotePages
 
 ALIVE_SECONDS = 5.0
+INPUT_EVERY_SECONDS = 1.0  # the last input of users who did something is told this often
 DEBIT_EVERY_SECONDS = 0.02  # tokens taken are told to the others at most this late
 SILENT_AFTER_SECONDS = 15.0  # three missed "alive"s: the process is gone
 
@@ -78,9 +83,11 @@ class Processes:
 
         presence.directory = self.directory
         presence.share = self._share
+        presence.instance = bus.instance
+        self._inputs_told = context.clock()
         pages.online = remote_pages.online = presence.online_anywhere
         for kind, listener in ((SEEN, self._seen), (ALIVE, self._heard), (HELLO, self._hello), (HELD, self._held),
-                               (BYE, self._bye)):
+                               (BYE, self._bye), (INPUT, self._inputs)):
             bus.on_signal(kind, listener)
 
         limiter, spam = context.guard.limiter, context.guard.spam
@@ -121,10 +128,21 @@ class Processes:
         await self.bus.stop()
 
     async def _say_alive(self) -> None:
-        while True:
-            await asyncio.sleep(ALIVE_SECONDS)
-            self.bus.signal(ALIVE, {"from": self.bus.instance})
-            self._forget_silent()
+        ticks = round(ALIVE_SECONDS / INPUT_EVERY_SECONDS)
+        for tick in itertools.count(1):
+            await asyncio.sleep(INPUT_EVERY_SECONDS)
+            self._tell_inputs()
+            if tick % ticks == 0:
+                self.bus.signal(ALIVE, {"from": self.bus.instance})
+                self._forget_silent()
+
+    def _tell_inputs(self) -> None:
+        """The last input of the users here who did something since the last time (idle times)."""
+        now = self._context.clock()
+        inputs = self._context.presence.inputs_since(self._inputs_told)
+        self._inputs_told = now
+        if inputs:
+            self.bus.signal(INPUT, {"from": self.bus.instance, "input": inputs})
 
     def _forget_silent(self) -> None:
         """Processes gone without a word (kill -9): their users are offline, their rooms told."""
@@ -173,6 +191,11 @@ class Processes:
     def _heard(self, data: dict[str, Any]) -> None:
         if not self._mine(data) and self.directory.heard(data["from"], self._context.clock()):
             self._answer(data["from"])  # one we did not know (we started after its hello)
+
+    def _inputs(self, data: dict[str, Any]) -> None:
+        if not self._mine(data):
+            self.directory.inputs(data["from"], {str(u): int(ms) for u, ms in data["input"].items()},
+                                  self._context.clock())
 
     def _hello(self, data: dict[str, Any]) -> None:
         if not self._mine(data):

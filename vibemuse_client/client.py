@@ -40,7 +40,7 @@ from vibemuse_client.signing import Verification
 from vibemuse_client.spec import load_spec
 
 # Refusals of the handshake worth trying again later; any other ends the session.
-RETRYABLE_REFUSALS = frozenset({"rate_limited", "server_full", "internal_error"})
+RETRYABLE_REFUSALS = frozenset({"rate_limited", "server_full", "internal_error", "unavailable"})
 NEW_TOKEN_CODES = frozenset({"invalid_token", "token_expired"})
 NEW_TOKEN_CLOSES = frozenset({4002, 4006})
 UNANSWERED_FRAMES = frozenset({"typing"})  # the server answers these with nothing (14.7)

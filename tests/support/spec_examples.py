@@ -249,11 +249,14 @@ def make_examples() -> dict[str, Any]:
         "http/spam-unmute.json": {"userId": f"@spammer:{SERVER}", "lifted": True},
         "http/health.json": {"status": "ok", "checks": {"database": "ok"}},
         "http/sessions.json": {"users": [
-            {**ALICE, "location": LIBRARY, "sockets": [
-                {"connectionId": "c7d41e09a3f.12", "transport": "websocket", "address": "203.0.113.7"},
-                {"connectionId": "c7d41e09a3f.19", "transport": "telnet", "address": "203.0.113.7"}]},
-            {**MIRA, "location": TOWN_SQUARE, "sockets": [
-                {"connectionId": "c7d41e09a3f.4", "transport": "websocket", "address": "198.51.100.23"}]}], "total": 2},
+            {**ALICE, "location": LIBRARY, "status": "online", "idleMs": 4210, "sockets": [
+                {"connectionId": "c7d41e09a3f.12", "transport": "websocket", "address": "203.0.113.7",
+                 "process": "app1.example.org/3f9a0c1e"},
+                {"connectionId": "a90be2c4d17.3", "transport": "telnet", "address": "203.0.113.7",
+                 "process": "app2.example.org/b04e77d2"}]},
+            {**MIRA, "location": TOWN_SQUARE, "status": "idle", "idleMs": 912_034, "sockets": [
+                {"connectionId": "c7d41e09a3f.4", "transport": "websocket", "address": "198.51.100.23",
+                 "process": "app1.example.org/3f9a0c1e"}]}], "total": 2},
         "http/kick-request.json": {"reason": "Take a break and come back calmer."},
         "http/kick-result.json": {"userId": f"@spammer:{SERVER}", "closed": 2},
         "http/role-request.json": {"role": "builder"},

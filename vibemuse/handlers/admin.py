@@ -75,8 +75,9 @@ class SessionsHandler(ApiHandler):
 
     async def get(self) -> None:
         await require_admin(self, "see the sessions")
-        users = [{**user_to_wire(online.user), "location": online.location, "sockets": online.sockets}
-                 for online in self.context.operators.online()]
+        users = [{**user_to_wire(online.user), "location": online.location, "status": online.status,
+                  "idleMs": online.idle_ms, "sockets": online.sockets}
+                 for online in await self.context.operators.online()]
         self.send_json({"users": users, "total": len(users)})
 
 

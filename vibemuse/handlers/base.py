@@ -157,6 +157,8 @@ class ApiHandler(tornado.web.RequestHandler):
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         if error.code is ErrorCode.RATE_LIMITED:
             self.set_header("Retry-After", str(max(1, -(-error.details.get("retryAfterMs", 1000) // 1000))))
+        elif error.code is ErrorCode.UNAVAILABLE:
+            self.set_header("Retry-After", str(UNAVAILABLE_RETRY_SECONDS))
         self.finish(json.dumps({"error": error.to_wire()}, separators=(",", ":")))
 
 
@@ -189,6 +191,7 @@ class ServerFullHandler(tornado.web.RequestHandler):
 
 
 SERVER_FULL_RETRY_SECONDS = 5
+UNAVAILABLE_RETRY_SECONDS = 2  # the database is away: its pool tries again on the next request
 
 
 def server_full_body() -> bytes:

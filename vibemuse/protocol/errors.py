@@ -84,6 +84,8 @@ class ErrorCode(enum.StrEnum):
     OUT_OF_ORDER = "out_of_order"
     # ... and of channels homed on another server
     HOME_UNREACHABLE = "home_unreachable"
+    # ... and of a server whose database does not answer
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,12 @@ ERROR_CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.HOME_UNREACHABLE, 503,
                   "The channel's home server could not be reached (or did not answer) within the time allowed; "
                   "nothing was done. Try again later."),
+        ErrorSpec(ErrorCode.UNAVAILABLE, 503,
+                  "The server cannot reach its database just now (details: failing); it recovers by itself "
+                  "when the database is back. Retry later (HTTP: Retry-After, in seconds), with backoff. If the "
+                  "link broke while the request was being committed it may have been done: a frame or request "
+                  "that stores something is sent again with the same messageId (or Idempotency-Key), and is "
+                  "never done twice (section 14.7)."),
     )
 }
 
@@ -307,6 +315,7 @@ ERROR_DETAILS: dict[ErrorCode, tuple[DetailsShape, ...]] = {
                      '{"scope": "server", "untilMs": when the mute ends, "remainingMs": milliseconds left}'),
     ),
     ErrorCode.NOT_READY: (DetailsShape("", '{"failing": [what does not answer: "database", "bus"]}'),),
+    ErrorCode.UNAVAILABLE: (DetailsShape("", '{"failing": ["database"]}'),),
     ErrorCode.ACCOUNT_BANNED: (DetailsShape("", '{"reason": the ban\'s reason, "" if none was given}'),),
     ErrorCode.RATE_LIMITED: (
         DetailsShape("", '{"retryAfterMs": milliseconds until a request of this kind may succeed, '

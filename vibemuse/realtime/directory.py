@@ -10,6 +10,12 @@ player online" (pages: delivered now, or held) and room counts cover the
 whole server. A user with sockets on two processes is seen by both; the
 most recently active sighting stands for them.
 
+Idle times. A sighting is told on every change of a user's status, room or
+sockets, not on every frame; besides, each process tells the others every
+``INPUT_EVERY_SECONDS`` the last input of its users who did something since
+(``inputs``). So an idle time read here is at most that period (plus the
+bus's lag) longer than the one the user's own process knows.
+
 A process that stops saying it is alive (``kill -9``, a broken network) is
 forgotten after ``timeout_ms``: its users go offline for the others
 (``expire`` returns them, so that their rooms can be told).
@@ -19,7 +25,7 @@ Pure: no I/O; the caller gives the time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
 from vibemuse.realtime.presence import Presence
@@ -32,18 +38,21 @@ class Sighting:
     presence: Presence
     room_id: str | None
     sockets: int = 1  # how many sockets (and telnet sessions) the user has on that process
+    # each of them: (connection id, transport, client address), for the admins' session list
+    connections: tuple[tuple[str, str, str], ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         p = self.presence
         return {"userId": p.user_id, "username": p.username, "since": p.connected_since_ms,
                 "input": p.last_input_ms, "status": p.status, "away": p.away_message, "room": self.room_id,
-                "sockets": self.sockets}
+                "sockets": self.sockets, "conns": [list(c) for c in self.connections]}
 
     @staticmethod
     def from_wire(data: dict[str, Any]) -> "Sighting":
         presence = Presence(str(data["userId"]), str(data["username"]), int(data["since"]), int(data["input"]),
                             str(data["status"]), data.get("away"))
-        return Sighting(presence, data.get("room"), int(data.get("sockets", 1)))
+        connections = tuple((str(c[0]), str(c[1]), str(c[2])) for c in data.get("conns", ()))
+        return Sighting(presence, data.get("room"), int(data.get("sockets", 1)), connections)
 
 
 @dataclass
@@ -88,6 +97,15 @@ class Directory:
     def seen(self, instance: str, sighting: Sighting, now_ms: int) -> None:
         self.heard(instance, now_ms)
         self._peers[instance].put(sighting)
+
+    def inputs(self, instance: str, last_input: dict[str, int], now_ms: int) -> None:
+        """The last input of the users of ``instance`` who did something lately."""
+        self.heard(instance, now_ms)
+        users = self._peers[instance].users
+        for user_id, input_ms in last_input.items():
+            sighting = users.get(user_id)
+            if sighting is not None and input_ms > sighting.presence.last_input_ms:
+                users[user_id] = replace(sighting, presence=replace(sighting.presence, last_input_ms=input_ms))
 
     def gone(self, instance: str, user_id: str, now_ms: int) -> None:
         """The user's last socket on ``instance`` closed."""
@@ -136,6 +154,12 @@ class Directory:
                 if held is None or sighting.presence.last_input_ms > held.presence.last_input_ms:
                     best[user_id] = sighting
         return iter(best.values())
+
+    def everywhere(self) -> Iterator[tuple[str, Sighting]]:
+        """(process, sighting) of every user on every other process (a user on two: twice)."""
+        for instance, peer in self._peers.items():
+            for sighting in peer.users.values():
+                yield instance, sighting
 
     def user_ids(self) -> set[str]:
         return {user_id for peer in self._peers.values() for user_id in peer.users}

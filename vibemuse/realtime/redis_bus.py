@@ -21,6 +21,11 @@ goes through the ``StreamOrder``, which delivers frames in stream order
 and fills a missing append from the database (``_gap_watch``); the frames of such an append never come, so the
 sockets that should have had them are told to resume (``on_lost``).
 
+Every record carries the wall-clock time it was queued (``ts``); the
+receiving process reports its age (``observe_lag``: the bus lag metric, which
+includes the time a record waited while Redis was away; across machines it
+also includes the difference of their clocks).
+
 One connection publishes, in order (Redis keeps the order of one
 connection's commands); a second one subscribes. If Redis cannot be reached,
 records wait (a bounded queue) and are sent when it is back; if the
@@ -37,6 +42,7 @@ import json
 import logging
 import secrets
 import socket
+import time
 from collections import deque
 from typing import Any, Awaitable, Callable
 
@@ -62,11 +68,14 @@ TUNE = "tune"  # {"channel", "user" (None: every listener), "on"}: who hears a c
 PLACE = "place"  # {"user", "room"}: a user moved (their sockets on every process hear the new room)
 SEEN = "seen"  # {"sighting"} or {"gone": user id}: a user's presence on the sending process (``Directory``)
 ALIVE = "alive"  # {}: the sending process is alive (every few seconds)
+INPUT = "input"  # {"input": {user id: last input ms}}: users of the sending process who did something lately
 HELLO = "hello"  # {}: a process started: the others answer with ``HELD``
 HELD = "held"  # {"to", "sightings"}: everyone online on the sending process, for a newcomer
 BYE = "bye"  # {}: the sending process is stopping: its users are offline there
 TOOK = "took"  # {"debits": [[action, key, count]]}: rate-limit tokens taken on the sending process
 MUTE = "mute"  # {"user", "until"}: a spam mute (0: lifted) decided on the sending process
+
+RECORD_KINDS = {"d": "delivery", "a": "append", "s": "signal"}  # as the bus lag metric names them
 
 GapReader = Callable[[int, int], Awaitable[list[Append]]]  # (after, up to) -> the appends, from the database
 
@@ -94,6 +103,8 @@ class RedisBus:
         # events read from the database because their frames never came: their sockets must resume
         self.on_lost: Callable[[list[dict[str, Any]]], None] = lambda events: None
         self.connected = False  # whether both connections are up (for /ready)
+        # told the age of each record from another process, in seconds, and its kind (metrics)
+        self.observe_lag: Callable[[str, float], None] | None = None
         self.on_signal(RESYNC, self._resync)
 
     # -- wiring ---------------------------------------------------------------------------------
@@ -148,6 +159,7 @@ class RedisBus:
             self._on_signal(kind, data)
 
     def _send(self, header: dict[str, Any], body: bytes) -> None:
+        header["ts"] = round(time.time(), 6)
         if len(self._queue) >= MAX_QUEUED:
             self._queue.popleft()
             self._dropped += 1
@@ -261,6 +273,8 @@ class RedisBus:
         if header.get("i") == self.instance:
             return  # our own, handed on when published
         kind = header.get("k")
+        if self.observe_lag is not None and "ts" in header:
+            self.observe_lag(RECORD_KINDS.get(kind, "other"), max(0.0, time.time() - header["ts"]))
         if kind == "d":
             self._hand_on(Delivery(header["t"], body, header.get("x"), frozenset(header.get("xs", ())),
                                    header.get("p")))

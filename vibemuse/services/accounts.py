@@ -111,9 +111,10 @@ class AccountService:
         ``address`` and of the account (``login_throttle``)."""
         attempt = self._throttle.attempt(username, address)
         try:
-            user = await self._storage.get_user(user_id_for(validate_username(username), self._server_name))
+            user_id = user_id_for(validate_username(username), self._server_name)
         except ProtocolError:
-            user = None
+            user_id = None
+        user = await self._storage.get_user(user_id) if user_id else None  # the database away: 503
         stored = user.password_hash if user else None
         if await asyncio.to_thread(self._hasher.verify, password, stored) and user is not None:
             self._throttle.succeeded(attempt)

@@ -18,8 +18,8 @@ from typing import Any, Awaitable, Callable
 from vibemuse.clock import Clock
 from vibemuse.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from vibemuse.realtime.connections import ConnectionRegistry
-from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.services.accounts import ROLES, Principal
+from vibemuse.services.presence import OnlineUser as Online
 from vibemuse.storage import Storage, UserRecord
 
 SESSIONS_CLOSED = "sessions_closed"  # the bus signal: {"user", "code", "reason"} (several processes)
@@ -32,7 +32,9 @@ CLOSE_REASON_BYTES = 120  # a WebSocket close reason is at most 123 bytes
 class OnlineUser:
     user: UserRecord
     location: str | None
-    sockets: list[dict[str, str]]  # connectionId, transport, address
+    sockets: list[dict[str, str]]  # connectionId, transport, address (several processes: and process)
+    status: str
+    idle_ms: int
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,14 @@ class BanOutcome:
 
 
 class Operators:
-    def __init__(self, storage: Storage, *, registry: ConnectionRegistry, subscriptions: Subscriptions,
-                 resolve: Callable[[str], Awaitable[UserRecord]], clock: Clock):
-        """``resolve(name or id)``: the local user, or ``unknown_user``."""
+    def __init__(self, storage: Storage, *, registry: ConnectionRegistry,
+                 sessions: Callable[[], list[Online]], resolve: Callable[[str], Awaitable[UserRecord]],
+                 clock: Clock):
+        """``sessions()``: who is online on every process; ``resolve(name or id)``: the local
+        user, or ``unknown_user``."""
         self._storage = storage
         self._registry = registry
-        self._subscriptions = subscriptions
+        self._sessions = sessions
         self._resolve = resolve
         self._clock = clock
         # Several processes: what an admin does to a user's sessions is told to every process
@@ -55,18 +59,14 @@ class Operators:
         self.share: Callable[[str, dict[str, Any]], None] | None = None
         self.sessions_of: Callable[[str], int] = registry.count_for
 
-    def online(self) -> list[OnlineUser]:
-        """Everyone with an open session, by user id, with their sockets."""
-        found = []
-        for user_id in sorted(self._registry.online_user_ids()):
-            connections = self._registry.connections_of(user_id)
-            principal = getattr(connections[0], "principal", None) if connections else None
-            if principal is None:
-                continue
-            sockets = [{"connectionId": c.connection_id, "transport": getattr(c, "transport", "websocket"),
-                        "address": c.address} for c in connections]
-            found.append(OnlineUser(principal.user, self._subscriptions.location_of(user_id), sockets))
-        return found
+    async def online(self) -> list[OnlineUser]:
+        """Everyone with an open session on any process, by user id, with their sockets, status
+        and idle time (of a user on another process: as exact as ``Directory`` says)."""
+        sessions = [online for online in self._sessions() if online.sockets]
+        users = {user.user_id: user for user in await self._storage.users_by_ids([o.user_id for o in sessions])}
+        now = self._clock()
+        return [OnlineUser(users[o.user_id], o.location, o.sockets, o.presence.status,
+                           max(0, now - o.presence.last_input_ms)) for o in sessions if o.user_id in users]
 
     async def kick(self, name: str, reason: str) -> tuple[UserRecord, int]:
         """Close every session of the user (they may come back); returns how many."""

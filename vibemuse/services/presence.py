@@ -56,6 +56,16 @@ class RosterMembers:
 
 
 @dataclass(frozen=True)
+class OnlineUser:
+    """A user with open sessions anywhere on the server, for the admins' session list."""
+
+    user_id: str
+    presence: Presence  # the most recently active of their processes'
+    location: str | None
+    sockets: list[dict[str, str]]  # connectionId, transport, address (several processes: and process)
+
+
+@dataclass(frozen=True)
 class _Crowd:
     taken_ms: int
     encoded: list[str]  # the most recently active, each presence object as JSON
@@ -91,6 +101,7 @@ class PresenceService:
         self.directory: Directory | None = None  # who is online on the other processes (several processes)
         self.share: Callable[[str, Sighting | None], None] | None = None  # tell them of a user of ours
         self.share_move: Callable[[str, str, int | None], None] | None = None  # and of a move of one
+        self.instance: str | None = None  # this process's name among several (the admins' session list)
 
     # -- sockets ------------------------------------------------------------
 
@@ -249,13 +260,39 @@ class PresenceService:
         if self.share is None:
             return
         presence = self.tracker.get(user_id)
-        self.share(user_id, None if presence is None else Sighting(
-            presence, self.subscriptions.location_of(user_id), self.registry.count_for(user_id)))
+        self.share(user_id, None if presence is None else self._sighting(presence))
+
+    def _sighting(self, presence: Presence) -> Sighting:
+        connections = tuple((c.connection_id, getattr(c, "transport", "websocket"), c.address)
+                            for c in self.registry.connections_of(presence.user_id))
+        return Sighting(presence, self.subscriptions.location_of(presence.user_id),
+                        self.registry.count_for(presence.user_id), connections)
 
     def sighting_of_all(self) -> list[Sighting]:
         """Every user of this process, as the others should know them (an answer to a hello)."""
-        return [Sighting(p, self.subscriptions.location_of(p.user_id), self.registry.count_for(p.user_id))
-                for p in self.tracker]
+        return [self._sighting(p) for p in self.tracker]
+
+    def inputs_since(self, since_ms: int) -> dict[str, int]:
+        """The last input of this process's users who did something at or after ``since_ms``."""
+        return {p.user_id: p.last_input_ms for p in self.tracker if p.last_input_ms >= since_ms}
+
+    def everyone_online(self) -> list[OnlineUser]:
+        """Every user with an open session on any process, each once: their sockets everywhere,
+        the presence of their most recent input, where they stand."""
+        found: dict[str, OnlineUser] = {}
+        for presence in self.tracker:
+            sighting = self._sighting(presence)
+            found[presence.user_id] = OnlineUser(presence.user_id, presence, sighting.room_id,
+                                                 _sockets(sighting, self.instance))
+        for instance, sighting in self.directory.everywhere() if self.directory is not None else ():
+            user_id, held = sighting.presence.user_id, found.get(sighting.presence.user_id)
+            if held is None:
+                found[user_id] = OnlineUser(user_id, sighting.presence, sighting.room_id, _sockets(sighting, instance))
+                continue
+            newer = sighting.presence.last_input_ms > held.presence.last_input_ms
+            found[user_id] = OnlineUser(user_id, sighting.presence if newer else held.presence,
+                                        held.location or sighting.room_id, held.sockets + _sockets(sighting, instance))
+        return [found[user_id] for user_id in sorted(found)]
 
     # -- typing --------------------------------------------------------------
 
@@ -275,3 +312,9 @@ class PresenceService:
         data = {"roomId": room_id, "userId": user_id, "typing": typing, "timeoutMs": self.typing.timeout_ms}
         frame = self._broadcaster.frame("typing", data, from_user=user_id, room_id=room_id)
         self._broadcaster.to_room(room_id, frame, except_user=user_id)
+
+
+def _sockets(sighting: Sighting, instance: str | None) -> list[dict[str, str]]:
+    process = {"process": instance} if instance is not None else {}
+    return [{"connectionId": connection_id, "transport": transport, "address": address, **process}
+            for connection_id, transport, address in sighting.connections]

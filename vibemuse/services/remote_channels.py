@@ -63,7 +63,7 @@ from vibemuse.realtime.subscriptions import Subscriptions
 from vibemuse.services import channel_rules as rules
 from vibemuse.services.accounts import Principal
 from vibemuse.services.events import EventWriter
-from vibemuse.storage import Receipt, Storage, TransactionKey
+from vibemuse.storage import DatabaseUnavailable, Receipt, Storage, TransactionKey
 from vibemuse.storage import chain_txns
 from vibemuse.storage import channel_txns as ops
 from vibemuse.storage.channel_txns import BanRecord, ChannelRecord, MemberRecord
@@ -585,6 +585,8 @@ class RemoteChannels:
                 state = _state_of(channel, event, self._clock())
             else:
                 return PduRefusal(ErrorCode.FORBIDDEN.value, "This is not something a member may do from afar.")
+        except DatabaseUnavailable:
+            raise  # not a refusal of the event: the transaction fails and its sender tries again
         except ProtocolError as refusal:
             return PduRefusal(refusal.code.value, refusal.message)
         async with self._lock(channel_id):

@@ -3,6 +3,7 @@
 from vibemuse.storage.engine import create_database_engine
 from vibemuse.storage.records import (
     Conflict,
+    DatabaseUnavailable,
     NotFound,
     Receipt,
     Relocation,
@@ -17,6 +18,7 @@ from vibemuse.storage.store import Storage
 
 __all__ = [
     "Conflict",
+    "DatabaseUnavailable",
     "NotFound",
     "Receipt",
     "Relocation",

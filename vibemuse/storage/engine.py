@@ -8,6 +8,14 @@ a reader never has to upgrade its lock half-way through, which in WAL mode
 fails at once with SQLITE_BUSY. ``synchronous=NORMAL`` in WAL mode keeps every
 committed transaction across a crash of the process (``kill -9``); only an
 operating-system crash may lose the last commits.
+
+PostgreSQL away (restarted, or the network to it cut). Connections are checked
+before use (``pool_pre_ping``: a dead one is replaced, and the first query
+after the database is back works), a connection attempt gives up after
+``CONNECT_TIMEOUT_SECONDS`` (unless the URL says otherwise), and
+``is_unreachable`` tells an error of the link (the request may be retried
+later) from a refusal of the statement. ``Storage`` turns the first into
+``DatabaseUnavailable``: the wire's 503 ``unavailable``.
 """
 
 from __future__ import annotations
@@ -16,8 +24,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 10
+# SQLSTATEs of a server that is going or not there yet: admin_shutdown, crash_shutdown, cannot_connect_now
+_SERVER_GOING = frozenset({"57P01", "57P02", "57P03"})
 WRITE = {"sqlite_begin": "IMMEDIATE"}
 
 
@@ -31,11 +43,27 @@ def normalize_database_url(url: str) -> str:
 
 def create_database_engine(url: str, *, pool_size: int = 4, **options: Any) -> Engine:
     url = normalize_database_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, pool_size, options)
+    if "connect_timeout" not in parsed.query:
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **options.get("connect_args", {})}
     return create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True, **options
     )
+
+
+def is_unreachable(error: DBAPIError) -> bool:
+    """Whether the error says the database cannot be reached (the connection failed, broke, or
+    the server is shutting down or starting), not that it refused the statement."""
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    if not hasattr(error.orig, "pgcode"):
+        return False  # SQLite: a busy or broken file is not a link that comes back
+    code = error.orig.pgcode  # None: the driver's own error (no answer from the server at all)
+    return code is None or code.startswith("08") or code in _SERVER_GOING
 
 
 def _sqlite_engine(url: str, pool_size: int, options: dict[str, Any]) -> Engine:

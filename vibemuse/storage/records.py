@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vibemuse.protocol.errors import ErrorCode, ProtocolError
+
 
 @dataclass(frozen=True)
 class UserRecord:
@@ -75,3 +77,12 @@ class Conflict(StorageError):
 
 class NotFound(StorageError):
     pass
+
+
+class DatabaseUnavailable(StorageError, ProtocolError):
+    """The database cannot be reached (``engine.is_unreachable``): whatever asked gets 503
+    ``unavailable``, on HTTP as on a socket, and may try again once it is back."""
+
+    def __init__(self) -> None:
+        ProtocolError.__init__(self, ErrorCode.UNAVAILABLE, "The database does not answer; try again shortly.",
+                               {"failing": ["database"]})

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from vibemuse.storage import chain_txns, channel_txns, history_txns, message_txns, sync_txns, visibility_txns
 from vibemuse.storage.batching import ReadBatcher
 from vibemuse.storage.channel_txns import BanRecord, ChannelOp, ChannelRecord, MemberRecord, ServerBanRecord
-from vibemuse.storage.engine import WRITE
+from vibemuse.storage.engine import WRITE, is_unreachable
 from vibemuse.storage.event_txns import (
     Appended,
     append_events_txn,
@@ -43,6 +44,7 @@ from vibemuse.storage.settings_txns import (
 from vibemuse.storage.models import AccessToken, Room, ServerState, User
 from vibemuse.storage.records import (
     Conflict,
+    DatabaseUnavailable,
     NotFound,
     Receipt,
     Relocation,
@@ -53,6 +55,10 @@ from vibemuse.storage.records import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+UNREACHABLE_LOG_EVERY_SECONDS = 10.0  # while the database is away, one warning this often (not one per request)
 
 rooms = Room.__table__
 users = User.__table__
@@ -84,6 +90,7 @@ class Storage:
         # Every socket reads its token and its session start: asked for together, read together.
         self._tokens: ReadBatcher[str, tuple[TokenRecord, UserRecord] | None] = ReadBatcher(
             lambda hashes: self._read(_get_access_tokens_txn, hashes), missing=None)
+        self._warned_unreachable = 0.0
         self._session_starts: ReadBatcher[str, sync_txns.SessionStart] = ReadBatcher(
             lambda user_ids: self._read(sync_txns.session_starts_txn, user_ids),
             missing=sync_txns.SessionStart([], False))
@@ -111,6 +118,14 @@ class Storage:
                     connection = connection.execution_options(**WRITE)
                 with connection.begin():
                     return txn(connection, *args)
+        except DBAPIError as error:
+            if not is_unreachable(error):
+                raise
+            if time.monotonic() - self._warned_unreachable >= UNREACHABLE_LOG_EVERY_SECONDS:
+                self._warned_unreachable = time.monotonic()
+                cause = (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
+                log.warning("the database does not answer (%s): requests get 503 unavailable until it does", cause)
+            raise DatabaseUnavailable() from error
         finally:
             if self._observe is not None:
                 self._observe(write, time.perf_counter() - started)
@@ -161,6 +176,10 @@ class Storage:
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         return await self._read(_get_user_txn, user_id)
+
+    async def users_by_ids(self, user_ids: list[str]) -> list[UserRecord]:
+        """The users of these ids that exist (in no particular order)."""
+        return await self._read(_users_by_ids_txn, user_ids)
 
     async def set_role(self, user_id: str, role: str) -> UserRecord:
         return await self._write(_set_role_txn, user_id, role)
@@ -445,6 +464,14 @@ def _create_user_txn(
 def _get_user_txn(connection: Connection, user_id: str) -> UserRecord | None:
     row = connection.execute(select(users).where(users.c.user_id == user_id)).first()
     return _user(row) if row else None
+
+
+def _users_by_ids_txn(connection: Connection, user_ids: list[str]) -> list[UserRecord]:
+    found: list[UserRecord] = []
+    for start in range(0, len(user_ids), 500):  # bounded IN lists
+        rows = connection.execute(select(users).where(users.c.user_id.in_(user_ids[start:start + 500])))
+        found.extend(_user(row) for row in rows)
+    return found
 
 
 def _set_role_txn(connection: Connection, user_id: str, role: str) -> UserRecord:
