@@ -193,3 +193,17 @@ def test_interop_signature_over_canonical_json(alpha_key):
     Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
     with pytest.raises(InvalidSignature):
         Ed25519PublicKey.from_public_bytes(public).verify(signature, message + b" ")
+
+
+@pytest.mark.parametrize("content", [BODY, {}, {"pdus": [{"é": "\u2028", "n": -5}], "a": [True, None]}])
+def test_a_body_encoded_already_signs_as_its_value(alpha_key, content):
+    """The sender passes the body it sends, as canonical bytes: the signature is the one of
+    the value, so a receiver that verifies over the decoded value accepts it."""
+    encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    header = _header(alpha_key, content=encoded)
+    assert header == _header(alpha_key, content=content)
+    verify_request(parse_authorization(header), alpha_key.verify_key, method="PUT",
+                   uri="/federation/v1/send/t1", content=content)
+    with pytest.raises(InvalidRequestSignature):
+        verify_request(parse_authorization(header), alpha_key.verify_key, method="PUT",
+                       uri="/federation/v1/send/t1", content={**content, "x": 1})

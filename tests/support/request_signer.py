@@ -8,6 +8,7 @@ the stand-in peer check what it received, without depending on it.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 from typing import Any, Callable
@@ -26,6 +27,8 @@ PARAM = re.compile(r'([a-z]+)="([^"]*)"')
 def _signed_object(method: str, uri: str, origin: str, destination: str, content: Any, ts: int,
                    nonce: str) -> bytes:
     signed = {"method": method, "uri": uri, "origin": origin, "destination": destination, "ts": ts, "nonce": nonce}
+    if isinstance(content, bytes):  # the sender passes the body it sends, encoded already
+        content = json.loads(content)
     if content is not None:
         signed["content"] = content
     return encode_canonical_json(signed)

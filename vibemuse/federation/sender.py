@@ -62,7 +62,8 @@ hammered by restarts).
 The seams (``app.py`` passes them in): ``base_url_of(name)`` (discovery;
 ``None`` when the name is unknown), ``authorize(method, uri, destination,
 content)`` (the ``Authorization`` header value, the request signature of
-spec/v1/federation.md), a Tornado ``AsyncHTTPClient``, a clock and a random
+spec/v1/federation.md; ``content`` is the body's canonical JSON, encoded
+once for the signature and the wire), a Tornado ``AsyncHTTPClient``, a clock and a random
 source for the jitter.
 """
 
@@ -425,12 +426,13 @@ class FederationSender:
             raise RetryLater("no known address")
         uri = urlsplit(base_url).path.rstrip("/") + SEND_PATH + transaction.txn_id
         headers = {"Content-Type": "application/json"}
-        authorization = self._seams.authorize and self._seams.authorize("PUT", uri, destination, transaction.body)
+        body = encode_canonical_json(transaction.body)  # once, for the wire and the signature
+        authorization = self._seams.authorize and self._seams.authorize("PUT", uri, destination, body)
         if authorization:
             headers["Authorization"] = authorization
         request = HTTPRequest(
             base_url.rstrip("/") + SEND_PATH + transaction.txn_id, method="PUT", headers=headers,
-            body=encode_canonical_json(transaction.body), request_timeout=self.settings.request_timeout_seconds,
+            body=body, request_timeout=self.settings.request_timeout_seconds,
             connect_timeout=self.settings.request_timeout_seconds)
         try:
             response = await self._http.fetch(request, raise_error=False)

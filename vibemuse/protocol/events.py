@@ -324,6 +324,8 @@ def check_event_size(event: Any) -> bytes:
 def verify_event(
     event: Mapping[str, Any],
     verify_keys_by_server: Mapping[str, Mapping[str, VerifyKeyLike]],
+    *,
+    hashed: bytes | None = None,
 ) -> VerifiedEvent:
     """Check an event from another server (Matrix's rules, in order).
 
@@ -333,8 +335,12 @@ def verify_event(
        ``SignatureError`` (``UnknownKey`` tells which keys to fetch);
     3. the event id, else :class:`EventError`;
     4. the content hash: on mismatch only the redacted form may be kept.
+
+    ``hashed``: what :func:`check_event_size` returned for this event, when
+    the caller has done step 1 already.
     """
-    hashed = check_event_size(event)
+    if hashed is None:
+        hashed = check_event_size(event)
     origin = event["origin"]
     redacted = redact_event(event)
     key_ids = verify_signed_json(redacted, origin, verify_keys_by_server.get(origin, {}))

@@ -146,14 +146,14 @@ def check_pdu(
     if mismatch is not None:
         return mismatch
     try:
-        check_event_size(event)  # the shape and size, before any signature
+        hashed = check_event_size(event)  # the shape and size, before any signature
     except EventTooLarge as exc:
         return PduRefusal("event_too_large", str(exc))
     except EventError as exc:
         return PduRefusal("bad_event", str(exc))
     if event["type"] not in accepted_types:
         return PduRefusal("unsupported_event_type", f"this server does not accept {event['type']}")
-    return _check_digests(event, origin, keys)
+    return _check_digests(event, origin, keys, hashed)
 
 
 def _origin_mismatch(event: Any, origin: str) -> PduRefusal | None:
@@ -171,10 +171,11 @@ def _origin_mismatch(event: Any, origin: str) -> PduRefusal | None:
     return None
 
 
-def _check_digests(event: Mapping[str, Any], origin: str, keys: ServerKeys | None) -> PduRefusal | None:
+def _check_digests(event: Mapping[str, Any], origin: str, keys: ServerKeys | None,
+                   hashed: bytes) -> PduRefusal | None:
     usable = keys_in_force(keys, event["origin_server_ts"]) if keys is not None else {}
     try:
-        verified = verify_event(event, {origin: usable})
+        verified = verify_event(event, {origin: usable}, hashed=hashed)
     except SignatureError as exc:
         return PduRefusal("invalid_event_signature", str(exc))
     except EventError as exc:

@@ -13,6 +13,7 @@ case-insensitively while the username keeps the case its owner chose.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -120,7 +121,12 @@ def channel_id_for(name: str, server_name: str) -> str:
 
 def parse_channel_id(value: object) -> QualifiedId | None:
     """The parts of a channel id, or None if ``value`` is not one (it may be a name)."""
-    match = _CHANNEL_ID.fullmatch(value) if isinstance(value, str) else None
+    return _parse_channel_id(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=4096)  # a server sees few channel ids, each parsed several times per event
+def _parse_channel_id(value: str) -> QualifiedId | None:
+    match = _CHANNEL_ID.fullmatch(value)
     if match is None or not _port_ok(match.group(2)):
         return None
     return QualifiedId("#", match.group(1), match.group(2))
