@@ -48,7 +48,8 @@ async def test_a_restarted_server_sends_what_it_had_queued(config, io_loop):
     try:
         second.start_background_tasks()
         await until(lambda: peer.event_ids == queued, "delivered after the restart")
-        await until(lambda: second.sender.queues[BETA].transaction is None, "answer recorded")
+        queue = second.sender.queues[BETA]
+        await until(lambda: queue.transaction is None and queue.finishing.done(), "answer recorded")
         state = await second.context.outbox.state(BETA)
         assert (state.failures, state.delivered, state.last_success_ts) == (0, 3, clock())
         assert verifies(peer.received[0].authorization, KEY, method="PUT", uri=peer.received[0].uri,

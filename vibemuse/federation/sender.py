@@ -16,9 +16,9 @@ until it is woken or its retry time comes. Awake, it reads the oldest
 ``batch_size`` (≤ 50) rows for its destination and sends them as one
 ``PUT /federation/v1/send/{txnId}``. There is never more than one transaction
 in flight to a destination: the task waits for the answer before it sends
-the next batch (which it reads meanwhile: the oldest rows but those in
-flight), and whatever was queued meanwhile goes in a later batch. Within a
-destination events leave in the order they were queued.
+the next batch (which it reads and encodes meanwhile: the oldest rows but
+those in flight), and whatever was queued meanwhile goes in a later batch.
+Within a destination events leave in the order they were queued.
 
 The ``txnId`` is made from the batch itself (its first and last outbox ids
 and a digest of its event ids), and a failed batch is kept in memory and
@@ -30,8 +30,10 @@ id they already hold, so delivery is at least once on the wire and exactly
 once to players.
 
 A 200 answer gives a result per event. Accepted and refused events alike are
-then done: their rows are deleted in one write that also resets the backoff
-and records the delivery lag (now minus the oldest event's queue time). A
+then done: the backoff is reset, the next batch goes at once, and meanwhile
+their rows are deleted in one write that also records the delivery lag (now
+minus the oldest event's queue time); until it commits, those rows are left
+out of the batches read (a delete that fails only means a repeat). A
 refused event is final (it would be refused again); it is logged and counted
 in the destination's figures, never retried.
 
@@ -70,6 +72,7 @@ source for the jitter.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import json
@@ -127,6 +130,12 @@ class Transaction:
     txn_id: str
     body: dict[str, Any]
     queued: tuple[QueuedEvent, ...]
+
+    @functools.cached_property
+    def encoded(self) -> bytes:
+        """The body's canonical JSON: made once (while the batch before is in flight), sent and
+        signed as it is, on every attempt."""
+        return encode_canonical_json(self.body)
 
 
 class RetryLater(Exception):
@@ -194,6 +203,8 @@ class DestinationQueue:
         self.failures = 0
         self.next_attempt_ts = 0
         self.transaction: Transaction | None = None  # the batch being sent or waiting to be sent again
+        self.finishing: asyncio.Task[None] | None = None  # the write that deletes the batch last answered
+        self._finishing_ids: frozenset[int] = frozenset()  # ... and its rows, left out of the next reads
         self.max_body_bytes = sender.settings.max_body_bytes  # lowered when the destination answers 413
         self.task: asyncio.Task[None] | None = None
 
@@ -212,7 +223,7 @@ class DestinationQueue:
             try:
                 if self.transaction is None:
                     self.transaction = await self._sender.next_transaction(
-                        self.destination, max_body_bytes=self.max_body_bytes)
+                        self.destination, skip=self._finishing_ids, max_body_bytes=self.max_body_bytes)
                 if self.transaction is None:
                     await self._woken.wait()
                     continue
@@ -238,7 +249,7 @@ class DestinationQueue:
             return
         # The batch after this one is read while this one is in flight (it is sent only after
         # this one's answer): the oldest waiting events but those being sent now.
-        sending = frozenset(queued.outbox_id for queued in transaction.queued)
+        sending = frozenset(queued.outbox_id for queued in transaction.queued) | self._finishing_ids
         upcoming = asyncio.ensure_future(self._sender.next_transaction(
             self.destination, skip=sending, max_body_bytes=self.max_body_bytes))
         try:
@@ -253,7 +264,7 @@ class DestinationQueue:
         except RetryLater as why:
             await self._fail(why)
             return
-        await self._done(transaction, refusals_in(transaction, answer))
+        self._finish(transaction, refusals_in(transaction, answer))
         try:
             self.transaction = await upcoming
         except Exception:  # it is read again at the top of the loop
@@ -294,6 +305,28 @@ class DestinationQueue:
             return
         await self._done(transaction, ((queued[0].event["event_id"], PAYLOAD_TOO_LARGE),))
         self.transaction = None
+
+    def _finish(self, transaction: Transaction, refusals: tuple[tuple[str, str], ...]) -> None:
+        """The destination answered: the next batch goes at once, while its rows are deleted
+        (one write after another, so the answers reach ``on_answered`` in order). A delete that
+        fails only means the rows are sent again, which the destination drops."""
+        self.failures = 0
+        self.next_attempt_ts = 0
+        ids = frozenset(queued.outbox_id for queued in transaction.queued)
+        self._finishing_ids |= ids
+        before = self.finishing
+
+        async def delete() -> None:
+            try:
+                if before is not None:
+                    await asyncio.gather(before, return_exceptions=True)
+                await self._done(transaction, refusals)
+            except Exception:
+                log.exception("federation: forgetting what %s took failed; it is sent again", self.destination)
+            finally:
+                self._finishing_ids -= ids
+
+        self.finishing = asyncio.get_running_loop().create_task(delete())
 
     async def _done(self, transaction: Transaction, refusals: tuple[tuple[str, str], ...]) -> None:
         """The destination answered for the batch: its rows go, the backoff is reset."""
@@ -382,6 +415,9 @@ class FederationSender:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # the deletes of what was answered are let finish (cut short, they would only mean repeats)
+        await asyncio.gather(*(queue.finishing for queue in self.queues.values() if queue.finishing is not None),
+                             return_exceptions=True)
         for queue in self.queues.values():
             queue.task = None
 
@@ -415,7 +451,11 @@ class FederationSender:
         (the outbox ids of the batch in flight), as many as fit ``max_body_bytes``."""
         queued = await self.outbox.pending(destination, self.settings.batch_size + len(skip))
         queued = [event for event in queued if event.outbox_id not in skip][:self.settings.batch_size]
-        return make_transaction(self.settings.origin, queued, self.clock(), max_body_bytes) if queued else None
+        if not queued:
+            return None
+        transaction = make_transaction(self.settings.origin, queued, self.clock(), max_body_bytes)
+        transaction.encoded  # encoded now, while the batch before is in flight
+        return transaction
 
     async def transmit(self, destination: str, transaction: Transaction) -> Any:
         """PUT the transaction; the decoded 200 answer, or ``RetryLater``."""
@@ -426,7 +466,7 @@ class FederationSender:
             raise RetryLater("no known address")
         uri = urlsplit(base_url).path.rstrip("/") + SEND_PATH + transaction.txn_id
         headers = {"Content-Type": "application/json"}
-        body = encode_canonical_json(transaction.body)  # once, for the wire and the signature
+        body = transaction.encoded  # the same bytes for the wire and the signature
         authorization = self._seams.authorize and self._seams.authorize("PUT", uri, destination, body)
         if authorization:
             headers["Authorization"] = authorization
