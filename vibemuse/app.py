@@ -75,7 +75,9 @@ from vibemuse.realtime.ticker import Ticker
 from vibemuse.realtime.typing_state import TypingState
 from vibemuse.services.accounts import AccountService
 from vibemuse.services.channels import ChannelService
+from vibemuse.services.channel_home import ChannelHome
 from vibemuse.services.remote_channels import RemoteChannels
+from vibemuse.services.shared_channels import ChannelsHere
 from vibemuse.services.chat import RoomChat
 from vibemuse.services.guard import Guard
 from vibemuse.services.login_throttle import LoginThrottle
@@ -387,20 +389,21 @@ class VibeMuseServer:
             federation=config.federation,
         )
         seams = federation or federation_seams(context)
+        channels_here = ChannelsHere(events=events, broadcaster=broadcaster, subscriptions=subscriptions,
+                                     blocks=context.pages.blocks, server_name=config.server_name)
         remote_channels = RemoteChannels(
-            storage, client=FederationClient(transport, seams) if config.federation else None, events=events,
-            registry=registry, broadcaster=broadcaster, subscriptions=subscriptions, blocks=context.pages.blocks,
-            server_name=config.server_name, clock=clock, check_stamped=context.federation.check_stamped,
-            wake=wake, queue_seconds=config.federation_channel_queue_seconds)
+            storage, channels_here, client=FederationClient(transport, seams) if config.federation else None,
+            clock=clock, check_stamped=context.federation.check_stamped, wake=wake,
+            queue_seconds=config.federation_channel_queue_seconds)
+        context.channel_home = ChannelHome(storage, channels_here, clock=clock)
         sender.on_answered, sender.too_old = remote_channels.answered, remote_channels.too_old
         context.federation.own_keys = lambda: parse_server_keys_response(
             context.keyring.server_keys_response(config.server_name, clock() + 3_600_000), config.server_name,
             clock())
-        context.remote_channels = remote_channels
         remote_pages = RemotePages(
             storage, registry=registry, broadcaster=broadcaster, events=events, blocks=context.pages.blocks,
             server_name=config.server_name, clock=clock)
-        context.federation.inbox = PageInbox(remote_pages, remote_channels)
+        context.federation.inbox = PageInbox(remote_pages, remote_channels, context.channel_home)
         context.channels = ChannelService(
             storage,
             subscriptions=subscriptions,

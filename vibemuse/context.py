@@ -34,7 +34,7 @@ from vibemuse.storage.outbox import OutboxStore
 
 if TYPE_CHECKING:
     from vibemuse.services.operators import Operators
-    from vibemuse.services.remote_channels import RemoteChannels
+    from vibemuse.services.channel_home import ChannelHome
     from vibemuse.federation.sender import FederationSender
 
 
@@ -61,7 +61,7 @@ class ServerContext:
     federation: FederationReceiver
     outbox: OutboxStore | None = None
     federation_sender: "FederationSender | None" = None
-    remote_channels: "RemoteChannels | None" = None  # channels shared with other servers
+    channel_home: "ChannelHome | None" = None  # the home's side of channels shared with other servers
     metrics: ServerMetrics = field(default_factory=ServerMetrics)  # what GET /metrics shows
     operators: "Operators | None" = None  # what admins do to users (GET /api/admin/sessions ...)
     # another server contacted us (with several processes: told to the one that sends, over the bus)

@@ -17,7 +17,7 @@ receiver's (vibemuse/federation/receiver.py).
 /federation/v1/channels/{channelId}/events`` serve the channels homed here
 to the servers of their members, ``GET /federation/v1/channels`` lists the
 public ones to any server (federation.md section 10;
-vibemuse/services/remote_channels.py).
+vibemuse/services/channel_home.py).
 """
 
 from __future__ import annotations
@@ -74,14 +74,14 @@ class ChannelJoinHandler(FederationHandler):
     request_schemas = {"POST": "federation/channel-join"}
 
     async def get(self, channel_id: str) -> None:
-        receiver, channels = self.context.federation, self.context.remote_channels
+        receiver, home = self.context.federation, self.context.channel_home
         sig, _ = await receiver.authenticate(
             self.request.headers.get("Authorization"), "GET", self.request.uri or "", self.request.body)
-        assert channels is not None
-        self.send_json(await channels.may_join(sig.origin, channel_id, self.get_query_argument("user", "")))
+        assert home is not None
+        self.send_json(await home.may_join(sig.origin, channel_id, self.get_query_argument("user", "")))
 
     async def post(self, channel_id: str) -> None:
-        receiver, channels = self.context.federation, self.context.remote_channels
+        receiver, home = self.context.federation, self.context.channel_home
         sig, body = await receiver.authenticate(
             self.request.headers.get("Authorization"), "POST", self.request.uri or "", self.request.body)
         violation = self.context.schemas.violation("federation/channel-join.json", body)
@@ -91,33 +91,33 @@ class ChannelJoinHandler(FederationHandler):
         refusal = await receiver.check_event(body["event"], sig.origin)
         if refusal is not None:
             raise ProtocolError(ErrorCode(refusal.code), f"The join event is refused: {refusal.message}")
-        assert channels is not None
-        self.send_json(await channels.accept_join(sig.origin, channel_id, body["event"]))
+        assert home is not None
+        self.send_json(await home.accept_join(sig.origin, channel_id, body["event"]))
 
 
 class ChannelEventsHandler(FederationHandler):
     async def get(self, channel_id: str) -> None:
-        receiver, channels = self.context.federation, self.context.remote_channels
+        receiver, home = self.context.federation, self.context.channel_home
         sig, _ = await receiver.authenticate(
             self.request.headers.get("Authorization"), "GET", self.request.uri or "", self.request.body)
         after = self.int_argument("after", 0, 0, 2**53 - 1)
         limit = self.int_argument("limit", 100, 1, 100)
-        assert channels is not None
-        self.send_json(await channels.events_after(sig.origin, channel_id, after, limit))
+        assert home is not None
+        self.send_json(await home.events_after(sig.origin, channel_id, after, limit))
 
 
 class ChannelDirectoryHandler(FederationHandler):
     async def get(self) -> None:
         """The public channels homed here, for any server that asks (a signed request; 10.7)."""
-        receiver, channels = self.context.federation, self.context.remote_channels
+        receiver, home = self.context.federation, self.context.channel_home
         await receiver.authenticate(
             self.request.headers.get("Authorization"), "GET", self.request.uri or "", self.request.body)
         search = self.get_query_argument("q", None)
         if search is not None and len(search) > 100:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "'q' is at most 100 characters.")
         limit = self.int_argument("limit", 50, 1, 200)
-        assert channels is not None
-        self.send_json(await channels.directory(search, self.get_query_argument("after", None), limit))
+        assert home is not None
+        self.send_json(await home.directory(search, self.get_query_argument("after", None), limit))
 
 
 class WellKnownServerHandler(ApiHandler):

@@ -1,5 +1,5 @@
 """Who may moderate a channel: one rule for a channel's home, whether the moderator is a
-player of this server (``services/channels.py``) or of another (``services/remote_channels.py``)."""
+player of this server (``services/channels.py``) or of another (``services/channel_home.py``)."""
 
 from __future__ import annotations
 

@@ -1,17 +1,10 @@
-"""Channels shared across servers (spec/v1/federation.md section 10).
+"""The member's side of channels shared across servers (spec/v1/federation.md section 10).
 
 Theory of operation
 -------------------
-A channel belongs to its **home**, the server in its id. The home orders
-it: every event of the channel gets the next sequence number and a stamp
-the home signs (``storage/chain_txns.op_sequence``), and is relayed with its
-stamp, through the durable outbox, to every other server with a member on
-it. Those servers keep a **copy**: the channel's settings and members, and
-its events with their stamps, stored in the home's order (each stamp must
-follow the last one held: ``channel_chain.check_successor``). So history,
-search and resume work on the copy as on a channel of one's own.
-
-On the member's server (this module, for channels homed elsewhere):
+A channel homed on another server is ordered there; this server keeps a
+**copy** of it for its players on it (``services/shared_channels.py``
+tells the whole story; ``services/channel_home.py`` is the other side).
 
 - **join**: a signed ``POST /federation/v1/channels/{id}/join`` carrying the
   join event this server made and signed for its player; the home decides
@@ -31,12 +24,9 @@ On the member's server (this module, for channels homed elsewhere):
   a no-op; one after a gap is refused ``out_of_order`` and the copy catches
   up with ``GET /federation/v1/channels/{id}/events?after=<seq>``.
 
-On the home (for remote members of channels homed here): the join request
-(``accept_join``), and events remote members' servers send in transactions
-(``receive_all``: messages and leaves, judged like a local member's).
-
 Everything of one channel on this server happens under one lock
-(``_lock``), so relays, catch-ups and joins never interleave.
+(``ChannelsHere.lock``, shared with the home's side), so relays, catch-ups
+and joins never interleave.
 """
 
 from __future__ import annotations
@@ -55,29 +45,19 @@ from vibemuse.protocol import content as compose
 from vibemuse.protocol.channel_chain import STAMP_KEY, StampError, chain_of, check_successor
 from vibemuse.protocol.errors import ErrorCode, ProtocolError
 from vibemuse.protocol.federation_units import PduRefusal
-from vibemuse.protocol.ids import parse_channel_id, parse_user_id
-from vibemuse.realtime.blocks import BlockList
-from vibemuse.realtime.broadcast import Broadcaster
-from vibemuse.realtime.connections import ConnectionRegistry
-from vibemuse.realtime.subscriptions import Subscriptions
-from vibemuse.services import channel_rules as rules
+from vibemuse.protocol.ids import parse_channel_id
 from vibemuse.services.accounts import Principal
-from vibemuse.services.events import EventWriter
-from vibemuse.storage import DatabaseUnavailable, Receipt, Storage, TransactionKey
+from vibemuse.services.shared_channels import (
+    MEMBER, MESSAGE, SETTINGS, ChannelsHere, home_of, record_of, server_of, state_of, targets, unstamped)
+from vibemuse.storage import Receipt, Storage, TransactionKey
 from vibemuse.storage import chain_txns
 from vibemuse.storage import channel_txns as ops
-from vibemuse.storage.channel_txns import BanRecord, ChannelRecord, MemberRecord
+from vibemuse.storage.channel_txns import ChannelRecord, MemberRecord
 
 log = logging.getLogger(__name__)
 
-MEMBER, SETTINGS, MESSAGE = "vm.channel.member", "vm.channel.settings", "vm.channel.message"
-CHANNEL_TYPES = frozenset({MEMBER, SETTINGS, MESSAGE})
 SUBMIT_WAIT_SECONDS = 2.0  # how long an ack waits for the home's answer before it says "queued"
-JOIN_HISTORY = 50  # events a join's answer carries
-JOIN_HISTORY_BYTES = 512 * 1024
 BACKFILL_PAGE = 100
-FOREVER = 2**62
-SETTING_FIELDS = ("topic", "description", "visibility", "history_visibility")
 
 # Set by the WebSocket handler while it handles a frame: the answer to a member's event for a
 # channel homed elsewhere may come after the frames that follow it (protocol.md 5.4).
@@ -95,38 +75,23 @@ class Answering:
 Checker = Callable[[dict[str, Any], dict[str, Any]], Any]  # (event, stamp) -> awaitable PduRefusal | None
 
 
-def home_of(channel_id: str) -> str:
-    parsed = parse_channel_id(channel_id)
-    if parsed is None:
-        raise ValueError(f"{channel_id!r} is not a channel id")
-    return parsed.server_name
-
-
-def server_of(user_id: str) -> str:
-    return parse_user_id(user_id).server_name
-
-
-def _unstamped(event: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in event.items() if key != "unsigned"}
-
-
 class RemoteChannels:
-    def __init__(self, storage: Storage, *, client: FederationClient | None, events: EventWriter,
-                 registry: ConnectionRegistry, broadcaster: Broadcaster, subscriptions: Subscriptions,
-                 blocks: BlockList, server_name: str, clock: Clock, check_stamped: Checker | None = None,
-                 wake: Callable[[tuple[str, ...]], None] | None = None, queue_seconds: int = 600):
+    """The member's side: the players here on channels homed elsewhere, and the copies kept
+    of those channels."""
+
+    def __init__(self, storage: Storage, here: ChannelsHere, *, client: FederationClient | None, clock: Clock,
+                 check_stamped: Checker | None = None, wake: Callable[[tuple[str, ...]], None] | None = None,
+                 queue_seconds: int = 600):
         self._storage = storage
+        self._here = here
         self._client = client
-        self._events = events
-        self._registry = registry
-        self._broadcaster = broadcaster
-        self._subscriptions = subscriptions
-        self._blocks = blocks
-        self._server_name = server_name
+        self._events = here.events
+        self._broadcaster = here.broadcaster
+        self._subscriptions = here.subscriptions
+        self._server_name = here.server_name
         self._clock = clock
         self.check_stamped = check_stamped  # the receiver's check of a stamped event (set by app.py)
         self._wake = wake
-        self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, asyncio.Future[str | None]] = {}
         self._catching_up: dict[str, asyncio.Task[None]] = {}
         self.queue_ms = queue_seconds * 1000  # how long a member's event waits for an unreachable home
@@ -137,12 +102,7 @@ class RemoteChannels:
         return self._client is not None
 
     def is_remote(self, channel_id: str) -> bool:
-        return home_of(channel_id) != self._server_name
-
-    def _lock(self, channel_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(channel_id, asyncio.Lock())
-
-    # == on the member's server: channels homed elsewhere ======================================
+        return self._here.is_remote(channel_id)
 
     async def join(self, principal: Principal, channel_id: str, alias: str | None, title: str | None) -> Receipt:
         """Join a channel homed on another server."""
@@ -166,7 +126,7 @@ class RemoteChannels:
         }, channel_id=channel_id)
         answer = await self._ask_home(home, "POST", f"/federation/v1/channels/{quote(channel_id)}/join",
                                       {"event": event})
-        async with self._lock(channel_id):
+        async with self._here.lock(channel_id):
             positions, stored = await self._adopt(channel_id, answer, principal.user_id, alias, title,
                                                   event["event_id"])
         self._subscriptions.tune(principal.user_id, channel_id, True, max(positions, default=None))
@@ -174,7 +134,7 @@ class RemoteChannels:
         for item, position in zip(stored, positions):
             if item["event_id"] == event["event_id"]:
                 joined_at = position
-                self._deliver(item, position, also=[principal.user_id])
+                self._here.deliver(item, position, also=[principal.user_id])
         return Receipt(event["event_id"], joined_at)
 
     async def submit(self, principal: Principal, message_id: str, kind: str, event: dict[str, Any]
@@ -246,7 +206,7 @@ class RemoteChannels:
                            if value is not None])
         answer = await self._ask_home(server, "GET", f"/federation/v1/channels?{query}")
         try:
-            found = [_record_of(str(entry["channel_id"]), entry) for entry in answer["channels"]]
+            found = [record_of(str(entry["channel_id"]), entry) for entry in answer["channels"]]
             next_cursor = answer.get("next")
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(ErrorCode.HOME_UNREACHABLE, f"{server}'s answer is malformed: {exc}") from None
@@ -291,7 +251,7 @@ class RemoteChannels:
         try:
             info, members = answer["channel"], answer["members"]
             items = [(entry["event"], entry["stamp"]) for entry in answer["events"]]
-            record = _record_of(channel_id, info)
+            record = record_of(channel_id, info)
             roster = [MemberRecord(channel_id, str(m["user_id"]), str(m["role"]), None, m.get("title"),
                                    m.get("muted_until"), int(m.get("joined_ts", 0))) for m in members]
         except (KeyError, TypeError, ValueError) as exc:
@@ -309,7 +269,7 @@ class RemoteChannels:
                  chain_txns.op_keep_stamps(channel_id, [stamp for _, stamp in fresh])]
         if any(event["event_id"] == join_id for event, _ in fresh):
             state.append(ops.op_set_joined_position(channel_id, user_id, join_id))
-        stored = [_unstamped(event) for event, _ in fresh]
+        stored = [unstamped(event) for event, _ in fresh]
         _, positions = await self._events.store(stored, None, ops=state)
         last_kept = fresh[-1][1]["seq"] if fresh else (held[0] if held else 0)
         if items and items[-1][1]["seq"] > last_kept:  # the answer did not join up with the copy
@@ -326,7 +286,7 @@ class RemoteChannels:
     async def receive_relays(self, channel_id: str, items: list[tuple[dict[str, Any], dict[str, Any]]]
                              ) -> list[PduRefusal | None]:
         """Events of a channel homed elsewhere, relayed by its home in order (stamps checked)."""
-        async with self._lock(channel_id):
+        async with self._here.lock(channel_id):
             results, stored = await self._keep(channel_id, items)
         if any(result is not None for result in results):
             self.catch_up_soon(channel_id)
@@ -353,14 +313,14 @@ class RemoteChannels:
                 break
         if not fresh or channel is None:
             return results, []
-        stored = [_unstamped(event) for event, _ in fresh]
+        stored = [unstamped(event) for event, _ in fresh]
         state: list[Any] = [chain_txns.op_keep_stamps(channel_id, [stamp for _, stamp in fresh])]
         for event in stored:
-            state.extend(_state_of(channel, event, self._clock()))
+            state.extend(state_of(channel, event, self._clock()))
         _, positions = await self._events.store(stored, None, ops=state)
         for event, position in zip(stored, positions):
             self._effects(event, position)
-            self._deliver(event, position, also=_targets(event))
+            self._here.deliver(event, position, also=targets(event))
         return results, stored
 
     def catch_up_soon(self, channel_id: str) -> None:
@@ -385,7 +345,7 @@ class RemoteChannels:
                     if await self._check(event, stamp) is not None:
                         log.warning("catch-up of %s: a bad event from its home; stopping", channel_id)
                         return total
-                async with self._lock(channel_id):
+                async with self._here.lock(channel_id):
                     _, stored = await self._keep(channel_id, items)
                 total += len(stored)
                 if len(items) < BACKFILL_PAGE or not stored:
@@ -404,213 +364,6 @@ class RemoteChannels:
         target = content["target"]
         if server_of(target) == self._server_name and content.get("membership") == "join":
             self._subscriptions.tune(target, event["channel_id"], True, position)
-
-    def _deliver(self, event: dict[str, Any], position: int, also: list[str] = ()) -> None:  # type: ignore[assignment]
-        channel_id = event["channel_id"]
-        if event["type"] == MESSAGE:
-            frame = self._events.frame("channel_message", event, position, channel_id=channel_id)
-            self._broadcaster.to_channel(channel_id, frame, except_users=self._blocks.blockers_of(event["sender"]))
-            return
-        frame = self._events.frame("channel_notice", event, position, channel_id=channel_id)
-        self._broadcaster.to_channel(channel_id, frame)
-        listeners = self._subscriptions.listeners(channel_id)
-        local = [user_id for user_id in also if server_of(user_id) == self._server_name and user_id not in listeners]
-        self._broadcaster.to_users(local, frame)
-        content = event.get("content", {})
-        if event["type"] == MEMBER and content.get("membership") in ("leave", "kick", "ban"):
-            target = content.get("target")
-            if content.get("target_server") == self._server_name:  # all of this server's players are out
-                self._subscriptions.tune(None, channel_id, False, position)
-            elif isinstance(target, str) and server_of(target) == self._server_name:
-                self._subscriptions.tune(target, channel_id, False, position)
-
-    # == on the home: remote members of channels homed here ========================================
-
-    async def may_join(self, origin: str, channel_id: str, user_id: str) -> dict[str, Any]:
-        """Whether ``user_id`` (of ``origin``) may join a channel homed here: its name and
-        visibility, or ProtocolError (``unknown_channel``, ``banned``)."""
-        if not isinstance(user_id, str) or parse_channel_id(channel_id) is None:
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "A channel id and a user id are needed.")
-        try:
-            user_server = server_of(user_id)
-        except ProtocolError:
-            user_server = None
-        if user_server != origin:
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, f"{user_id} is not a player of {origin}.")
-        channel = await self._storage.get_channel(channel_id) if not self.is_remote(channel_id) else None
-        member = await self._storage.get_membership(channel_id, user_id) if channel else None
-        invited = channel is not None and await self._storage.is_invited(channel_id, user_id)
-        if channel is None or (channel.visibility == "private" and not invited and member is None):
-            raise ProtocolError(ErrorCode.UNKNOWN_CHANNEL, f"There is no channel {channel_id!r} here.",
-                                details={"channel": channel_id})
-        if member is None:
-            server_ban = await self._storage.get_server_ban(channel_id, origin)
-            if server_ban is not None:
-                raise ProtocolError(ErrorCode.BANNED, f"The players of {origin} are banned from {channel.name}.",
-                                    details={"reason": server_ban.reason})
-            ban = await self._storage.get_ban(channel_id, user_id)
-            if ban is not None:
-                raise ProtocolError(ErrorCode.BANNED, f"You are banned from {channel.name}.",
-                                    details={"reason": ban.reason})
-        return {"name": channel.name, "visibility": channel.visibility}
-
-    async def accept_join(self, origin: str, channel_id: str, event: Any) -> dict[str, Any]:
-        """The join of a player of ``origin`` (its event already checked): the answer, or ProtocolError."""
-        content = event.get("content", {}) if isinstance(event, dict) else {}
-        if (event.get("type") != MEMBER or content.get("membership") != "join" or content.get("target") != event.get(
-                "sender") or event.get("channel_id") != channel_id):
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "The event is not a join of a player of yours to it.")
-        user_id = event["sender"]
-        await self.may_join(origin, channel_id, user_id)
-        channel = await self._storage.get_channel(channel_id)
-        assert channel is not None
-        member = await self._storage.get_membership(channel_id, user_id)
-        if member is None:
-            role = "owner" if channel.owner == user_id else "member"
-            muted_until = await self._storage.standing_mute(channel_id, user_id)
-            stored = _unstamped(event)
-            state = [ops.op_add_member(MemberRecord(channel_id, user_id, role, None, None, muted_until,
-                                                    self._clock())),
-                     ops.op_set_joined_position(channel_id, user_id, event["event_id"]),
-                     self._sequence(channel_id, [stored])]
-            _, positions = await self._events.store([stored], None, ops=state)
-            if positions:
-                self._deliver(stored, positions[0])
-        return await self.state_answer(channel_id)
-
-    async def state_answer(self, channel_id: str) -> dict[str, Any]:
-        channel = await self._storage.get_channel(channel_id)
-        assert channel is not None
-        members = await self._storage.channel_members(channel_id)
-        head = await self._storage.channel_head(channel_id) or (0, "")
-        after = max(0, head[0] - JOIN_HISTORY)
-        items = await self._storage.stamped_after(channel_id, after, JOIN_HISTORY)
-        size, events = 0, []
-        for item in reversed(items):  # the newest first, while they fit
-            size += len(str(item.event)) + len(str(item.stamp))
-            if size > JOIN_HISTORY_BYTES and events:
-                break
-            events.append({"event": item.event, "stamp": item.stamp})
-        events.reverse()
-        return {
-            "channel": _settings_of(channel),
-            "members": [{"user_id": m.user_id, "role": m.role, "title": m.title, "muted_until": m.muted_until,
-                         "joined_ts": m.joined_ts} for m in members],
-            "events": events,
-            "head": {"seq": head[0], "chain": head[1]},
-        }
-
-    async def directory(self, search: str | None, after: str | None, limit: int) -> dict[str, Any]:
-        """The public channels homed here, by name (``GET /federation/v1/channels``, 10.7)."""
-        found = await self._storage.list_channels("", search, after, limit + 1, home=self._server_name)
-        return {"channels": [{"channel_id": channel.channel_id, **_settings_of(channel)} for channel in found[:limit]],
-                "next": found[limit - 1].name.casefold() if len(found) > limit else None}
-
-    async def events_after(self, origin: str, channel_id: str, after: int, limit: int) -> dict[str, Any]:
-        """A page of a channel homed here, for a server with a member on it."""
-        channel = await self._storage.get_channel(channel_id) if not self.is_remote(channel_id) else None
-        if channel is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_CHANNEL, f"There is no channel {channel_id!r} here.",
-                                details={"channel": channel_id})
-        members = await self._storage.channel_members(channel_id)
-        if not any(server_of(member.user_id) == origin for member in members):
-            raise ProtocolError(ErrorCode.FORBIDDEN, f"{origin} has no member on {channel_id}.")
-        items = await self._storage.stamped_after(channel_id, after, limit)
-        head = await self._storage.channel_head(channel_id) or (0, "")
-        return {"events": [{"event": item.event, "stamp": item.stamp} for item in items],
-                "head": {"seq": head[0], "chain": head[1]}}
-
-    async def receive_all(self, events: list[dict[str, Any]]) -> list[PduRefusal | None]:
-        """Channel events of one received transaction: relays (to the copies here) and, on the
-        home, remote members' messages and leaves."""
-        results: list[PduRefusal | None] = []
-        index = 0
-        while index < len(events):  # consecutive relays of one channel go together
-            event = events[index]
-            stamp = (event.get("unsigned") or {}).get(STAMP_KEY)
-            if stamp is None:
-                results.append(await self._submitted(event))
-                index += 1
-                continue
-            run = [event]
-            while (index + len(run) < len(events) and events[index + len(run)].get("channel_id") == event["channel_id"]
-                   and (events[index + len(run)].get("unsigned") or {}).get(STAMP_KEY) is not None):
-                run.append(events[index + len(run)])
-            results.extend(await self.receive_relays(
-                event["channel_id"], [(item, item["unsigned"][STAMP_KEY]) for item in run]))
-            index += len(run)
-        return results
-
-    async def _submitted(self, event: dict[str, Any]) -> PduRefusal | None:
-        """A remote member's event for a channel homed here: judged as a local member's would be."""
-        channel_id = event.get("channel_id")
-        if not isinstance(channel_id, str) or parse_channel_id(channel_id) is None or self.is_remote(channel_id):
-            return PduRefusal(ErrorCode.UNKNOWN_CHANNEL.value, f"{channel_id} is not a channel of this server")
-        if (await self._storage.events_by_id([event["event_id"]])):
-            return None  # sent again after an outage: it was taken the first time
-        channel = await self._storage.get_channel(channel_id)
-        if channel is None:
-            return PduRefusal(ErrorCode.UNKNOWN_CHANNEL.value, f"There is no channel {channel_id} here.")
-        sender = event["sender"]
-        content = event.get("content", {})
-        stored = _unstamped(event)
-        membership, target, server = content.get("membership"), content.get("target"), content.get("target_server")
-        member = await self._storage.get_membership(channel_id, sender)
-        server_leaves = event["type"] == MEMBER and membership == "leave" and server == server_of(sender)
-        if member is None and not server_leaves:  # a server's leave may come from any player of it (10.6)
-            return PduRefusal(ErrorCode.NOT_A_MEMBER.value, f"{sender} is not on {channel.name}.")
-        try:
-            if event["type"] == MEMBER and isinstance(server, str):
-                members = await self._storage.channel_members(channel_id)
-                has_members = any(server_of(m.user_id) == server for m in members)
-                if server_leaves and not has_members:
-                    raise ProtocolError(ErrorCode.NOT_A_MEMBER, f"No player of {server} is on {channel.name}.")
-                if not server_leaves:
-                    rules.check_server_moderation(channel, self._server_name, server_of(sender), member, False,
-                                                  str(membership), server, has_members)
-                state = _state_of(channel, event, self._clock())
-            elif event["type"] == MESSAGE:
-                if member.muted_until is not None and member.muted_until > self._clock():
-                    return PduRefusal(ErrorCode.MUTED.value, f"{sender} is muted on {channel.name}.")
-                state: list[Any] = []
-            elif event["type"] == MEMBER and membership == "leave" and target == sender:
-                state = [ops.op_remove_member(channel_id, sender)]
-            elif event["type"] == MEMBER and membership in rules.MODERATION and isinstance(target, str):
-                target_member = await self._storage.get_membership(channel_id, target)
-                rules.check_moderation(channel, sender, member, False, membership, target,
-                                       str(content.get("target_name", target)), target_member)
-                state = _state_of(channel, event, self._clock())
-            elif event["type"] == SETTINGS and "retention_days" not in content:
-                rules.check_may_change(channel, member, False)
-                state = _state_of(channel, event, self._clock())
-            else:
-                return PduRefusal(ErrorCode.FORBIDDEN.value, "This is not something a member may do from afar.")
-        except DatabaseUnavailable:
-            raise  # not a refusal of the event: the transaction fails and its sender tries again
-        except ProtocolError as refusal:
-            return PduRefusal(refusal.code.value, refusal.message)
-        async with self._lock(channel_id):
-            _, positions = await self._events.store([stored], None, ops=[*state, self._sequence(channel_id, [stored])])
-        if positions:
-            self._deliver(stored, positions[0], also=_targets(stored))
-        return None
-
-    def _sequence(self, channel_id: str, events: list[dict[str, Any]]) -> Any:
-        return chain_txns.op_sequence(channel_id, self._server_name, self._events.signing_key(), events,
-                                      self._clock())
-
-
-def _settings_of(channel: ChannelRecord) -> dict[str, Any]:
-    return {"name": channel.name, "description": channel.description, "topic": channel.topic,
-            "visibility": channel.visibility, "owner": channel.owner, "created_ts": channel.created_ts,
-            "history_visibility": channel.history_visibility}
-
-
-def _record_of(channel_id: str, info: dict[str, Any]) -> ChannelRecord:
-    """A channel as another server describes it (``_settings_of``); KeyError, TypeError, ValueError if it is not."""
-    return ChannelRecord(channel_id, str(info["name"]), str(info["description"]), str(info["topic"]),
-                         str(info["visibility"]), str(info["owner"]), int(info["created_ts"]),
-                         str(info.get("history_visibility", "shared")))
 
 
 def _following(items: list[tuple[dict[str, Any], dict[str, Any]]], held: tuple[int, str] | None
@@ -636,43 +389,6 @@ def _following(items: list[tuple[dict[str, Any], dict[str, Any]]], held: tuple[i
     return kept
 
 
-def _state_of(channel: ChannelRecord, event: dict[str, Any], now: int) -> list[Any]:
-    """What a relayed event changes in the copy (as the home changed it)."""
-    content = event.get("content", {})
-    channel_id = channel.channel_id
-    if event["type"] == SETTINGS:
-        values = {key: content[key] for key in SETTING_FIELDS if key in content}
-        return [ops.op_update_channel(channel_id, **values)] if values else []
-    if event["type"] == MEMBER and isinstance(content.get("target_server"), str):
-        return [ops.op_server_membership(channel_id, str(content.get("membership")), content["target_server"],
-                                         str(content.get("reason", "")), event["sender"], now)]
-    if event["type"] != MEMBER or not isinstance(content.get("target"), str):
-        return []
-    target, membership = content["target"], content.get("membership")
-    if membership == "join":
-        role = "owner" if target == channel.owner else "member"
-        return [ops.op_add_member(MemberRecord(channel_id, target, role, None, None, None, now)),
-                ops.op_set_joined_position(channel_id, target, event["event_id"])]
-    if membership in ("leave", "kick"):
-        return [ops.op_remove_member(channel_id, target)]
-    if membership == "ban":
-        return [ops.op_ban(channel_id, BanRecord(target, str(content.get("reason", "")), event["sender"], now))]
-    if membership == "unban":
-        return [ops.op_unban(channel_id, target)]
-    if membership == "invite":
-        return [ops.op_invite(channel_id, target, event["sender"], now)]
-    if membership == "mute":
-        return [ops.op_update_member(channel_id, target, muted_until=content.get("until", FOREVER))]
-    if membership == "unmute":
-        return [ops.op_update_member(channel_id, target, muted_until=None)]
-    if membership in ("promote", "demote"):
-        return [ops.op_update_member(channel_id, target, role="moderator" if membership == "promote" else "member")]
-    return []
-
-
-def _targets(event: dict[str, Any]) -> list[str]:
-    target = event.get("content", {}).get("target")
-    return [target] if event["type"] == MEMBER and isinstance(target, str) else []
 
 
 def _what(event: dict[str, Any]) -> str:
