@@ -9,7 +9,7 @@ error body, and, with ``validate=True``, checks each body against the schema
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -45,6 +45,9 @@ class HttpApi:
         self.token = token
         self.validate = validate
         self.timeout = timeout
+        # Called with (method, path, status) after every answer, before it is checked: for a tool that
+        # records what it called (the conformance suite's coverage).
+        self.observer: Callable[[str, str, int], None] | None = None
         self._client = AsyncHTTPClient()
 
     async def request(self, method: str, path: str, body: Any = None, *, query: Mapping[str, Any] | None = None,
@@ -68,6 +71,8 @@ class HttpApi:
                                             raise_error=False)
         if response.code == 599:  # no HTTP answer at all: the connection failed
             raise response.error if response.error else ConnectionError(url)
+        if self.observer is not None:
+            self.observer(method, urlsplit(path).path, response.code)
         decoded = self._decode(response.body, response.code, url)
         if self.validate:
             self._check(method, path, response.code, decoded)

@@ -59,7 +59,7 @@ class Spec:
         self.error_status = {entry["code"]: entry["httpStatus"] for entry in catalogue["errors"]}
         self.close_names = {entry["code"]: entry["name"] for entry in catalogue["closeCodes"]}
         self.openapi = json.loads((base / "openapi.json").read_text(encoding="utf-8"))
-        self._operations = [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"), item)
+        self._operations = [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"), path, item)
                             for path, item in self.openapi["paths"].items()]
         self._validators: dict[str, Draft202012Validator] = {}
 
@@ -98,14 +98,18 @@ class Spec:
     def check_client_frame(self, frame: dict[str, Any]) -> None:
         self.check(f"frames/client/{frame['type']}.json", frame)
 
+    def path_template(self, path: str) -> str | None:
+        """The path of ``openapi.json`` that a concrete path matches (``/api/rooms/{roomId}``), if any."""
+        return next((template for pattern, template, _ in self._operations if pattern.match(path)), None)
+
     def response_schema(self, method: str, path: str, status: int) -> str | None:
         """The schema (a path under ``schemas/``) of the JSON body ``openapi.json`` gives for this answer."""
-        for pattern, item in self._operations:
-            if pattern.match(path):
-                answer = item.get(method.lower(), {}).get("responses", {}).get(str(status), {})
-                reference = answer.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
-                return reference[len("schemas/"):] if reference and reference.startswith("schemas/") else None
-        return None
+        template = self.path_template(path)
+        if template is None:
+            return None
+        answer = self.openapi["paths"][template].get(method.lower(), {}).get("responses", {}).get(str(status), {})
+        reference = answer.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+        return reference[len("schemas/"):] if reference and reference.startswith("schemas/") else None
 
 
 @functools.cache

@@ -29,13 +29,16 @@ import json
 import secrets
 import string
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
+from urllib.parse import urlsplit
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from vibemuse_client import Client, Frame, HttpApi, Spec, Versions, VibeMuseError, load_spec
 from vibemuse_client.errors import ConnectionClosed, SchemaViolation
+from vibemuse_conformance.coverage import Coverage
 from vibemuse_conformance.pacing import Pacer
 from vibemuse_conformance.runner import CheckFailed, Skip
 
@@ -93,6 +96,8 @@ class SectionScope:
     raws: list["RawSocket"] = field(default_factory=list)
     apis: list[HttpApi] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    accounts: dict[int, Account] = field(default_factory=dict)  # by id(): the run's accounts it used
+    undo: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)  # run when it ends, last first
 
 
 class Player:
@@ -188,11 +193,28 @@ class Player:
     async def send(self, frame_type: str, data: Mapping[str, Any] | None = None, *,
                    message_id: str | None = None) -> Frame:
         data = dict(data or {})
+        coverage = self.harness.coverage
         await self.harness.pacer.frame(self.server.base_url, self.user_id, frame_type, data)
-        answer = await self.client.send(frame_type, data, message_id=message_id, timeout=WAIT_SECONDS * 2)
+        coverage.sent(frame_type)
+        try:
+            answer = await self.client.send(frame_type, data, message_id=message_id, timeout=WAIT_SECONDS * 2)
+        except SchemaViolation:
+            raise
+        except VibeMuseError:
+            coverage.answered(frame_type, "error")
+            raise
         if answer is None:
             raise CheckFailed(f"an answer to {frame_type}", None)
+        coverage.answered(frame_type, answer.type)
         return answer
+
+    async def notify(self, frame_type: str, data: Mapping[str, Any] | None = None, *,
+                     message_id: str | None = None) -> None:
+        """Send a frame the server answers with nothing (``typing``)."""
+        data = dict(data or {})
+        await self.harness.pacer.frame(self.server.base_url, self.user_id, frame_type, data)
+        self.harness.coverage.sent(frame_type)
+        await self.client.send(frame_type, data, message_id=message_id)
 
     async def ack(self, frame_type: str, data: Mapping[str, Any] | None = None, **options: Any) -> Frame:
         answer = await self.send(frame_type, data, **options)
@@ -234,6 +256,7 @@ class RawSocket:
     def __init__(self, harness: "Harness", socket: Any):
         self.harness, self.socket = harness, socket
         self.frames: list[dict[str, Any]] = []
+        self._asked: dict[str, str] = {}  # messageId -> the type of the frame sent with it, not yet answered
 
     @property
     def close_code(self) -> int | None:
@@ -245,6 +268,10 @@ class RawSocket:
 
     def send(self, frame: Mapping[str, Any] | str | bytes) -> None:
         payload = frame if isinstance(frame, (str, bytes)) else json.dumps(frame)
+        if isinstance(frame, Mapping):
+            self.harness.coverage.sent(frame.get("type"))
+            if isinstance(frame.get("messageId"), str) and isinstance(frame.get("type"), str):
+                self._asked[frame["messageId"]] = frame["type"]
         self.socket.write_message(payload, binary=isinstance(payload, bytes))
 
     async def read(self, timeout: float = WAIT_SECONDS) -> dict[str, Any] | None:
@@ -261,9 +288,20 @@ class RawSocket:
             frame = json.loads(message)
         except ValueError:
             raise CheckFailed("JSON frames (protocol.md 1)", message[:200]) from None
-        self.harness.check_frame(frame)
+        if self.harness.check_frame(frame):
+            self._answered(frame)
         self.frames.append(frame)
         return frame
+
+    def _answered(self, frame: dict[str, Any]) -> None:
+        """Record a conforming answer to a frame this socket sent (``welcome`` answers ``auth``)."""
+        data = frame.get("data", {})
+        asked = self._asked.pop(data.get("inReplyTo"), None) if isinstance(data.get("inReplyTo"), str) else None
+        if asked is None and frame.get("type") == "welcome":
+            asked = next((t for t in self._asked.values() if t == "auth"), None)
+            self._asked = {m: t for m, t in self._asked.items() if t != "auth"}
+        if asked is not None:
+            self.harness.coverage.answered(asked, str(frame.get("type")))
 
     async def read_type(self, frame_type: str, timeout: float = WAIT_SECONDS) -> dict[str, Any]:
         """Read on to the first frame of this type (frames before it are kept in ``frames``)."""
@@ -286,8 +324,9 @@ class RawSocket:
 
 class Harness:
     def __init__(self, servers: list[Server], spec: Spec, *, admin: tuple[str, str] | None = None,
-                 builder: tuple[str, str] | None = None):
+                 builder: tuple[str, str] | None = None, slow: bool = False):
         self.servers = servers
+        self.slow = slow  # --slow: wait out the server's own long deadlines (the heartbeat timeout)
         self.spec = spec
         self.admin_credentials = admin
         self.builder_credentials = builder
@@ -299,6 +338,7 @@ class Harness:
         self._refused: dict[tuple[int, str], VibeMuseError] = {}
         self.scope = SectionScope()
         self.key_servers = {server.name: server.base_url for server in servers}
+        self.coverage = Coverage(spec)
 
     # -- servers and texts ------------------------------------------------------------------
 
@@ -321,17 +361,34 @@ class Harness:
             raise Unreachable(f"{base_url}/api/versions: {error}") from None
         return Server(index, base_url.rstrip("/"), versions)
 
-    def check_frame(self, frame: Any) -> None:
-        """A frame read outside the SDK: its schema, or a violation of the current section."""
+    def check_frame(self, frame: Any) -> bool:
+        """A frame read outside the SDK: its schema (True), or a violation of the current section (False)."""
         try:
             self.spec.check_server_frame(frame)
+            return True
         except VibeMuseError as violation:
             self.scope.violations.append(str(violation))
+            return False
 
     def api(self, server: Server | None = None, token: str | None = None) -> HttpApi:
         api = HttpApi((server or self.server).base_url, self.spec, token=token, validate=True)
+        api.observer = self.coverage.called
         self.scope.apis.append(api)
         return api
+
+    async def raw_http(self, url: str, method: str, body: bytes | None, headers: dict[str, str]):
+        """One HTTP request as is (no SDK manners): its status, headers and decoded JSON body."""
+        response = await AsyncHTTPClient().fetch(HTTPRequest(url, method=method, body=body, headers=headers,
+                                                             request_timeout=20, allow_nonstandard_methods=True),
+                                                 raise_error=False)
+        if response.code == 599:
+            raise CheckFailed(f"an answer to {method} {url}", str(response.error))
+        self.coverage.called(method, urlsplit(url).path, response.code)
+        try:
+            decoded = json.loads(response.body) if response.body else None
+        except ValueError:
+            decoded = response.body[:200]
+        return response.code, response.headers, decoded
 
     # -- HTTP, paced ------------------------------------------------------------------------
 
@@ -389,6 +446,7 @@ class Harness:
                 session = await self.register(server, username, password)
                 self._accounts[key] = Account(server, session["user"]["username"], password, session["user"]["id"],
                                               session["accessToken"], session["user"]["role"], session["location"])
+            self.scope.accounts[id(self._accounts[key])] = self._accounts[key]
             return self._accounts[key]
 
     async def privileged(self, role: str) -> Account:
@@ -419,6 +477,7 @@ class Harness:
                 if account.role not in wanted:
                     raise CheckFailed(f"the --{role} account to have the role {' or '.join(wanted)}", account.role)
                 self._accounts[key] = account
+            self.scope.accounts[id(self._accounts[key])] = self._accounts[key]
             return self._accounts[key]
 
     def client(self, account: Account, **options: Any) -> Client:
@@ -427,6 +486,7 @@ class Harness:
         options.setdefault("key_servers", self.key_servers)
         client = Client(account.server.base_url, account.token, username=account.username,
                         password=account.password, spec_dir=str(self.spec.root), **options)
+        client.http.observer = self.coverage.called
         return client
 
     async def player(self, account: Account, *, wait_roster: bool = True, **options: Any) -> Player:
@@ -465,6 +525,50 @@ class Harness:
 
     def open_scope(self) -> None:
         self.scope = SectionScope()
+
+    def undo(self, callback: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``callback`` when the current section ends, however it ends (to put back what it changed)."""
+        self.scope.undo.append(callback)
+
+    async def login(self, account: Account) -> None:
+        """A new token for ``account`` (its tokens were revoked: a password change, a ban)."""
+        await self.pacer.take(account.server.base_url, "address", "login_address")
+        session = await self.http(self.api(account.server), "address", "POST", "/api/auth/login",
+                                  {"username": account.username, "password": account.password}, authenticated=False)
+        account.token = session["accessToken"]
+
+    async def tidy(self) -> list[str]:
+        """Put back what the current section changed, so that a section failing midway does not fail the
+        next ones: its ``undo`` callbacks, then each account it used back in a working session and in the
+        room it started in. What could not be put back."""
+        problems: list[str] = []
+        for callback in reversed(self.scope.undo):
+            try:
+                await asyncio.wait_for(callback(), WAIT_SECONDS * 2)
+            except Exception as error:
+                problems.append(f"{getattr(callback, '__name__', 'undo')}: {type(error).__name__} {error}")
+        for account in self.scope.accounts.values():
+            try:
+                await asyncio.wait_for(self._home(account), WAIT_SECONDS * 3)
+            except Exception as error:
+                problems.append(f"{account.username}: {type(error).__name__} {error}")
+        return problems
+
+    async def _home(self, account: Account) -> None:
+        api = self.api(account.server, token=account.token)
+        try:
+            me = await self.http(api, account.user_id, "GET", "/api/users/me")
+        except VibeMuseError as error:
+            if error.code not in ("invalid_token", "token_expired"):
+                raise
+            await self.login(account)
+            me = await self.http(self.api(account.server, token=account.token), account.user_id, "GET",
+                                 "/api/users/me")
+        if account.location and me.get("location") != account.location:
+            player = Player(self, account, self.client(account))
+            self.scope.players.append(player)
+            await player.start()
+            await player.ack("join_room", {"roomId": account.location})
 
     async def close_scope(self) -> list[str]:
         """Close what the section opened; the violations seen there."""

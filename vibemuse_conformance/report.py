@@ -45,13 +45,18 @@ def write_text(results: list[SectionResult], out: TextIO, *, verbose: bool = Fal
               f"{counts['skipped']} skipped ({counts['checks']} checks, {counts['checksFailed']} failed)\n")
 
 
-def as_json(results: list[SectionResult], servers: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"servers": servers, "totals": totals(results), "sections": [result.as_json() for result in results]}
+def as_json(results: list[SectionResult], servers: list[dict[str, Any]],
+            coverage: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = {"servers": servers, "totals": totals(results), "sections": [result.as_json() for result in results]}
+    if coverage is not None:
+        data["coverage"] = coverage
+    return data
 
 
-def write_json(results: list[SectionResult], servers: list[dict[str, Any]], path: str) -> None:
+def write_json(results: list[SectionResult], servers: list[dict[str, Any]], path: str,
+               coverage: dict[str, Any] | None = None) -> None:
     with open(path, "w", encoding="utf-8") as out:
-        json.dump(as_json(results, servers), out, indent=2, ensure_ascii=False)
+        json.dump(as_json(results, servers, coverage), out, indent=2, ensure_ascii=False)
         out.write("\n")
 
 

@@ -2,6 +2,7 @@
 in the order they run (the order of the imports below)."""
 
 from vibemuse_conformance.sections import session  # isort: skip
+from vibemuse_conformance.sections import timeouts  # isort: skip
 from vibemuse_conformance.sections import rooms  # isort: skip
 from vibemuse_conformance.sections import pages  # isort: skip
 from vibemuse_conformance.sections import channels  # isort: skip
@@ -9,4 +10,4 @@ from vibemuse_conformance.sections import streams  # isort: skip
 from vibemuse_conformance.sections import limits  # isort: skip
 from vibemuse_conformance.sections import federation  # isort: skip
 
-MODULES = (session, rooms, pages, channels, streams, limits, federation)
+MODULES = (session, timeouts, rooms, pages, channels, streams, limits, federation)

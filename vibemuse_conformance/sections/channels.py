@@ -79,6 +79,23 @@ async def channels(run: SectionRun) -> None:
         c.equal(detail.get("membership", {}).get("alias"), "cfb", "the detail's membership.alias")
         found = await b.http("GET", "/api/communication/channels", query={"q": name.lower()})
         c.expect(channel_id in [ch["id"] for ch in found["channels"]], "the channel found by q", found)
+    async with run.check("a report about a channel's message: its owner lists and resolves it (17.5)") as c:
+        reported = events[0]
+        created = await a.http("POST", "/api/messages/" + path_segment(reported) + "/report",
+                               {"reason": "conformance " + harness.run_id})
+        report_id = created.get("id")
+        c.expect(isinstance(report_id, int), "201 with the report's id", created)
+        listing = await a.http("GET", "/api/reports", query={"status": "open", "limit": 100})
+        mine = [r for r in listing["reports"] if r["id"] == report_id]
+        c.expect(mine, "the report among the owner's open reports", listing)
+        c.equal((mine[0]["eventId"], mine[0].get("channelId"), mine[0]["reporter"], mine[0]["status"]),
+                (reported, channel_id, a.user_id, "open"), "eventId, channelId, reporter, status")
+        await b.http_refused("GET", "/api/reports", "forbidden")
+        await b.http_refused("POST", f"/api/reports/{report_id}/resolve", "forbidden", {"resolution": "mine"})
+        resolved = await a.http("POST", f"/api/reports/{report_id}/resolve", {"resolution": "looked at it"})
+        c.equal((resolved.get("status"), resolved.get("resolution"), resolved.get("resolvedBy")),
+                ("resolved", "looked at it", a.user_id), "status, resolution, resolvedBy")
+        await a.http_refused("POST", "/api/reports/999999999/resolve", "unknown_report", {"resolution": "x"})
     async with run.check("mute: the target is refused with muted; unmute lets them speak") as c:
         mark_a, mark_b = a.mark(), b.mark()
         await moderate({"action": "mute", "user": b.user_id, "durationSeconds": 600, "reason": "testing"})
@@ -149,5 +166,6 @@ async def channels(run: SectionRun) -> None:
         await a.ack("channel_moderate", {"channelId": secret, "action": "invite", "user": b.user_id})
         await notice(c, [b], [mark_b], f"<{secret}> {name_a} has invited {name_b}.")
         await b.ack("join_channel", {"channelId": secret})
-        await b.ack("leave_channel", {"channelId": secret})
+        left = await b.http("DELETE", secret_path)
+        c.expect(isinstance(left.get("eventId"), str), "DELETE answers the leave's eventId", left)
         await b.refused("join_channel", {"channelId": secret}, "unknown_channel")

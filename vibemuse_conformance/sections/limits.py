@@ -8,7 +8,7 @@ import json
 
 from vibemuse_conformance.harness import HandshakeRefused
 from vibemuse_conformance.runner import CheckFailed, SectionRun, Skip, section
-from vibemuse_conformance.sections.session import error_code, raw_http
+from vibemuse_conformance.sections.session import error_code
 
 MAX_BYTES_SENT = 4 << 20  # the suite does not send more than this to prove a size limit
 PING_FLOOD = 150  # pings sent at once to find the queries limit
@@ -52,7 +52,7 @@ async def limits(run: SectionRun) -> None:
         if published.max_http_body_bytes > MAX_BYTES_SENT:
             raise Skip(f"maxHttpBodyBytes {published.max_http_body_bytes} is more than the suite sends")
         body = json.dumps({"username": "x", "password": "y" * published.max_http_body_bytes}).encode()
-        status, _, answer = await raw_http(server.base_url + "/api/auth/login", "POST", body,
+        status, _, answer = await harness.raw_http(server.base_url + "/api/auth/login", "POST", body,
                                            {"Content-Type": "application/json"})
         c.equal((status, error_code(run, answer)), (413, "payload_too_large"), "status and code")
     async with run.check("one socket over limits.maxConnectionsPerUser: HTTP 429 too_many_connections") as c:

@@ -87,6 +87,7 @@ async def pages(run: SectionRun) -> None:
                                     "too_many_recipients")
             c.equal(error.details.get("maxRecipients"), most, "details.maxRecipients")
     async with run.check("haven: pages refused with not_accepting_pages and the haven message") as c:
+        harness.undo(lambda: b.ack("set_haven", {"haven": False}))
         await b.ack("set_haven", {"haven": True, "message": "Writing " + harness.run_id})
         error = await a.refused("page", {"to": [name_b], "text": harness.text("knock")}, "not_accepting_pages")
         c.equal(error.message, f"{name_b} is not accepting pages: Writing {harness.run_id}", "the message")
@@ -95,6 +96,7 @@ async def pages(run: SectionRun) -> None:
         _, ack = await paged(c, a, b, {"to": [name_b], "text": harness.text("after haven")})
         sent.append(ack["eventId"])
     async with run.check("blocks: the blocked get not_accepting_pages, the blocker you_blocked") as c:
+        harness.undo(lambda: b.ack("block", {"user": a.user_id, "blocked": False}))
         await b.ack("block", {"user": a.user_id, "blocked": True})
         error = await a.refused("page", {"to": [name_b], "text": harness.text("hello?")}, "not_accepting_pages")
         c.equal(error.message, f"{name_b} is not accepting your pages.", "the message (no word of the block)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vibemuse_client.http import path_segment
 from vibemuse_conformance.harness import Player
 from vibemuse_conformance.runner import Check, SectionRun, Skip, section
 
@@ -109,6 +110,48 @@ async def speech(run: SectionRun) -> None:
         await a.barrier()
         await b.barrier()
         c.equal(b.frames_since(mark_b, "message"), [], "message frames at the listener")
+
+
+@section("emit", "protocol.md 14.1-14.3 emit (builders and admins)", features=("room_chat",), builder=True)
+async def emit(run: SectionRun) -> None:
+    harness = run.harness
+    builder = await harness.player(await harness.privileged("builder"))
+    [a] = await harness.players("a")
+    if builder.account.location != a.account.location:
+        await builder.ack("join_room", {"roomId": a.account.location})
+    async with run.check("emit: the text alone to the room, for everyone and the emitter (14.3)") as c:
+        text = harness.text("The lights flicker.")
+        event, _ = await spoken(c, builder, a, "emit", {"text": text})
+        content = event.get("content", {})
+        c.equal((content.get("kind"), content.get("body"), content.get("speaker")),
+                ("emit", text, builder.account.username), "kind, body, speaker")
+        lines(c, event, text, text)
+    async with run.check("\\text and @emit text are emit; roomId of another room: not_in_room") as c:
+        for line in ("\\" + harness.text("A cold wind."), "@emit " + harness.text("Thunder.")):
+            mark_a = a.mark()
+            answer = await builder.send("command", {"line": line})
+            c.equal(answer.type, "ack", f"the answer to {line!r}")
+            heard = event_of(await a.wait_event(answer.data["eventId"], "message", after=mark_a))
+            c.equal((heard["content"].get("kind"), heard["content"].get("rendered")),
+                    ("emit", line.split(" ", 1)[1] if line.startswith("@") else line[1:]), "kind and rendered")
+        await builder.refused("emit", {"text": harness.text("lost"), "roomId": "!" + "E" * 16 + ":" + harness.server.name},
+                              "not_in_room")
+    async with run.check("a player may not: forbidden, with the spec's message; the room hears nothing") as c:
+        mark_builder = builder.mark()
+        error = await a.refused("emit", {"text": harness.text("me too")}, "forbidden")
+        c.equal(error.message, "Only builders and admins can @emit.", "the message")
+        await a.barrier()
+        await builder.barrier()
+        c.equal(builder.frames_since(mark_builder, "message"), [], "message frames in the room")
+    async with run.check("spam offenders (18.2): builders list them and lift mutes; players may not") as c:
+        api = harness.api(token=builder.account.token)
+        offenders = await harness.http(api, builder.user_id, "GET", "/api/admin/spam")
+        c.expect(isinstance(offenders.get("offenders"), list), "offenders", offenders)
+        lifted = await harness.http(api, builder.user_id, "POST",
+                                    "/api/admin/spam/" + path_segment(a.user_id) + "/unmute")
+        c.equal((lifted.get("userId"), lifted.get("lifted")), (a.user_id, False), "userId and lifted (no mute)")
+        await a.http_refused("GET", "/api/admin/spam", "forbidden")
+        await a.http_refused("POST", "/api/admin/spam/" + path_segment(a.user_id) + "/unmute", "forbidden")
 
 
 @section("commands", "protocol.md 14.2 MUSH command lines", features=("room_chat",))
@@ -269,7 +312,7 @@ async def presence(run: SectionRun) -> None:
         c.equal(back.data.get("status"), "online", "status after set_presence online")
     async with run.check("typing: the others get it with timeoutMs, the typist does not") as c:
         mark_a, mark_b = a.mark(), b.mark()
-        await a.client.send("typing", {"typing": True})
+        await a.notify("typing", {"typing": True})
         typing = await b.wait_type("typing", after=mark_b)
         c.equal((typing.data.get("userId"), typing.data.get("typing"), typing.data.get("roomId")),
                 (a.user_id, True, a.account.location), "userId, typing, roomId")
@@ -277,13 +320,13 @@ async def presence(run: SectionRun) -> None:
         await a.barrier()
         c.equal(a.frames_since(mark_a, "typing"), [], "typing frames at the typist")
         mark_b = b.mark()
-        await a.client.send("typing", {"typing": False})
+        await a.notify("typing", {"typing": False})
         stopped = await b.wait_type("typing", after=mark_b)
         c.equal(stopped.data.get("typing"), False, "typing after typing: false")
     async with run.check("typing in another room: not_in_room") as c:
         mark_a = a.mark()
         message_id = "typing-" + harness.run_id
-        await a.client.send("typing", {"typing": True, "roomId": "!" + "T" * 16 + ":" + harness.server.name},
+        await a.notify("typing", {"typing": True, "roomId": "!" + "T" * 16 + ":" + harness.server.name},
                             message_id=message_id)
         error = await a.wait_type("error", after=mark_a, where=lambda f: f.in_reply_to == message_id)
         c.equal(error.data.get("code"), "not_in_room", "the code")

@@ -5,27 +5,11 @@ from __future__ import annotations
 import json
 import re
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-
 from vibemuse_conformance.harness import HandshakeRefused
 from vibemuse_conformance.runner import CheckFailed, SectionRun, Skip, section
 
 USER_ID = re.compile(r"^@[a-z][a-z0-9_.\-]{1,31}:.+$")
 ROOM_ID = re.compile(r"^![A-Za-z0-9]{16}:.+$")
-
-
-async def raw_http(url: str, method: str, body: bytes | None, headers: dict[str, str]):
-    """One HTTP request as is (no SDK manners): its status, headers and decoded JSON body."""
-    response = await AsyncHTTPClient().fetch(HTTPRequest(url, method=method, body=body, headers=headers,
-                                                         request_timeout=20, allow_nonstandard_methods=True),
-                                             raise_error=False)
-    if response.code == 599:
-        raise CheckFailed(f"an answer to {method} {url}", str(response.error))
-    try:
-        decoded = json.loads(response.body) if response.body else None
-    except ValueError:
-        decoded = response.body[:200]
-    return response.code, response.headers, decoded
 
 
 def error_code(run: SectionRun, body) -> str | None:
@@ -42,7 +26,7 @@ async def versions(run: SectionRun) -> None:
                  server.versions.subprotocols)
         c.expect("v1" in server.versions.features, "features of v1", dict(server.versions.features))
     async with run.check("the answer carries Cache-Control: no-store and an X-Request-Id") as c:
-        status, headers, body = await raw_http(server.base_url + "/api/versions", "GET", None, {})
+        status, headers, body = await run.harness.raw_http(server.base_url + "/api/versions", "GET", None, {})
         c.equal(status, 200, "the status")
         c.expect("no-store" in headers.get("Cache-Control", ""), "Cache-Control: no-store",
                  headers.get("Cache-Control"))
@@ -51,10 +35,10 @@ async def versions(run: SectionRun) -> None:
         keys = await run.harness.api().server_keys()
         c.equal(keys.get("server_name"), server.name, "server_name")
     async with run.check("a path outside the protocol is 404 not_found") as c:
-        status, _, body = await raw_http(server.base_url + f"/api/no-such-path-{run.harness.run_id}", "GET", None, {})
+        status, _, body = await run.harness.raw_http(server.base_url + f"/api/no-such-path-{run.harness.run_id}", "GET", None, {})
         c.equal((status, error_code(run, body)), (404, "not_found"), "status and code")
     async with run.check("a method not listed for a path is 405 method_not_allowed") as c:
-        status, _, body = await raw_http(server.base_url + "/api/versions", "DELETE", None, {})
+        status, _, body = await run.harness.raw_http(server.base_url + "/api/versions", "DELETE", None, {})
         c.equal((status, error_code(run, body)), (405, "method_not_allowed"), "status and code")
 
 
@@ -98,13 +82,13 @@ async def accounts(run: SectionRun) -> None:
         await harness.http_refused(harness.api(token="vmt_" + "A" * 43), "address", "GET", "/api/users/me",
                                    "invalid_token")
     async with run.check("a body not labelled application/json is 415 unsupported_media_type") as c:
-        status, _, body = await raw_http(server.base_url + "/api/auth/login", "POST",
+        status, _, body = await run.harness.raw_http(server.base_url + "/api/auth/login", "POST",
                                          json.dumps({"username": "x", "password": "y"}).encode(),
                                          {"Content-Type": "text/plain"})
         c.equal((status, error_code(run, body)), (415, "unsupported_media_type"), "status and code")
     async with run.check("a body that is not JSON is 400 bad_json") as c:
         await harness.pacer.take(server.base_url, "address", "login_address")
-        status, _, body = await raw_http(server.base_url + "/api/auth/login", "POST", b"{not json",
+        status, _, body = await run.harness.raw_http(server.base_url + "/api/auth/login", "POST", b"{not json",
                                          {"Content-Type": "application/json"})
         c.equal((status, error_code(run, body)), (400, "bad_json"), "status and code")
     async with run.check("logout revokes that token only, and closes its sockets with 4003") as c:
@@ -117,6 +101,28 @@ async def accounts(run: SectionRun) -> None:
                                    "invalid_token")
         me = await harness.api(token=account.token).me()
         c.equal(me["user"]["id"], account.user_id, "the other token still working")
+    async with run.check("a password change (18.5): a new session; every old token revoked, its sockets closed "
+                         "with 4003") as c:
+        api = harness.api(token=account.token)
+        await harness.pacer.take(server.base_url, "address", "login_address")
+        await harness.http_refused(api, account.user_id, "POST", "/api/auth/password", "invalid_credentials",
+                                   {"currentPassword": "not-" + account.password, "newPassword": harness.password()})
+        await harness.pacer.take(server.base_url, "address", "login_address")
+        await harness.http_refused(api, account.user_id, "POST", "/api/auth/password", "weak_password",
+                                   {"currentPassword": account.password,
+                                    "newPassword": "Zq9-" + account.username.upper() + "-x"})
+        raw = await harness.raw(token=account.token)
+        await raw.read_type("welcome")
+        old_token, new_password = account.token, harness.password()
+        await harness.pacer.take(server.base_url, "address", "login_address")
+        session = await harness.http(api, account.user_id, "POST", "/api/auth/password",
+                                     {"currentPassword": account.password, "newPassword": new_password})
+        account.password, account.token = new_password, session["accessToken"]
+        c.equal(session["user"]["id"], account.user_id, "the new session's user")
+        c.equal(await raw.closed(), 4003, "the close code of the old token's socket")
+        await harness.http_refused(harness.api(token=old_token), "address", "GET", "/api/users/me", "invalid_token")
+        me = await harness.api(token=account.token).me()
+        c.equal(me["user"]["id"], account.user_id, "the new token working")
 
 
 @section("handshake", "protocol.md 5.1-5.3 handshake and authentication")
@@ -160,7 +166,7 @@ async def handshake(run: SectionRun) -> None:
             c.expect("vibemuse.v1" in refusal.details.get("supported", []), "vibemuse.v1 in details.supported",
                      refusal.details)
     async with run.check("a request to /api/ws that is no upgrade is HTTP 400 invalid_request") as c:
-        status, _, body = await raw_http(server.base_url + "/api/ws", "GET", None, {})
+        status, _, body = await run.harness.raw_http(server.base_url + "/api/ws", "GET", None, {})
         c.equal((status, error_code(run, body)), (400, "invalid_request"), "status and code")
     if not server.has("frame_auth"):
         raise Skip("frame auth: not offered by the server: frame_auth")

@@ -297,12 +297,16 @@ async def announcements(run: SectionRun) -> None:
         await a.http_refused("POST", "/api/announcements", "forbidden", {"text": harness.text("me too")})
 
 
+async def admin_and_target(harness, tag: str):
+    """The --admin account, an API with its token, and the run's account ``tag`` to act on."""
+    admin_account = await harness.privileged("admin")
+    return admin_account, harness.api(token=admin_account.token), await harness.account(tag)
+
+
 @section("admin", "protocol.md 20.3 admins: sessions and kick", admin=True)
 async def admin_sessions(run: SectionRun) -> None:
     harness = run.harness
-    admin_account = await harness.privileged("admin")
-    api = harness.api(token=admin_account.token)
-    target = await harness.account("b")
+    admin_account, api, target = await admin_and_target(harness, "b")
     raw = await harness.raw(token=target.token)
     welcome = await raw.read_type("welcome")
     async with run.check("GET /api/admin/sessions lists the user's socket by its connectionId") as c:
@@ -319,3 +323,67 @@ async def admin_sessions(run: SectionRun) -> None:
                                     "/api/admin/users/" + path_segment(target.user_id) + "/kick", {"reason": "test"})
         c.expect(result, "an answer", result)
         c.equal(await raw.closed(), 4010, "the close code")
+
+
+@section("roles", "protocol.md 12, 18.8, 20.3 admins: roles, bans, the federation outbox", admin=True)
+async def roles_and_bans(run: SectionRun) -> None:
+    harness = run.harness
+    admin_account, api, target = await admin_and_target(harness, "c")
+    user_path = "/api/admin/users/" + path_segment(target.user_id)
+
+    async def admin_http(method: str, path: str, body=None, **options):
+        return await harness.http(api, admin_account.user_id, method, path, body, **options)
+
+    async def put_back() -> None:  # whatever happened: a player again, not banned, with a working token
+        await admin_http("DELETE", user_path + "/ban")
+        await admin_http("PUT", user_path + "/role", {"role": "player"})
+
+    harness.undo(put_back)
+    player = await harness.player(target)
+    async with run.check("PUT role builder: in force from the session's next frame (emit); back to player") as c:
+        result = await admin_http("PUT", user_path + "/role", {"role": "builder"})
+        c.equal((result["user"]["id"], result["user"].get("role")), (target.user_id, "builder"), "user.id and role")
+        c.expect(result.get("sessions", 0) >= 1, "the open session counted", result)
+        await player.ack("emit", {"text": harness.text("now I build")})
+        await admin_http("PUT", user_path + "/role", {"role": "player"})
+        await player.refused("emit", {"text": harness.text("no more")}, "forbidden")
+    async with run.check("roles: not one's own (forbidden), not by a player (forbidden), unknown_user") as c:
+        await harness.http_refused(api, admin_account.user_id, "PUT",
+                                   "/api/admin/users/" + path_segment(admin_account.user_id) + "/role", "forbidden",
+                                   {"role": "player"})
+        await player.http_refused("PUT", user_path + "/role", "forbidden", {"role": "admin"})
+        await harness.http_refused(api, admin_account.user_id, "PUT",
+                                   "/api/admin/users/nobody" + harness.run_id + "/role", "unknown_user",
+                                   {"role": "builder"})
+    async with run.check("ban: the sessions close with 4011, login is account_banned; unban lets them in") as c:
+        reason = "conformance " + harness.run_id
+        await player.close()
+        raw = await harness.raw(token=target.token)
+        await raw.read_type("roster")
+        ban = await admin_http("POST", user_path + "/ban", {"reason": reason})
+        c.equal((ban.get("userId"), ban.get("banned"), ban.get("reason")), (target.user_id, True, reason),
+                "userId, banned, reason")
+        c.expect(ban.get("closed", 0) >= 1, "the open session closed", ban)
+        c.equal(await raw.closed(), 4011, "the close code (BANNED)")
+        await harness.pacer.take(harness.server.base_url, "address", "login_address")
+        error = await harness.http_refused(harness.api(), "address", "POST", "/api/auth/login", "account_banned",
+                                           {"username": target.username, "password": target.password},
+                                           authenticated=False)
+        c.equal((error.status, error.details.get("reason")), (403, reason), "the status and details.reason")
+        lifted = await admin_http("DELETE", user_path + "/ban")
+        c.equal((lifted.get("banned"), lifted.get("closed")), (False, 0), "banned and closed after DELETE")
+        await harness.login(target)
+        me = await harness.api(token=target.token).me()
+        c.equal(me["user"]["id"], target.user_id, "the user, logged in again")
+        await harness.http_refused(api, admin_account.user_id, "POST",
+                                   "/api/admin/users/" + path_segment(admin_account.user_id) + "/ban", "forbidden", {})
+    async with run.check("the federation outbox (18.8) and a server's leave (federation.md 10.6): admins only") as c:
+        queues = await admin_http("GET", "/api/admin/federation")
+        c.expect(isinstance(queues.get("destinations"), list), "destinations", queues)
+        player_api = harness.api(token=target.token)
+        await harness.http_refused(player_api, target.user_id, "GET", "/api/admin/federation", "forbidden")
+        local = path_segment(f"#nochannel{harness.run_id}:{harness.server.name}")
+        await harness.http_refused(api, admin_account.user_id, "POST", f"/api/admin/channels/{local}/leave",
+                                   "unknown_channel")
+        await harness.http_refused(player_api, target.user_id, "POST", f"/api/admin/channels/{local}/leave",
+                                   "forbidden")
