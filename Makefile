@@ -23,8 +23,12 @@ TELNET_PORT ?= 4202
 serve: $(STAMP)
 	$(BIN)/vibemuse serve --telnet-port $(TELNET_PORT) $(ARGS)
 
+# The suite runs on one worker per core (pytest-xdist), a test file per worker at a time:
+# most tests wait on sockets and processes, not on the CPU. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Rewrite the generated parts of spec/: the examples, errors.json, and the
 # summary tables of protocol.md (the tests fail while any of them is stale).

@@ -41,6 +41,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-tornado>=0.8.1",
+            "pytest-xdist>=3.5,<4",  # make test: one worker per core
             "hypothesis>=6.100",
             "signedjson>=1.1.4",
             "canonicaljson>=2.0",
