@@ -25,9 +25,9 @@ from vibemuse_client.spec import Spec
 
 SUBPROTOCOL = "vibemuse.v1"
 # Closes after which reconnecting as is would not help (protocol.md 5.6): a new token
-# first (4002 auth failed, 4006 expired), never after a logout (4003), or close another
-# socket first (4005).
-TERMINAL_CLOSES = frozenset({4002, 4003, 4005, 4006})
+# first (4002 auth failed, 4006 expired), never after a logout (4003) or a ban (4011),
+# or close another socket first (4005).
+TERMINAL_CLOSES = frozenset({4002, 4003, 4005, 4006, 4011})
 
 
 def ws_url(base_url: str) -> str:

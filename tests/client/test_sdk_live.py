@@ -120,6 +120,18 @@ async def test_signatures_of_real_events_verify_and_a_tampered_one_does_not(serv
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_ban_ends_the_session_without_reconnecting_even_with_the_password(served):
+    root, alice = await served.player("Root"), await served.player("Alice")
+    await served.set_role(root, "admin")
+    await root.http.request("POST", f"/api/admin/users/{alice.session.user.id}/ban", {"reason": "Spam."})
+    with pytest.raises(SessionEnded) as ended:
+        await frame_where(alice, lambda frame: False)
+    assert (ended.value.close_code, ended.value.code) == (4011, "banned")  # protocol.md 5.6, 7
+    assert alice.reconnects == 0  # it had the password, and would have been refused account_banned
+    await alice.close()
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_logout_ends_the_session_without_reconnecting(served):
     alice = await served.player("Alice")
     await alice.http.logout()  # every socket of that token is closed with 4003

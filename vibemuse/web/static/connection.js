@@ -15,11 +15,12 @@
 // An unexpected close reconnects with exponential backoff and jitter, reset
 // by each `welcome`; while the browser reports itself offline it waits for
 // the `online` event instead. 4002, 4003 and 4006 mean the token is gone
-// (log in again) and 4005 that the user has too many sockets: no reconnect.
+// (log in again), 4011 that the account is banned (its tokens are gone too)
+// and 4005 that the user has too many sockets: no reconnect.
 // Browsers cannot see WebSocket pings, so the client sends `ping` frames
 // and drops a socket that has been silent for too long.
 
-const STOP_CODES = new Set([4002, 4003, 4006]);
+const STOP_CODES = new Set([4002, 4003, 4006, 4011]);
 const PING_EVERY_MS = 20000;
 const SILENT_FOR_MS = 50000;
 const BACKOFF_FIRST_MS = 500;
