@@ -532,7 +532,8 @@ class Run:
             "lost": sum(p["missing"] for p in finished) if page else copies - delivered,
             "sockets_missing": sum(p["sockets_missing"] for p in finished),
             "duplicates": sum(p["duplicates"] for p in finished),
-            "closed": {str(code): n for p in finished for code, n in p["closed"].items()},
+            "closed": {str(code): sum(p["closed"].get(code, 0) for p in finished)
+                       for code in sorted({code for p in finished for code in p["closed"]})},
             "lat_ms": {name: round(percentile(lat, q) / 1000, 1)
                        for name, q in (("p50", .5), ("p90", .9), ("p99", .99), ("max", 1.0))},
             # per message: first copy's latency (the server's work before the fan-out loop) and the

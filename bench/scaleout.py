@@ -11,7 +11,8 @@ server run as several processes of one server, as README "Scale-out" says:
   ``--redis-url`` with a ``bus_channel`` of the run's own;
 - one account per socket, made before the server starts with the project's
   own ``AccountService`` and the cheapest scrypt (``connect_storm``'s
-  ``_make_accounts``; the sockets authenticate with access tokens);
+  ``_make_accounts``; the sockets authenticate with access tokens); the abuse
+  limits lifted (``lifted_limits``), the spam rules' windows 1 s;
 - the layouts (``LAYOUTS``): ``vibemuse serve`` alone (no bus: the one-process
   floor), ``vibemuse serve`` with the bus, ``vibemuse serve --workers N``
   (N processes on one port, ``SO_REUSEPORT``: the kernel picks each socket's
@@ -20,7 +21,8 @@ server run as several processes of one server, as README "Scale-out" says:
   speaker's socket is on one process and every listener on the other.
 
 Server CPU is the sum of every process's utime + stime (``/proc``) over the
-measured window; per process too. Copies/s is what was delivered from the
+measured window; per process too, and the busiest process's CPU per message
+(``ms/msg``: its share of one message's fan-out on a core of its own). Copies/s is what was delivered from the
 first measured send to the last copy received. Client CPU is printed, since
 the load generator shares the machine's cores with the server.
 
@@ -31,7 +33,8 @@ times interleaved:
   bus, 2 and 3 workers: CPU per copy, and the bus's cost per copy against one
   process without it;
 - ``capacity``: the same layouts offered more than they can take (1000 x 150
-  msg/s x 4 s): copies/s sustained;
+  msg/s x 4 s, from 10 speaker sockets: one socket's frames are handled one
+  at a time): copies/s sustained;
 - ``cross``: two processes on two ports, 1000 x 20 msg/s: speaker and
   listeners on the same process, then the speaker on the other process (every
   copy crosses the bus);
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import subprocess
@@ -88,9 +92,9 @@ LAYOUTS = {
               Layout("2 ports: speaker on A, listeners on B", 2, ports=True, speaker_on=0, listeners_on=1)],
     "big": [ONE_NO_BUS, Layout("--workers 2", 2), Layout("--workers 3", 3)],
 }
-# clients, msg/s, seconds, drain timeout
-LOADS = {"load": (1000, 20, 10, 20), "capacity": (1000, 150, 4, 90), "cross": (1000, 20, 10, 20),
-         "big": (10000, 2, 10, 60)}
+# clients, msg/s, seconds, drain timeout, speakers
+LOADS = {"load": (1000, 20, 10, 20, 1), "capacity": (1000, 150, 4, 90, 10), "cross": (1000, 20, 10, 20, 1),
+         "big": (10000, 2, 10, 60, 1)}
 
 
 def children(pid: int) -> list[int]:
@@ -172,6 +176,9 @@ class ScaleRun(Run):
         env = dict(os.environ, VIBEMUSE_DATABASE_URL=self.schema.url, VIBEMUSE_FEDERATION="false",
                    VIBEMUSE_MAX_CONNECTIONS_PER_USER="2", VIBEMUSE_LOG_LEVEL=args.server_log_level)
         env.update(lifted_limits(self.sockets() + self.speakers))
+        # the spam rules scan the speaker's messages of the last window on each message: with the thresholds
+        # lifted, a 60 s window at 150 msg/s is 9,000 entries a message (a user that fast is muted long before)
+        env.update(VIBEMUSE_SPAM_FLOOD_WINDOW_SECONDS="1", VIBEMUSE_SPAM_REPEAT_WINDOW_SECONDS="1")
         if layout.bus:
             env.update(VIBEMUSE_BUS_URL=args.redis_url, VIBEMUSE_BUS_CHANNEL="bench-scaleout:" + secrets.token_hex(6))
         workers = [] if layout.ports or layout.processes == 1 else ["--workers", str(layout.processes)]
@@ -261,22 +268,30 @@ class ScaleRun(Run):
         return result
 
 
+def busiest_ms(r: dict[str, Any]) -> float:
+    """CPU milliseconds per message of the busiest process: how long its share of one message's fan-out
+    takes on a core of its own (on a shared machine the wall time is longer)."""
+    return 10 * max(r["cpu_pct_per_process"]) * r["window_s"] / r["messages"] if r["messages"] else 0.0
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
     print()
     print(f"{'layout':<40}{'clients':>8}{'msg/s':>6}{'p50 ms':>8}{'p90':>7}{'p99':>7}{'max':>8}{'lost':>6}"
-          f"{'copies/s':>9}{'srv CPU':>8}{'µs/copy':>8}{'clients':>8}  CPU per process, sockets   load")
+          f"{'copies/s':>9}{'srv CPU':>8}{'µs/copy':>8}{'ms/msg':>7}{'clients':>8}  CPU per process, sockets   load")
     for r in results:
         lat = r["lat_ms"]
         print(f"{r['layout']:<40}{r['clients']:>8}{r['rate']:>6g}{lat['p50']:>8.1f}{lat['p90']:>7.1f}{lat['p99']:>7.1f}"
               f"{lat['max']:>8.1f}{r['lost']:>6}{r['copies_per_s'] or 0:>9}{r['server_cpu_pct']:>7.0f}%"
-              f"{r['us_per_copy']:>8.1f}{r['client_cpu_pct']:>7.0f}%  "
+              f"{r['us_per_copy']:>8.1f}{busiest_ms(r):>7.1f}{r['client_cpu_pct']:>7.0f}%  "
               f"{'/'.join(f'{c:.0f}%' for c in r['cpu_pct_per_process'])}, "
               f"{'/'.join(str(s) for s in r['sockets_per_process'])}   {r['load_avg'][0]}-{r['load_avg'][1]}")
     for round_ in sorted({r["round"] for r in results}):
         rows = [r for r in results if r["round"] == round_]
         base = rows[0]
         ratios = [f"{r['layout']}: µs/copy x{r['us_per_copy'] / base['us_per_copy']:.2f} "
-                  f"({r['us_per_copy'] - base['us_per_copy']:+.1f} µs), copies/s "
+                  f"({r['us_per_copy'] - base['us_per_copy']:+.1f} µs; "
+                  f"{1000 * (r['server_cpu_s'] / r['messages'] - base['server_cpu_s'] / base['messages']):+.2f} "
+                  f"ms CPU per message), copies/s "
                   f"x{(r['copies_per_s'] or 0) / (base['copies_per_s'] or 1):.2f}, p99 "
                   f"x{r['lat_ms']['p99'] / base['lat_ms']['p99']:.2f}" for r in rows[1:]]
         if ratios:
@@ -299,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, help="messages per second (default: the part's)")
     parser.add_argument("--seconds", type=float, help="measured sending time (default: the part's)")
     parser.add_argument("--drain-timeout", type=float, help="seconds to wait for the last copies")
+    parser.add_argument("--speakers", type=int, help="speaker sockets (one account each), taking turns "
+                                                    "(default: the part's; several lift the one-at-a-time "
+                                                    "handling of one socket's frames)")
     parser.add_argument("--repeat", type=int, default=1, help="run the layouts this many times, interleaved")
     parser.add_argument("--client-procs", type=int, default=3, help="listener client processes (default 3)")
     parser.add_argument("--connect-timeout", type=float, default=300)
@@ -309,8 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="hard limit for the whole invocation, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the data folders and server logs")
     parser.add_argument("--json", action="store_true", help="print one JSON object per run")
+    parser.add_argument("--table", metavar="FILE", nargs="+", help="run nothing: print the table of the JSON lines "
+                                                                  "of earlier runs (--json output)")
     args = parser.parse_args(argv)
-    clients, rate, seconds, drain = LOADS[args.part]
+    if args.table:
+        print_table([json.loads(line) for name in args.table for line in open(name) if line.startswith("{")])
+        return 0
+    clients, rate, seconds, drain, speakers = LOADS[args.part]
+    args.speakers = args.speakers or speakers
     args.clients = args.clients or clients
     args.rate = args.rate or rate
     args.seconds = args.seconds or seconds
@@ -319,10 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     layouts = [layout for layout in LAYOUTS[args.part] if layout.ports or layout.processes in counts]
     if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.rate <= 1000 or not 0 < args.seconds <= 120:
         parser.error(f"--clients 1..{MAX_CLIENTS}, --rate 0..1000, --seconds 0..120")
-    if not 1 <= args.repeat <= 5 or not 1 <= args.client_procs <= 16 or not layouts:
-        parser.error("--repeat 1..5, --client-procs 1..16, and at least one layout")
+    if not 1 <= args.repeat <= 5 or not 1 <= args.client_procs <= 16 or not 1 <= args.speakers <= 100 or not layouts:
+        parser.error("--repeat 1..5, --client-procs 1..16, --speakers 1..100, and at least one layout")
     # what fanout_run.Run reads: the room scenario, one account per socket, no probes
-    vars(args).update(scenario="room", rooms=1, channel_id="bench", pairs=0, speakers=1, workers=args.client_procs,
+    vars(args).update(scenario="room", rooms=1, channel_id="bench", pairs=0, workers=args.client_procs,
                       per_user=1, register_threads=1, verify_every=500, profile=None, profile_phase="measure",
                       profile_format="raw", series=None, gc_log=False, experiment=[], mem_trace=None)
     fds = raise_fd_limit()
