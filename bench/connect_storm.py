@@ -49,13 +49,15 @@ from connect_storm_client import worker  # noqa: E402
 SERVER_NAME = "bench.localhost"
 
 
-async def _make_accounts(data_dir: Path, count: int) -> list[str]:
-    """``count`` players and one admin (the herald, last): their access tokens."""
+async def _make_accounts(data_dir: Path, count: int, database_url: str = "") -> list[str]:
+    """``count`` players and one admin (the herald, last): their access tokens (``database_url``: empty for
+    SQLite in ``data_dir``)."""
     from vibemuse.app import VibeMuseServer
     from vibemuse.config import Config
     from vibemuse.services.passwords import PasswordHasher
 
-    server = await VibeMuseServer.create(Config(data_dir=str(data_dir), server_name=SERVER_NAME),
+    server = await VibeMuseServer.create(Config(data_dir=str(data_dir), server_name=SERVER_NAME,
+                                                database_url=database_url),
                                          hasher=PasswordHasher(log_n=1))
     accounts = server.context.accounts
     tokens: list[str] = []
@@ -69,13 +71,13 @@ async def _make_accounts(data_dir: Path, count: int) -> list[str]:
     return tokens + [herald.access_token]
 
 
-def make_accounts(data_dir: Path, count: int) -> tuple[list[str], str]:
+def make_accounts(data_dir: Path, count: int, database_url: str = "") -> tuple[list[str], str]:
     cache = data_dir / "bench-tokens.json"
     if cache.exists():
         tokens = json.loads(cache.read_text())
     else:
         started = time.perf_counter()
-        tokens = asyncio.run(_make_accounts(data_dir, count))
+        tokens = asyncio.run(_make_accounts(data_dir, count, database_url))
         cache.write_text(json.dumps(tokens))
         print(f"made {count} accounts + herald in {time.perf_counter() - started:.1f} s", flush=True)
     return tokens[:-1], tokens[-1]

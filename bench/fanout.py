@@ -45,14 +45,11 @@ rate, duration and overall time (``--timeout``), and stops by itself.
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import time
 from typing import Any
 
-from fanout_common import MAX_CLIENTS, raise_fd_limit, source_tree
-from fanout_run import Run
+from fanout_common import MAX_CLIENTS, raise_fd_limit
+from fanout_run import Run, run_rounds, troubles
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
@@ -101,14 +98,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
         if r.get("gc_in_window"):
             extra.append("GC in window: " + ", ".join(f"{g} x{v['count']} total {v['total_ms']} ms max {v['max_ms']} ms"
                                                       for g, v in r["gc_in_window"].items()))
-        if r["connect_failed"]:
-            extra.append(f"{r['connect_failed']} connects failed: {r.get('connect_failures')}")
-        if r["closed"]:
-            extra.append(f"closed by server: {r['closed']}")
-        if r["speaker_behind_ms"] > 50:
-            extra.append(f"speaker fell {r['speaker_behind_ms']} ms behind schedule")
-        if r["verify_failures"] or r.get("errors"):
-            extra.append(f"verify failures {r['verify_failures']} errors {r.get('errors')}")
+        extra += troubles(r)
         print(f"  {r['target']}: " + "; ".join(extra))
 
 
@@ -181,42 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     if need > fds:
         parser.error(f"{need} sockets need more file descriptors than the limit {fds}")
 
-    deadline = time.time() + args.timeout
-
-    def out_of_time(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"hard timeout of {args.timeout} s reached")
-
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(int(args.timeout) + 1)
     targets = {"both": ["naive", "vibemuse"], "all": ["naive", "preencoded", "vibemuse"]}.get(
         args.target, [args.target])
     if args.scenario == "page" and targets != ["vibemuse"]:
         print("page scenario: the naive relay has no pages; running VibeMUSE only", file=sys.stderr)
         targets = ["vibemuse"]
-    results = []
-    try:
-        for round_ in range(args.repeat):
-            for target in targets:
-                scenario = args.scenario if target == "vibemuse" else "room"
-                print(f"[{time.strftime('%H:%M:%S')}] {target} {scenario}: {args.clients} clients, {args.rate:g} "
-                      f"msg/s for {args.seconds:g} s (round {round_ + 1})", file=sys.stderr, flush=True)
-                run = Run(target, args, deadline)
-                try:
-                    result = run.execute()
-                finally:
-                    run.cleanup()
-                result["round"] = round_ + 1
-                result["tree"] = source_tree()
-                results.append(result)
-                if args.json:
-                    print(json.dumps(result), flush=True)
-                time.sleep(1.0)
-    finally:
-        signal.alarm(0)
-    if not args.json:
-        print_table(results)
-    lost = sum(r["lost"] for r in results)
-    return 1 if lost else 0
+
+    def describe(target: str) -> str:
+        scenario = args.scenario if target == "vibemuse" else "room"
+        return f"{target} {scenario}: {args.clients} clients, {args.rate:g} msg/s for {args.seconds:g} s"
+
+    return run_rounds(args, targets, describe, lambda target, deadline: Run(target, args, deadline), print_table)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import array
 import base64
 import json
+import logging
 import os
 import signal
 import struct
@@ -95,6 +96,8 @@ class Sock:
     def connection_lost(self, exc: Exception | None) -> None:
         if self.close_code is None:
             self.close_code = 1006
+            if self.upgraded and not self.owner.closing:  # dropped without a close frame: counted as 1006
+                self.owner.closed_codes[1006] = self.owner.closed_codes.get(1006, 0) + 1
         self._fail("connection lost" + (f": {exc}" if exc else ""))
 
     def eof_received(self) -> bool:
@@ -182,6 +185,7 @@ class Worker:
         self.duplicates = 0
         self.warm = 0
         self.closed_codes: dict[int, int] = {}
+        self.closing = False  # the driver said "close": the sockets' ends are ours
         self.verify_every = spec["verify_every"]
         self.verified = 0
         self.verify_failures: list[str] = []
@@ -338,7 +342,13 @@ class Worker:
                 frame = {"type": "say", "messageId": f"{prefix}.{seq}", "data": {"text": text}}
             if kind == "measure" and not naive:
                 self.send_ns[seq] = sent
-            live[i % len(live)].transport.write(client_frame(1, json.dumps(frame, separators=(",", ":")).encode()))
+            sock = live[i % len(live)]
+            if sock.transport.is_closing():  # closed by the server (e.g. 4012): the next open one speaks
+                live = [s for s in live if not s.transport.is_closing()]
+                if not live:
+                    return {"sent": i, "first_ns": first_ns, "last_ns": last_ns, "behind_ms": 0.0}
+                sock = live[i % len(live)]
+            sock.transport.write(client_frame(1, json.dumps(frame, separators=(",", ":")).encode()))
             first_ns = first_ns or sent
             last_ns = sent
         return {"sent": total, "first_ns": first_ns, "last_ns": last_ns,
@@ -446,6 +456,7 @@ class Worker:
             elif command == "finish":
                 self.conn.send(self.finish(*args))
             elif command == "close":
+                self.closing = True
                 for sock in self.socks:
                     if sock.transport is not None and not sock.transport.is_closing():
                         if sock.upgraded:
@@ -460,6 +471,7 @@ def worker_main(conn: Any, spec: dict[str, Any]) -> None:
     import asyncio
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver cleans up
+    logging.getLogger("asyncio").setLevel(logging.ERROR)  # not a line per write to a socket the server closed
     raise_fd_limit()
     asyncio.run(Worker(conn, spec).run())
 

@@ -19,11 +19,11 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fanout_client import ask_workers, close_workers, spawn_workers
 from fanout_common import (
-    HERE, PASSWORD, ROOT, VENV_BIN, cpu_seconds, free_port, lifted_limits, percentile, rss_kib)
+    HERE, PASSWORD, ROOT, VENV_BIN, cpu_seconds, free_port, lifted_limits, percentile, rss_kib, source_tree)
 
 
 
@@ -122,6 +122,54 @@ sys.exit(main())
 
 
 
+def run_rounds(args: argparse.Namespace, items: list[Any], describe: Callable[[Any], str],
+               make_run: Callable[[Any, float], "Run"], show: Callable[[list[dict[str, Any]]], None]) -> int:
+    """``args.repeat`` rounds of one ``make_run(item, deadline)`` per item, all within ``args.timeout`` seconds;
+    prints the results (``show``, or one JSON object per run with ``args.json``); 1 if a copy was lost."""
+    deadline = time.time() + args.timeout
+
+    def out_of_time(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"hard timeout of {args.timeout} s reached")
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(int(args.timeout) + 1)
+    results = []
+    try:
+        for round_ in range(args.repeat):
+            for item in items:
+                print(f"[{time.strftime('%H:%M:%S')}] {describe(item)} (round {round_ + 1}, load average "
+                      f"{os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+                run = make_run(item, deadline)
+                try:
+                    result = run.execute()
+                finally:
+                    run.cleanup()
+                result.update(round=round_ + 1, tree=source_tree())
+                results.append(result)
+                if args.json:
+                    print(json.dumps(result), flush=True)
+                time.sleep(1.0)
+    finally:
+        signal.alarm(0)
+    if not args.json:
+        show(results)
+    return 1 if any(r["lost"] for r in results) else 0
+
+
+def troubles(r: dict[str, Any]) -> list[str]:
+    """What went wrong in a run's result, in words (nothing when all went well)."""
+    found = []
+    if r["connect_failed"]:
+        found.append(f"{r['connect_failed']} connects failed: {r.get('connect_failures')}")
+    if r["closed"]:
+        found.append(f"closed by server: {r['closed']}")
+    if r["speaker_behind_ms"] > 50:
+        found.append(f"speaker fell {r['speaker_behind_ms']} ms behind schedule")
+    if r["verify_failures"] or r.get("errors"):
+        found.append(f"verify failures {r['verify_failures']} errors {r.get('errors')}")
+    return found
+
+
 class Run:
     """One target: its server process, accounts, client processes and figures."""
 
@@ -196,6 +244,13 @@ class Run:
         except (subprocess.TimeoutExpired, ProcessLookupError, AttributeError):
             self.server.kill()
             self.server.wait(timeout=5)
+
+    def server_cpu(self) -> float:
+        """CPU seconds of the server so far (a subclass sums several processes)."""
+        return cpu_seconds(self.server_pid)
+
+    def server_rss(self) -> int:
+        return rss_kib(self.server_pid)
 
     def mem_snapshot(self) -> None:
         """--mem-trace: have the server take a tracemalloc snapshot (the second one writes the diff)."""
@@ -354,7 +409,7 @@ class Run:
                                       "register_s": round(time.perf_counter() - started, 2), **self.setup}
             self.start_clients(listeners, speakers, after)
             time.sleep(1.0)  # let the client processes start and the server settle
-            rss_before = rss_kib(self.server_pid)
+            rss_before = self.server_rss()
             self.mem_snapshot()
 
             profiler = self.start_profiler("connect")
@@ -371,7 +426,7 @@ class Run:
             if failures:
                 result["connect_failures"] = failures[:3]
             time.sleep(2.0)
-            rss_after = rss_kib(self.server_pid)
+            rss_after = self.server_rss()
             self.mem_snapshot()
             result["rss_before_kib"], result["rss_after_kib"] = rss_before, rss_after
             result["kib_per_conn"] = round((rss_after - rss_before) / max(1, result["connected"]), 2)
@@ -401,7 +456,7 @@ class Run:
             capacity = int(args.rate * args.seconds) + 1
             self.ask(self.pipes, "measure", capacity)
             profiler = self.start_profiler("measure")
-            cpu0, client0, t0 = cpu_seconds(self.server_pid), self.client_cpu(), time.perf_counter()
+            cpu0, client0, t0 = self.server_cpu(), self.client_cpu(), time.perf_counter()
             wall0 = time.time()
             if page:
                 parts = self.ask(speaker, "page", "measure", args.rate, args.seconds, time.time() + 0.3)
@@ -419,12 +474,12 @@ class Run:
                 if got >= expected:
                     break
                 time.sleep(0.05)
-            cpu1, client1, t1 = cpu_seconds(self.server_pid), self.client_cpu(), time.perf_counter()
+            cpu1, client1, t1 = self.server_cpu(), self.client_cpu(), time.perf_counter()
             wall1 = time.time()
             finished = self.ask(self.pipes, "finish", sent)
             if profiler is not None:
                 profiler.wait(timeout=60)
-            result["rss_end_kib"] = rss_kib(self.server_pid)
+            result["rss_end_kib"] = self.server_rss()
         finally:
             if self.procs:
                 self.stop_clients()
@@ -455,12 +510,13 @@ class Run:
         server_cpu = cpu1 - cpu0
         delivered = sum(p["received"] for p in finished)
         copies = 2 * sent if page else sent * receivers
+        # first measured send to the last copy received: what the server sustained
+        span = (max(p["recv_last_ns"] for p in finished) - spoken["first_ns"]) / 1e9 if spoken["first_ns"] else 0
         if page:
             echo = array.array("q")
             for part in finished:
                 echo.frombytes(part["echo_lat"])
             echo = array.array("q", sorted(echo))
-            span = (max(p["recv_last_ns"] for p in finished) - spoken["first_ns"]) / 1e9
             result.update({
                 "pages": sent,
                 "echo_lost": sum(p["echo_missing"] for p in finished),
@@ -476,7 +532,8 @@ class Run:
             "lost": sum(p["missing"] for p in finished) if page else copies - delivered,
             "sockets_missing": sum(p["sockets_missing"] for p in finished),
             "duplicates": sum(p["duplicates"] for p in finished),
-            "closed": {str(code): n for p in finished for code, n in p["closed"].items()},
+            "closed": {str(code): sum(p["closed"].get(code, 0) for p in finished)
+                       for code in sorted({code for p in finished for code in p["closed"]})},
             "lat_ms": {name: round(percentile(lat, q) / 1000, 1)
                        for name, q in (("p50", .5), ("p90", .9), ("p99", .99), ("max", 1.0))},
             # per message: first copy's latency (the server's work before the fan-out loop) and the
@@ -484,6 +541,7 @@ class Run:
             "first_copy_ms": {name: round(percentile(first, q) / 1000, 1) for name, q in (("p50", .5), ("p99", .99))},
             "spread_ms": {name: round(percentile(spread, q) / 1000, 1) for name, q in (("p50", .5), ("p99", .99))},
             "window_s": round(window, 2),
+            "copies_per_s": round(delivered / span) if span > 0 else None,
             "server_cpu_s": round(server_cpu, 2),
             "server_cpu_pct": round(100 * server_cpu / window, 1),
             "us_per_copy": round(1e6 * server_cpu / copies, 1) if copies else None,
