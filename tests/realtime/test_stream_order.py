@@ -83,6 +83,19 @@ def test_a_lost_append_is_a_gap_until_the_database_fills_it():
     assert seen.appended == [21, 22, 23] and seen.frames == [23] and order.gap is None
     order.appended(append(20, 21))  # the lost one, late after all: already known
     assert seen.appended == [21, 22, 23]
+    order.deliver(frame(21))  # and its frame, late: after 23's, so it is not delivered (its sockets resume)
+    order.deliver(frame(24))
+    assert seen.frames == [23] and order.dropped == 1 and order.held == 1
+
+
+def test_only_the_newest_filled_positions_are_remembered(monkeypatch):
+    monkeypatch.setattr("vibemuse.realtime.stream.FILLED_KEPT", 2)
+    seen = Seen()
+    order = seen.order(released=0)
+    order.fill([append(0, 1), append(1, 2, 3)])
+    for position in (1, 2, 3):
+        order.deliver(frame(position))
+    assert seen.frames == [1] and order.dropped == 2  # 1 was forgotten: an ordinary late frame
 
 
 def test_a_stall_restarts_when_part_of_it_is_filled():

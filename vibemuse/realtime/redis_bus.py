@@ -55,7 +55,11 @@ from vibemuse.realtime.stream import Append, StreamOrder
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 100_000  # records kept while Redis is away; past it the oldest deliveries go (sockets resume)
-GAP_WAIT_MS = 500  # how long an append waits for its predecessor before it is read from the database
+# How long an append waits for its predecessor before that is read from the database and the sockets
+# that should have had its frames resume. An append is only lost if its process died between its commit
+# and its publish; but an overloaded process publishes late (0.5 s was seen at 10 speakers on a 2-core
+# machine): waiting too little makes whole rooms reconnect exactly when the server is busiest.
+GAP_WAIT_MS = 2000
 RECONNECT_SECONDS = (0.1, 5.0)  # first and longest wait between attempts
 
 # Signals (``signal``/``on_signal``) between the processes of a server
@@ -258,8 +262,10 @@ class RedisBus:
                 log.exception("bus: cannot read positions %d-%d", after + 1, upto)
                 continue
             log.warning("bus: positions %d-%d never came through the bus; read from the database", after + 1, upto)
-            order.fill(found, self._clock())
+            # the sockets that should have had them close first: the frames held behind the gap must
+            # not reach them, or they would resume from after what they never got
             self.on_lost([event for append in found for event in append.events])
+            order.fill(found, self._clock())
 
     # -- receiving -------------------------------------------------------------------------------------
 

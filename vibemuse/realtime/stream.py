@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from vibemuse.realtime.bus import Delivery
 
 AppendedListener = Callable[[list[dict[str, Any]], list[int]], None]
+FILLED_KEPT = 10_000  # the newest positions filled from the database whose late frames are dropped
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class StreamOrder:
         self._held: list[tuple[int, int, Delivery | Callable[[], None]]] = []
         self._arrivals = itertools.count()
         self._stalled_since: int | None = None  # when an early append first waited (the caller's clock)
+        self._filled: set[int] = set()  # positions read from the database (``fill``), the newest ones
+        self._filled_order: deque[int] = deque()
+        self.dropped = 0  # late frames of those positions, not delivered
 
     # -- what arrives ------------------------------------------------------------------------
 
@@ -84,6 +89,9 @@ class StreamOrder:
 
     def deliver(self, delivery: Delivery) -> None:
         """A frame to hand to this process's sockets, in stream order."""
+        if delivery.position is not None and delivery.position in self._filled:
+            self.dropped += 1  # late: after the frames that followed it (``fill``)
+            return
         if delivery.position is None or delivery.position <= self.released:
             self._deliver(delivery)
         else:
@@ -112,8 +120,14 @@ class StreamOrder:
         return self.released, min(self._waiting)
 
     def fill(self, appends: list[Append], now_ms: int = 0) -> None:
-        """The appends of a gap, read from the database, in order."""
+        """The appends of a gap, read from the database, in order. Their frames, should they come
+        late after all, are dropped: the sockets that wanted them were told to resume."""
         for append in appends:
+            for position in append.positions:
+                if len(self._filled_order) == FILLED_KEPT:
+                    self._filled.discard(self._filled_order.popleft())
+                self._filled_order.append(position)
+                self._filled.add(position)
             self.appended(append, now_ms)
 
     @property
