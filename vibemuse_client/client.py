@@ -67,6 +67,7 @@ class _Request:
     frame: dict[str, Any]
     future: asyncio.Future[Frame]
     rate_retries: int = field(default=0)
+    unavailable_retries: int = field(default=0)
 
 
 class Client:
@@ -74,7 +75,8 @@ class Client:
                  password: str | None = None, auth: str = "header", since: int | None = None,
                  validate: bool = False, verify: bool = False, backoff: Backoff | None = None,
                  spec_dir: str | None = None, key_servers: Mapping[str, str] | None = None,
-                 ping_interval: float | None = None, rate_limit_retries: int = 5, remember_events: int = 100_000,
+                 ping_interval: float | None = None, rate_limit_retries: int = 5, unavailable_retries: int = 8,
+                 remember_events: int = 100_000,
                  keep_frames: bool = True):
         self.spec = load_spec(spec_dir)
         self.http = HttpApi(base_url, self.spec, token=token, validate=validate)
@@ -85,6 +87,7 @@ class Client:
         self.key_servers = dict(key_servers or {})
         self.ping_interval = ping_interval
         self.rate_limit_retries = rate_limit_retries
+        self.unavailable_retries = unavailable_retries
         self.keep_frames = keep_frames  # False: a sender that never reads frames() (a benchmark) keeps none
         self.position: int | None = since  # the highest stream position seen: the next since
         self.welcome: Welcome | None = None
@@ -337,6 +340,12 @@ class Client:
             if error.code == "rate_limited" and request.rate_retries < self.rate_limit_retries:
                 request.rate_retries += 1  # the same frame, same messageId, once the bucket has refilled
                 delay = max(0.0, float(error.details.get("retryAfterMs", 1000)) / 1000)
+                asyncio.get_running_loop().call_later(delay, self._resend, request)
+                return
+            if error.code == "unavailable" and request.unavailable_retries < self.unavailable_retries:
+                # the server's database is away (20.1): the same frame, same messageId, with backoff
+                delay = self.backoff.delay(request.unavailable_retries)
+                request.unavailable_retries += 1
                 asyncio.get_running_loop().call_later(delay, self._resend, request)
                 return
             del self._pending[frame.in_reply_to]  # type: ignore[arg-type]
