@@ -99,6 +99,19 @@ async def test_players_on_two_processes_talk_in_one_order(tmp_path, postgres_url
         assert sorted(body for _, body in heard["cat"][2:]) == sorted(
             f"{who} {n}" for who in ("ann", "bob") for n in range(15))
 
+        # ephemeral frames cross too: ann's typing on process zero reaches bob on process one
+        await ann.send_frame("typing", {"typing": True})
+        typing = await bob.receive_type("typing", timeout=15)
+        assert (typing["data"]["userId"], typing["data"]["typing"]) == ("@ann:scale.test", True)
+        # and a page's receipt: eve, offline, connects to process one; ann hears it on process zero
+        eve = await server.api(1).register("eve")
+        ack = await acked(ann, "page", {"to": ["eve"], "text": "when you are back"})
+        assert ack["data"]["offline"] == ["@eve:scale.test"]
+        eve_socket = await WsClient.logged_in(server.processes[1].ws_url, spec, eve["accessToken"])
+        assert [body for _, body in await texts(eve_socket, 1)] == ["when you are back"]
+        receipt = await ann.receive_type("page_receipt", timeout=15)
+        assert receipt["data"]["event"]["content"]["relates_to"] == ack["data"]["eventId"]
+
 
 
 @pytest.mark.gen_test(timeout=180)
