@@ -361,7 +361,8 @@ class VibeMuseServer:
             wake = lambda destinations: bus.signal(OUTBOX, {"destinations": list(destinations)})  # noqa: E731
             # and every process's appends reach these in stream order, through the bus
             order = StreamOrder(await storage.latest_position(), deliver=subscriptions.deliver, on_appended=on_stored)
-            bus.attach_stream(order, lambda after, upto: _appends_between(storage, after, upto))
+            bus.attach_stream(order, lambda after, upto: _appends_between(storage, after, upto),
+                              storage.latest_position)
             on_stored, stream = [], bus.appended
         events = EventWriter(
             storage, broadcaster=broadcaster, keyring=lambda: context.keyring, server_name=config.server_name,

@@ -30,9 +30,10 @@ One connection publishes, in order (Redis keeps the order of one
 connection's commands); a second one subscribes. If Redis cannot be reached,
 records wait (a bounded queue) and are sent when it is back; if the
 subscription broke, what was published meanwhile cannot be told again:
-appends are recovered from the database through the chain, and every
-socket of this process, which may have missed frames, is closed with 4012
-(``RESUME``), so that its client reconnects and resumes (protocol.md 5.7).
+every socket of this process, which may have missed frames, is closed with
+4012 (``RESUME``), so that its client reconnects and resumes (protocol.md
+5.7), and the stream is caught up from the database at once
+(``_catch_up``), so that the appends that follow join on without a gap.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ MUTE = "mute"  # {"user", "until"}: a spam mute (0: lifted) decided on the sendi
 RECORD_KINDS = {"d": "delivery", "a": "append", "s": "signal"}  # as the bus lag metric names them
 
 GapReader = Callable[[int, int], Awaitable[list[Append]]]  # (after, up to) -> the appends, from the database
+HeadReader = Callable[[], Awaitable[int]]  # the newest committed position, from the database
 
 
 def new_instance_name() -> str:
@@ -103,6 +105,7 @@ class RedisBus:
         self._dropped = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._read_gap: GapReader | None = None
+        self._read_head: HeadReader | None = None
         self.on_resync: Callable[[], None] = lambda: None  # the subscription broke: close sockets to resume
         # events read from the database because their frames never came: their sockets must resume
         self.on_lost: Callable[[list[dict[str, Any]]], None] = lambda events: None
@@ -116,15 +119,42 @@ class RedisBus:
     def attach(self, deliver: Callable[[Delivery], None]) -> None:
         self._local = deliver
 
-    def attach_stream(self, order: StreamOrder, read_gap: GapReader) -> None:
+    def attach_stream(self, order: StreamOrder, read_gap: GapReader, read_head: HeadReader | None = None) -> None:
         self._order = order
         self._read_gap = read_gap
+        self._read_head = read_head
 
     def on_signal(self, kind: str, listener: Callable[[dict[str, Any]], None]) -> None:
         self._signals.setdefault(kind, []).append(listener)
 
     def _resync(self, _: dict[str, Any]) -> None:
+        self._resume_everything()
+
+    def _resume_everything(self) -> None:
+        """Frames may have been missed: every socket here resumes (``on_resync``), and the stream
+        is caught up from the database at once (``_catch_up``), so that the next append through the
+        bus follows on, instead of waiting out the gap watch, which would close the sockets that
+        have just resumed a second time."""
         self.on_resync()
+        task = asyncio.get_running_loop().create_task(self._catch_up())
+        self._tasks.append(task)
+        task.add_done_callback(lambda done: done in self._tasks and self._tasks.remove(done))
+
+    async def _catch_up(self) -> None:
+        order = self._order
+        if order is None or self._read_gap is None or self._read_head is None:
+            return
+        try:
+            head = await self._read_head()
+            if head <= order.released:
+                return
+            found = await self._read_gap(order.released, head)
+            now = order.released  # appends may have come through the bus meanwhile: only what follows
+            rows = [(p, e) for append in found for p, e in zip(append.positions, append.events) if p > now]
+            if rows:
+                order.fill([Append(now, tuple(p for p, _ in rows), tuple(e for _, e in rows))], self._clock())
+        except Exception:  # the database is away: the gap watch fills it later
+            log.exception("bus: cannot catch the stream up after a resync")
 
     # -- publishing ----------------------------------------------------------------------------------
 
@@ -231,7 +261,7 @@ class RedisBus:
                     subscribed.set_result(None)
                 if broken:  # what was published meanwhile is lost to us: every socket here resumes
                     log.warning("bus: subscription to %s back; sockets here resume", self.channel)
-                    self.on_resync()
+                    self._resume_everything()
                     broken = False
                 wait = RECONNECT_SECONDS[0]
                 async for message in pubsub.listen():
