@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vibemuse_client.http import path_segment
-from vibemuse_conformance.harness import Player
+from vibemuse_conformance.players import Player
 from vibemuse_conformance.runner import Check, SectionRun, Skip, section
 
 

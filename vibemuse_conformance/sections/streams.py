@@ -7,7 +7,8 @@ import asyncio
 from urllib.parse import quote
 
 from vibemuse_client.http import path_segment
-from vibemuse_conformance.harness import HandshakeRefused, RawSocket
+from vibemuse_conformance.harness import HandshakeRefused
+from vibemuse_conformance.players import RawSocket
 from vibemuse_conformance.runner import Check, CheckFailed, SectionRun, section
 from vibemuse_conformance.sections.rooms import event_of
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from vibemuse_conformance.harness import SUBPROTOCOL, Harness
+from vibemuse_conformance.harness import Harness
+from vibemuse_conformance.players import SUBPROTOCOL
 from vibemuse_conformance.runner import SectionRun, Skip, section
 from vibemuse_conformance.silent import SilentSocket
 
